@@ -1,0 +1,75 @@
+/**
+ * Who may do what in a room. Permissions are data; the functions below only read them.
+ * Nothing here touches sockets or storage.
+ */
+import type { Participant, Role } from '../protocol/messages';
+
+export interface RolePermissions {
+  /** Roles whose mute state, lobby admission and presence this role controls. */
+  moderates: readonly Role[];
+  admit: boolean;
+  closeRoom: boolean;
+  manageInvites: boolean;
+  broadcast: boolean;
+}
+
+export const PERMISSIONS: Record<Role, RolePermissions> = {
+  host: { moderates: ['host', 'producer', 'caller'], admit: true, closeRoom: true, manageInvites: true, broadcast: true },
+  producer: { moderates: ['caller'], admit: true, closeRoom: false, manageInvites: false, broadcast: true },
+  caller: { moderates: [], admit: false, closeRoom: false, manageInvites: false, broadcast: false },
+};
+
+export type Decision = { ok: true } | { ok: false; reason: string };
+const allow: Decision = { ok: true };
+const deny = (reason: string): Decision => ({ ok: false, reason });
+
+const isStaff = (p: Pick<Participant, 'role'>) => p.role === 'host' || p.role === 'producer';
+
+/**
+ * Lobby rule: a waiting caller is seen only by hosts and producers, and itself sees only
+ * them. Everyone else sees everyone.
+ */
+export function canSee(viewer: Participant, subject: Participant): boolean {
+  if (viewer.peerId === subject.peerId) return true;
+  if (subject.waiting && !isStaff(viewer)) return false;
+  if (viewer.waiting && !isStaff(subject)) return false;
+  return true;
+}
+
+/** Signaling flows only between peers that can see each other. */
+export function canSignal(from: Participant, to: Participant): boolean {
+  return canSee(from, to) && canSee(to, from);
+}
+
+export function moderates(actor: Participant, target: Participant): boolean {
+  return PERMISSIONS[actor.role].moderates.includes(target.role);
+}
+
+/**
+ * Mute rules: anyone may mute or unmute itself, except that a caller cannot lift a mute
+ * set by a moderator; moderators mute and unmute the roles they moderate.
+ */
+export function decideMute(actor: Participant, target: Participant, muted: boolean): Decision {
+  if (actor.peerId === target.peerId) {
+    if (!muted && target.mutedBy === 'moderator' && !isStaff(actor)) {
+      return deny('a host or producer muted you; only they can unmute you');
+    }
+    return allow;
+  }
+  return moderates(actor, target) ? allow : deny(`a ${actor.role} cannot mute a ${target.role}`);
+}
+
+export function decideKick(actor: Participant, target: Participant): Decision {
+  if (actor.peerId === target.peerId) return deny('use "leave" to leave the room');
+  return moderates(actor, target) ? allow : deny(`a ${actor.role} cannot kick a ${target.role}`);
+}
+
+export function decideAdmit(actor: Participant, target: Participant): Decision {
+  if (!PERMISSIONS[actor.role].admit) return deny(`a ${actor.role} cannot admit callers`);
+  if (!target.waiting) return deny('that peer is not waiting in the lobby');
+  return allow;
+}
+
+export function decideCloseRoom(actor: Participant): Decision {
+  return PERMISSIONS[actor.role].closeRoom ? allow : deny('only a host can close the room');
+}

@@ -1,0 +1,556 @@
+/**
+ * One Durable Object per room: a state machine over the room's participants.
+ *
+ * State lives in the object's SQLite storage (room settings, participants, messages held
+ * for peers that are reconnecting) and is rebuilt in the constructor, so hibernation and
+ * eviction lose nothing. Live sockets are found again through `ctx.getWebSockets()` and
+ * their attachments. Relaying to a connected peer touches no storage.
+ */
+import { DurableObject } from 'cloudflare:workers';
+import {
+  CLOSE_CODES,
+  PROTOCOL_VERSION,
+  parseClientMessage,
+  type ClientMessage,
+  type ErrorCode,
+  type LeaveReason,
+  type Participant,
+  type RelayMessage,
+  type Role,
+  type RoomInfo,
+  type ServerMessage,
+} from '../protocol/messages';
+import { readConfig, requireSecret, type Config } from '../worker/config';
+import { iceServersFor } from '../worker/ice';
+import { canSee, canSignal, decideAdmit, decideCloseRoom, decideKick, decideMute, PERMISSIONS } from './policy';
+import {
+  close,
+  exceedsBytes,
+  rejectUpgrade,
+  send,
+  sendError,
+  sendRaw,
+  TokenBucket,
+  type SocketAttachment,
+} from './transport';
+
+/** Headers the Worker sets on the upgrade it forwards, after verifying the token. */
+export const UPGRADE_HEADERS = {
+  role: 'X-OpenStudio-Role',
+  generation: 'X-OpenStudio-Generation',
+  protocol: 'X-OpenStudio-Protocol',
+} as const;
+
+interface RoomState extends RoomInfo {
+  closed: boolean;
+  /** Invite generation per role; tokens of an older generation are refused. */
+  generations: Record<Role, number>;
+  /** Last time a participant joined, left or disconnected (for idle expiry). */
+  activeAt: number;
+}
+
+interface PeerRecord extends Participant {
+  resumeToken: string;
+  /** Set while the socket is gone and the grace period runs. */
+  disconnectedAt: number | null;
+}
+
+export type AuthorizeResult = { ok: true } | { ok: false; code: ErrorCode; status: number; message: string };
+
+export interface CreateRoomSettings {
+  roomId: string;
+  name?: string;
+  maxParticipants: number;
+  lobby: boolean;
+}
+
+const SCHEMA = `
+  CREATE TABLE IF NOT EXISTS room (id INTEGER PRIMARY KEY CHECK (id = 1), data TEXT NOT NULL);
+  CREATE TABLE IF NOT EXISTS peers (peer_id TEXT PRIMARY KEY, data TEXT NOT NULL);
+  CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, peer_id TEXT NOT NULL, frame TEXT NOT NULL);
+  CREATE INDEX IF NOT EXISTS outbox_peer ON outbox (peer_id, seq);
+`;
+
+function randomId(bytes: number): string {
+  const raw = crypto.getRandomValues(new Uint8Array(bytes));
+  return btoa(String.fromCharCode(...raw)).replaceAll('+', '-').replaceAll('/', '_').replace(/=+$/, '');
+}
+
+function publicView(peer: PeerRecord): Participant {
+  const { peerId, role, name, muted, mutedBy, connected, waiting } = peer;
+  return name === undefined
+    ? { peerId, role, muted, mutedBy, connected, waiting }
+    : { peerId, role, name, muted, mutedBy, connected, waiting };
+}
+
+export class Room extends DurableObject<Env> {
+  private readonly config: Config;
+  private readonly sql: SqlStorage;
+  private room: RoomState | null = null;
+  private readonly peers = new Map<string, PeerRecord>();
+  private readonly sockets = new Map<string, WebSocket>();
+  private readonly buckets = new WeakMap<WebSocket, TokenBucket>();
+  private readonly queued = new Map<string, number>();
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.config = readConfig(env);
+    this.sql = ctx.storage.sql;
+    // Answered by the runtime without waking the object.
+    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair('{"type":"ping"}', '{"type":"pong"}'));
+    this.load();
+  }
+
+  private load(): void {
+    this.sql.exec(SCHEMA);
+    const row = this.sql.exec<{ data: string }>('SELECT data FROM room WHERE id = 1').toArray()[0];
+    this.room = row ? (JSON.parse(row.data) as RoomState) : null;
+    this.peers.clear();
+    for (const { data } of this.sql.exec<{ data: string }>('SELECT data FROM peers')) {
+      const peer = JSON.parse(data) as PeerRecord;
+      this.peers.set(peer.peerId, peer);
+    }
+    this.queued.clear();
+    for (const { peer_id, n } of this.sql.exec<{ peer_id: string; n: number }>(
+      'SELECT peer_id, COUNT(*) AS n FROM outbox GROUP BY peer_id',
+    )) {
+      this.queued.set(peer_id, n);
+    }
+    this.sockets.clear();
+    for (const ws of this.ctx.getWebSockets()) {
+      const attachment = ws.deserializeAttachment() as SocketAttachment | null;
+      if (attachment && this.peers.has(attachment.peerId)) this.sockets.set(attachment.peerId, ws);
+      else close(ws, CLOSE_CODES.forbidden, 'session no longer exists');
+    }
+  }
+
+  // ---- persistence ----------------------------------------------------------------
+
+  private saveRoom(room: RoomState): void {
+    this.room = room;
+    this.sql.exec('INSERT OR REPLACE INTO room (id, data) VALUES (1, ?)', JSON.stringify(room));
+  }
+
+  private savePeer(peer: PeerRecord): void {
+    this.peers.set(peer.peerId, peer);
+    this.sql.exec('INSERT OR REPLACE INTO peers (peer_id, data) VALUES (?, ?)', peer.peerId, JSON.stringify(peer));
+  }
+
+  private deletePeer(peerId: string): void {
+    this.peers.delete(peerId);
+    this.sockets.delete(peerId);
+    this.queued.delete(peerId);
+    this.sql.exec('DELETE FROM peers WHERE peer_id = ?', peerId);
+    this.sql.exec('DELETE FROM outbox WHERE peer_id = ?', peerId);
+  }
+
+  private touch(): void {
+    if (this.room) this.saveRoom({ ...this.room, activeAt: Date.now() });
+  }
+
+  // ---- RPC from the Worker ----------------------------------------------------------
+
+  async create(settings: CreateRoomSettings): Promise<RoomInfo> {
+    if (this.room) throw new Error('room already exists');
+    const now = Date.now();
+    const room: RoomState = {
+      roomId: settings.roomId,
+      ...(settings.name === undefined ? {} : { name: settings.name }),
+      lobby: settings.lobby,
+      maxParticipants: settings.maxParticipants,
+      createdAt: now,
+      closed: false,
+      generations: { host: 0, producer: 0, caller: 0 },
+      activeAt: now,
+    };
+    this.saveRoom(room);
+    await this.scheduleAlarm();
+    return this.info(room);
+  }
+
+  /** Is a token of this role and generation (already signature-checked) still good here? */
+  async authorize(role: Role, generation: number): Promise<AuthorizeResult> {
+    const room = this.room;
+    if (!room || room.closed) {
+      return { ok: false, code: 'room-not-found', status: 404, message: 'room does not exist or was closed' };
+    }
+    if (room.generations[role] !== generation) {
+      return { ok: false, code: 'token-revoked', status: 401, message: `${role} invites of this room were revoked` };
+    }
+    return { ok: true };
+  }
+
+  /** Current invite generation of `role`, for minting a token; host only. */
+  async generationFor(actor: { role: Role; generation: number }, role: Role): Promise<AuthorizeResult & { generation?: number }> {
+    const check = await this.authorize(actor.role, actor.generation);
+    if (!check.ok) return check;
+    if (!PERMISSIONS[actor.role].manageInvites) {
+      return { ok: false, code: 'forbidden', status: 403, message: 'only a host can manage invites' };
+    }
+    return { ok: true, generation: this.room!.generations[role] };
+  }
+
+  /** Revoke every outstanding invite of `role`; returns the new generation. Host only. */
+  async revoke(actor: { role: Role; generation: number }, role: Role): Promise<AuthorizeResult & { generation?: number }> {
+    const check = await this.generationFor(actor, role);
+    if (!check.ok) return check;
+    const room = this.room!;
+    const generation = room.generations[role] + 1;
+    this.saveRoom({ ...room, generations: { ...room.generations, [role]: generation } });
+    return { ok: true, generation };
+  }
+
+  private info(room: RoomState): RoomInfo {
+    const { roomId, name, lobby, maxParticipants, createdAt } = room;
+    return name === undefined ? { roomId, lobby, maxParticipants, createdAt } : { roomId, name, lobby, maxParticipants, createdAt };
+  }
+
+  // ---- joining ----------------------------------------------------------------------
+
+  override async fetch(request: Request): Promise<Response> {
+    const role = request.headers.get(UPGRADE_HEADERS.role) as Role | null;
+    const generation = Number(request.headers.get(UPGRADE_HEADERS.generation));
+    const protocol = request.headers.get(UPGRADE_HEADERS.protocol);
+    if (!role || !(role in PERMISSIONS) || request.headers.get('Upgrade') !== 'websocket') {
+      return new Response('expected a WebSocket upgrade from the Worker', { status: 400 });
+    }
+    const resumeToken = new URL(request.url).searchParams.get('resume');
+    const room = this.room;
+    if (!room || room.closed) {
+      return rejectUpgrade('room-not-found', CLOSE_CODES.roomNotFound, 'room does not exist or was closed', protocol);
+    }
+    if (resumeToken) return this.resume(role, resumeToken, protocol);
+
+    const auth = await this.authorize(role, generation);
+    if (!auth.ok) return rejectUpgrade(auth.code, CLOSE_CODES.unauthorized, auth.message, protocol);
+    if (this.peers.size >= Math.min(room.maxParticipants, this.config.maxParticipants)) {
+      return rejectUpgrade('room-full', CLOSE_CODES.roomFull, 'room is full', protocol);
+    }
+
+    const peer: PeerRecord = {
+      peerId: randomId(9),
+      role,
+      muted: false,
+      mutedBy: null,
+      connected: true,
+      waiting: room.lobby && role === 'caller',
+      resumeToken: randomId(24),
+      disconnectedAt: null,
+    };
+    const response = this.accept(peer, protocol);
+    this.savePeer(peer);
+    this.touch();
+    await this.sendWelcome(peer, false);
+    this.broadcast(peer, { type: 'peer-joined', participant: publicView(peer) });
+    return response;
+  }
+
+  private async resume(role: Role, resumeToken: string, protocol: string | null): Promise<Response> {
+    const peer = [...this.peers.values()].find((p) => p.resumeToken === resumeToken);
+    if (!peer || peer.role !== role) {
+      return rejectUpgrade('resume-failed', CLOSE_CODES.unauthorized, 'resume token is unknown or expired; join again without it', protocol);
+    }
+    const previous = this.sockets.get(peer.peerId);
+    if (previous) {
+      this.sockets.delete(peer.peerId);
+      close(previous, CLOSE_CODES.replaced, 'resumed on a newer connection');
+    }
+    const wasDisconnected = !peer.connected;
+    const resumed: PeerRecord = { ...peer, connected: true, disconnectedAt: null, resumeToken: randomId(24) };
+    const response = this.accept(resumed, protocol);
+    this.savePeer(resumed);
+    this.touch();
+    await this.sendWelcome(resumed, true);
+    this.flushOutbox(resumed.peerId);
+    if (wasDisconnected) this.broadcast(resumed, { type: 'participant-updated', participant: publicView(resumed) });
+    await this.scheduleAlarm();
+    return response;
+  }
+
+  private accept(peer: PeerRecord, protocol: string | null): Response {
+    const { 0: client, 1: server } = new WebSocketPair();
+    this.ctx.acceptWebSocket(server, [peer.peerId]);
+    server.serializeAttachment({ peerId: peer.peerId } satisfies SocketAttachment);
+    this.sockets.set(peer.peerId, server);
+    const headers = protocol ? { 'Sec-WebSocket-Protocol': protocol } : undefined;
+    return new Response(null, { status: 101, webSocket: client, headers });
+  }
+
+  private async sendWelcome(peer: PeerRecord, resumed: boolean): Promise<void> {
+    const ws = this.sockets.get(peer.peerId);
+    if (!ws || !this.room) return;
+    const ice = await iceServersFor(this.config, requireSecret(this.env, 'TURN_SECRET'), peer.peerId);
+    send(ws, {
+      type: 'welcome',
+      protocol: PROTOCOL_VERSION,
+      roomId: this.room.roomId,
+      peerId: peer.peerId,
+      role: peer.role,
+      resumeToken: peer.resumeToken,
+      resumed,
+      waiting: peer.waiting,
+      iceServers: ice.iceServers,
+      iceExpiresAt: ice.expiresAt,
+      participants: this.visibleTo(peer),
+      room: this.info(this.room),
+    });
+  }
+
+  private visibleTo(viewer: PeerRecord): Participant[] {
+    const list: Participant[] = [];
+    for (const other of this.peers.values()) {
+      if (other.peerId !== viewer.peerId && canSee(viewer, other)) list.push(publicView(other));
+    }
+    return list;
+  }
+
+  private flushOutbox(peerId: string): void {
+    const ws = this.sockets.get(peerId);
+    if (!ws || !this.queued.get(peerId)) return;
+    for (const { frame } of this.sql.exec<{ frame: string }>('SELECT frame FROM outbox WHERE peer_id = ? ORDER BY seq', peerId)) {
+      sendRaw(ws, frame);
+    }
+    this.sql.exec('DELETE FROM outbox WHERE peer_id = ?', peerId);
+    this.queued.delete(peerId);
+  }
+
+  /** Send an event about `subject` to every connected peer allowed to see it (not itself). */
+  private broadcast(subject: Participant, message: ServerMessage, includeSubject = false): void {
+    const frame = JSON.stringify(message);
+    for (const [peerId, ws] of this.sockets) {
+      if (peerId === subject.peerId && !includeSubject) continue;
+      const viewer = this.peers.get(peerId);
+      if (viewer && canSee(viewer, subject)) sendRaw(ws, frame);
+    }
+  }
+
+  // ---- messages ---------------------------------------------------------------------
+
+  override async webSocketMessage(ws: WebSocket, data: string | ArrayBuffer): Promise<void> {
+    const peerId = (ws.deserializeAttachment() as SocketAttachment | null)?.peerId;
+    const peer = peerId === undefined ? undefined : this.peers.get(peerId);
+    if (!peer || this.sockets.get(peer.peerId) !== ws) {
+      close(ws, CLOSE_CODES.forbidden, 'session no longer exists');
+      return;
+    }
+    let bucket = this.buckets.get(ws);
+    if (!bucket) {
+      bucket = new TokenBucket(this.config.rateLimitPerSecond, this.config.rateLimitBurst);
+      this.buckets.set(ws, bucket);
+    }
+    if (!bucket.take()) return this.strike(ws, bucket, 'rate-limited', 'too many messages; slow down');
+    if (typeof data !== 'string') {
+      if (data.byteLength > this.config.maxMessageBytes) {
+        return this.strike(ws, bucket, 'too-large', `frame exceeds ${this.config.maxMessageBytes} bytes`);
+      }
+      return sendError(ws, 'invalid-message', 'binary frames are not part of the protocol; send JSON text');
+    }
+    if (exceedsBytes(data, this.config.maxMessageBytes)) {
+      return this.strike(ws, bucket, 'too-large', `frame exceeds ${this.config.maxMessageBytes} bytes`);
+    }
+    bucket.strikes = 0;
+    const parsed = parseClientMessage(data);
+    if (!parsed.ok) return sendError(ws, parsed.code, parsed.message);
+    await this.handle(peer, ws, parsed.message);
+  }
+
+  private strike(ws: WebSocket, bucket: TokenBucket, code: 'rate-limited' | 'too-large', message: string): void {
+    bucket.strikes += 1;
+    if (bucket.strikes >= this.config.abuseStrikes) {
+      sendError(ws, code, `${message}; closing the connection`);
+      close(ws, CLOSE_CODES.policy, 'policy violation: rate or size abuse');
+      return;
+    }
+    // Tell the client once per run of refusals, not once per refused frame.
+    if (bucket.strikes === 1) sendError(ws, code, message);
+  }
+
+  private async handle(peer: PeerRecord, ws: WebSocket, message: ClientMessage): Promise<void> {
+    switch (message.type) {
+      case 'offer':
+      case 'answer':
+      case 'ice-candidate':
+        return this.relay(peer, ws, message);
+      case 'ping':
+        return send(ws, { type: 'pong' });
+      case 'mute':
+        return this.mute(peer, ws, message.peerId, message.muted);
+      case 'kick':
+        return this.kick(peer, ws, message.peerId);
+      case 'admit':
+        return this.admit(peer, ws, message.peerId);
+      case 'set-name':
+        return this.update({ ...peer, name: message.name });
+      case 'close-room':
+        return this.closeRoom(peer, ws);
+      case 'leave':
+        this.removePeer(peer, 'left');
+        close(ws, CLOSE_CODES.normal, 'left');
+        return this.scheduleAlarm();
+    }
+  }
+
+  /** A peer the actor may address, or `undefined` after telling it `peer-not-found`. */
+  private target(actor: PeerRecord, ws: WebSocket, peerId: string): PeerRecord | undefined {
+    const target = this.peers.get(peerId);
+    if (!target || !canSee(actor, target)) {
+      sendError(ws, 'peer-not-found', `no peer "${peerId}" in this room`);
+      return undefined;
+    }
+    return target;
+  }
+
+  private relay(from: PeerRecord, ws: WebSocket, message: RelayMessage): void {
+    const to = this.target(from, ws, message.to);
+    if (!to) return;
+    if (!canSignal(from, to)) return sendError(ws, 'forbidden', 'you may not signal that peer');
+    const frame = JSON.stringify(
+      message.type === 'ice-candidate'
+        ? { type: message.type, from: from.peerId, candidate: message.candidate }
+        : { type: message.type, from: from.peerId, sdp: message.sdp },
+    );
+    const socket = this.sockets.get(to.peerId);
+    if (socket) return sendRaw(socket, frame);
+    // Reconnecting: keep it, in order, until the peer resumes or its grace period ends.
+    const count = this.queued.get(to.peerId) ?? 0;
+    if (count >= this.config.resumeQueueMax) {
+      return sendError(ws, 'rate-limited', `peer "${to.peerId}" is reconnecting and has too many messages waiting`);
+    }
+    this.sql.exec('INSERT INTO outbox (peer_id, frame) VALUES (?, ?)', to.peerId, frame);
+    this.queued.set(to.peerId, count + 1);
+  }
+
+  private mute(actor: PeerRecord, ws: WebSocket, peerId: string, muted: boolean): void {
+    const target = this.target(actor, ws, peerId);
+    if (!target) return;
+    const decision = decideMute(actor, target, muted);
+    if (!decision.ok) return sendError(ws, 'forbidden', decision.reason);
+    const self = actor.peerId === target.peerId;
+    // A self-mute on top of a moderator's mute keeps the moderator's (stronger) mute.
+    const mutedBy = !muted ? null : self && target.mutedBy === 'moderator' ? 'moderator' : self ? 'self' : 'moderator';
+    this.update({ ...target, muted, mutedBy });
+  }
+
+  private update(peer: PeerRecord): void {
+    this.savePeer(peer);
+    this.broadcast(peer, { type: 'participant-updated', participant: publicView(peer) }, true);
+  }
+
+  private kick(actor: PeerRecord, ws: WebSocket, peerId: string): Promise<void> | void {
+    const target = this.target(actor, ws, peerId);
+    if (!target) return;
+    const decision = decideKick(actor, target);
+    if (!decision.ok) return sendError(ws, 'forbidden', decision.reason);
+    const socket = this.sockets.get(target.peerId);
+    if (socket) {
+      send(socket, { type: 'kicked' });
+      close(socket, CLOSE_CODES.forbidden, 'kicked');
+    }
+    this.removePeer(target, 'kicked');
+    return this.scheduleAlarm();
+  }
+
+  private admit(actor: PeerRecord, ws: WebSocket, peerId: string): void {
+    const target = this.target(actor, ws, peerId);
+    if (!target) return;
+    const decision = decideAdmit(actor, target);
+    if (!decision.ok) return sendError(ws, 'forbidden', decision.reason);
+    const admitted: PeerRecord = { ...target, waiting: false };
+    this.savePeer(admitted);
+    const participant = publicView(admitted);
+    const updated = JSON.stringify({ type: 'participant-updated', participant } satisfies ServerMessage);
+    const joined = JSON.stringify({ type: 'peer-joined', participant } satisfies ServerMessage);
+    for (const [viewerId, socket] of this.sockets) {
+      const viewer = this.peers.get(viewerId);
+      if (!viewer) continue;
+      if (viewerId === admitted.peerId) {
+        send(socket, { type: 'admitted', participants: this.visibleTo(admitted) });
+      } else if (canSee(viewer, target)) {
+        sendRaw(socket, updated); // staff saw it waiting
+      } else if (canSee(viewer, admitted)) {
+        sendRaw(socket, joined); // everyone else meets it now
+      }
+    }
+  }
+
+  private closeRoom(actor: PeerRecord, ws: WebSocket): Promise<void> | void {
+    const decision = decideCloseRoom(actor);
+    if (!decision.ok) return sendError(ws, 'forbidden', decision.reason);
+    for (const socket of this.sockets.values()) {
+      send(socket, { type: 'room-closed' });
+      close(socket, CLOSE_CODES.roomNotFound, 'room closed by the host');
+    }
+    for (const peerId of [...this.peers.keys()]) this.deletePeer(peerId);
+    this.saveRoom({ ...this.room!, closed: true, activeAt: Date.now() });
+    return this.scheduleAlarm();
+  }
+
+  private removePeer(peer: PeerRecord, reason: LeaveReason): void {
+    const wasVisible = new Map<string, boolean>();
+    for (const [viewerId] of this.sockets) {
+      const viewer = this.peers.get(viewerId);
+      if (viewer) wasVisible.set(viewerId, canSee(viewer, peer));
+    }
+    this.deletePeer(peer.peerId);
+    this.touch();
+    const frame = JSON.stringify({ type: 'peer-left', peerId: peer.peerId, reason } satisfies ServerMessage);
+    for (const [viewerId, socket] of this.sockets) {
+      if (wasVisible.get(viewerId)) sendRaw(socket, frame);
+    }
+  }
+
+  // ---- disconnects, grace period, expiry --------------------------------------------
+
+  override async webSocketClose(ws: WebSocket): Promise<void> {
+    await this.disconnected(ws);
+  }
+
+  override async webSocketError(ws: WebSocket): Promise<void> {
+    await this.disconnected(ws);
+  }
+
+  private async disconnected(ws: WebSocket): Promise<void> {
+    const peerId = (ws.deserializeAttachment() as SocketAttachment | null)?.peerId;
+    if (peerId === undefined || this.sockets.get(peerId) !== ws) return; // left, kicked or replaced
+    this.sockets.delete(peerId);
+    const peer = this.peers.get(peerId);
+    if (!peer) return;
+    const dropped: PeerRecord = { ...peer, connected: false, disconnectedAt: Date.now() };
+    this.savePeer(dropped);
+    this.touch();
+    this.broadcast(dropped, { type: 'participant-updated', participant: publicView(dropped) });
+    await this.scheduleAlarm();
+  }
+
+  override async alarm(): Promise<void> {
+    const now = Date.now();
+    const graceMs = this.config.resumeGraceSeconds * 1000;
+    for (const peer of [...this.peers.values()]) {
+      if (!peer.connected && peer.disconnectedAt !== null && peer.disconnectedAt + graceMs <= now) {
+        this.removePeer(peer, 'timeout');
+      }
+    }
+    const room = this.room;
+    if (room && this.peers.size === 0 && room.activeAt + this.config.roomIdleSeconds * 1000 <= now) {
+      // Idle long enough: forget the room entirely; its tokens now find no room.
+      await this.ctx.storage.deleteAll();
+      this.load();
+      return;
+    }
+    await this.scheduleAlarm();
+  }
+
+  /** One alarm covers the nearest grace-period end or, when nobody is here, idle expiry. */
+  private async scheduleAlarm(): Promise<void> {
+    const room = this.room;
+    if (!room) return;
+    const graceMs = this.config.resumeGraceSeconds * 1000;
+    let next = Number.POSITIVE_INFINITY;
+    for (const peer of this.peers.values()) {
+      if (!peer.connected && peer.disconnectedAt !== null) next = Math.min(next, peer.disconnectedAt + graceMs);
+    }
+    if (this.peers.size === 0) next = Math.min(next, room.activeAt + this.config.roomIdleSeconds * 1000);
+    if (next === Number.POSITIVE_INFINITY) await this.ctx.storage.deleteAlarm();
+    else await this.ctx.storage.setAlarm(next);
+  }
+}

@@ -1,0 +1,83 @@
+/**
+ * WebSocket plumbing: sending frames, closing with codes, per-socket attachments and the
+ * per-connection token bucket. No protocol decisions are made here.
+ */
+import type { ErrorCode, ServerMessage } from '../protocol/messages';
+
+/** What a hibernated socket remembers about itself (kept by the runtime, ≤ 2 KiB). */
+export interface SocketAttachment {
+  peerId: string;
+}
+
+export function send(ws: WebSocket, message: ServerMessage): void {
+  sendRaw(ws, JSON.stringify(message));
+}
+
+export function sendRaw(ws: WebSocket, frame: string): void {
+  try {
+    ws.send(frame);
+  } catch {
+    // The socket is already closing; its close handler does the bookkeeping.
+  }
+}
+
+export function sendError(ws: WebSocket, code: ErrorCode, message: string): void {
+  send(ws, { type: 'error', code, message });
+}
+
+export function close(ws: WebSocket, code: number, reason: string): void {
+  try {
+    // Close reasons are limited to 123 bytes by the WebSocket protocol.
+    ws.close(code, reason.slice(0, 120));
+  } catch {
+    // Already closed.
+  }
+}
+
+/**
+ * Refuse a WebSocket upgrade the way a browser can understand: accept it, send an `error`
+ * frame, then close with a code (a browser cannot read an HTTP error on an upgrade).
+ * `protocol` is echoed when the client offered one, or browsers fail the handshake first.
+ */
+export function rejectUpgrade(code: ErrorCode, closeCode: number, message: string, protocol?: string | null): Response {
+  const { 0: client, 1: server } = new WebSocketPair();
+  server.accept();
+  sendError(server, code, message);
+  close(server, closeCode, message);
+  const headers = protocol ? { 'Sec-WebSocket-Protocol': protocol } : undefined;
+  return new Response(null, { status: 101, webSocket: client, headers });
+}
+
+/** UTF-8 length of a string, computed only when the cheap bound is not enough. */
+export function exceedsBytes(text: string, maxBytes: number): boolean {
+  if (text.length > maxBytes) return true;
+  if (text.length * 3 <= maxBytes) return false;
+  return new TextEncoder().encode(text).length > maxBytes;
+}
+
+/**
+ * Token bucket per connection. Kept in memory: it starts full again after the room
+ * hibernates, which only happens once the connection has been quiet.
+ */
+export class TokenBucket {
+  private tokens: number;
+  private updatedAt: number;
+  /** Frames refused in a row (rate or size); reset by an accepted frame. */
+  strikes = 0;
+
+  constructor(
+    private readonly perSecond: number,
+    private readonly burst: number,
+  ) {
+    this.tokens = burst;
+    this.updatedAt = Date.now();
+  }
+
+  take(now = Date.now()): boolean {
+    this.tokens = Math.min(this.burst, this.tokens + ((now - this.updatedAt) / 1000) * this.perSecond);
+    this.updatedAt = now;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+}

@@ -1,0 +1,204 @@
+/**
+ * The wire protocol, defined once: every message shape as a valibot schema, with the
+ * TypeScript types inferred from it. The Worker, the room Durable Object, the browser
+ * client and the tests all import from here.
+ */
+import * as v from 'valibot';
+
+export const PROTOCOL_VERSION = 1;
+/** Offered by clients in `Sec-WebSocket-Protocol` (next to the token) and echoed by the server. */
+export const SUBPROTOCOL = 'openstudio.v1';
+
+export const ROLES = ['host', 'producer', 'caller'] as const;
+export const Role = v.picklist(ROLES);
+export type Role = v.InferOutput<typeof Role>;
+
+/** Room ids are opaque, URL-safe and short; anything else is refused before routing. */
+export const ROOM_ID_PATTERN = /^[A-Za-z0-9_-]{8,64}$/;
+export const PEER_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
+const PeerId = v.pipe(v.string(), v.regex(PEER_ID_PATTERN, 'must be a peer id'));
+const DisplayName = v.pipe(v.string(), v.trim(), v.minLength(1), v.maxLength(64));
+/** SDP blobs are bounded by the frame size limit; this only rules out the absurd. */
+const Sdp = v.pipe(v.string(), v.minLength(1), v.maxLength(60_000));
+
+const IceCandidate = v.object({
+  candidate: v.pipe(v.string(), v.maxLength(2_000)),
+  sdpMid: v.optional(v.nullable(v.pipe(v.string(), v.maxLength(64)))),
+  sdpMLineIndex: v.optional(v.nullable(v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(1024)))),
+  usernameFragment: v.optional(v.nullable(v.pipe(v.string(), v.maxLength(256)))),
+});
+export type IceCandidate = v.InferOutput<typeof IceCandidate>;
+
+// ---- client → server -------------------------------------------------------------
+
+export const ClientMessages = {
+  offer: v.object({ type: v.literal('offer'), to: PeerId, sdp: Sdp }),
+  answer: v.object({ type: v.literal('answer'), to: PeerId, sdp: Sdp }),
+  'ice-candidate': v.object({
+    type: v.literal('ice-candidate'),
+    to: PeerId,
+    candidate: v.nullable(IceCandidate),
+  }),
+  mute: v.object({ type: v.literal('mute'), peerId: PeerId, muted: v.boolean() }),
+  kick: v.object({ type: v.literal('kick'), peerId: PeerId }),
+  admit: v.object({ type: v.literal('admit'), peerId: PeerId }),
+  'set-name': v.object({ type: v.literal('set-name'), name: DisplayName }),
+  'close-room': v.object({ type: v.literal('close-room') }),
+  leave: v.object({ type: v.literal('leave') }),
+  ping: v.object({ type: v.literal('ping') }),
+} as const;
+
+export type ClientMessageType = keyof typeof ClientMessages;
+export type ClientMessage = {
+  [K in ClientMessageType]: v.InferOutput<(typeof ClientMessages)[K]>;
+}[ClientMessageType];
+export type RelayMessage = Extract<ClientMessage, { to: string }>;
+
+export function isClientMessageType(type: unknown): type is ClientMessageType {
+  return typeof type === 'string' && Object.hasOwn(ClientMessages, type);
+}
+
+// ---- shared shapes -----------------------------------------------------------------
+
+export interface Participant {
+  peerId: string;
+  role: Role;
+  name?: string;
+  muted: boolean;
+  /** Who set `muted`: a moderator's mute cannot be lifted by the caller itself. */
+  mutedBy: 'self' | 'moderator' | null;
+  connected: boolean;
+  /** Lobby rooms: a caller waiting to be admitted by a host or producer. */
+  waiting: boolean;
+}
+
+export interface RoomInfo {
+  roomId: string;
+  name?: string;
+  lobby: boolean;
+  maxParticipants: number;
+  createdAt: number;
+}
+
+export interface IceServersInfo {
+  iceServers: { urls: string[]; username?: string; credential?: string }[];
+  expiresAt: number;
+}
+
+// ---- server → client ---------------------------------------------------------------
+
+export const ERROR_CODES = [
+  'bad-json',
+  'invalid-message',
+  'unknown-type',
+  'peer-not-found',
+  'forbidden',
+  'rate-limited',
+  'too-large',
+  'unauthorized',
+  'token-revoked',
+  'room-not-found',
+  'room-full',
+  'origin-not-allowed',
+  'resume-failed',
+] as const;
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+export const CLOSE_CODES = {
+  normal: 1000,
+  serverRestart: 1012,
+  unauthorized: 4001,
+  forbidden: 4003,
+  roomNotFound: 4004,
+  policy: 4008,
+  roomFull: 4009,
+  /** The same peer resumed on a newer socket; this one is superseded. */
+  replaced: 4010,
+} as const;
+
+export type LeaveReason = 'left' | 'kicked' | 'timeout' | 'room-closed';
+
+export type ServerMessage =
+  | {
+      type: 'welcome';
+      protocol: typeof PROTOCOL_VERSION;
+      roomId: string;
+      peerId: string;
+      role: Role;
+      resumeToken: string;
+      resumed: boolean;
+      waiting: boolean;
+      iceServers: IceServersInfo['iceServers'];
+      iceExpiresAt: number;
+      participants: Participant[];
+      room: RoomInfo;
+    }
+  | { type: 'peer-joined'; participant: Participant }
+  | { type: 'peer-left'; peerId: string; reason: LeaveReason }
+  | { type: 'participant-updated'; participant: Participant }
+  | { type: 'offer' | 'answer'; from: string; sdp: string }
+  | { type: 'ice-candidate'; from: string; candidate: IceCandidate | null }
+  | { type: 'error'; code: ErrorCode; message: string; ref?: string }
+  | { type: 'kicked' }
+  | { type: 'admitted'; participants: Participant[] }
+  | { type: 'room-closed' }
+  | { type: 'pong' };
+
+// ---- HTTP bodies -------------------------------------------------------------------
+
+export const CreateRoomBody = v.object({
+  name: v.optional(DisplayName),
+  maxParticipants: v.optional(v.pipe(v.number(), v.integer(), v.minValue(2), v.maxValue(1000))),
+  lobby: v.optional(v.boolean()),
+});
+export type CreateRoomBody = v.InferOutput<typeof CreateRoomBody>;
+
+export const MintTokenBody = v.object({
+  role: Role,
+  ttlSeconds: v.optional(v.pipe(v.number(), v.integer(), v.minValue(60), v.maxValue(30 * 86400))),
+});
+export type MintTokenBody = v.InferOutput<typeof MintTokenBody>;
+
+export const RevokeBody = v.object({ role: Role });
+export type RevokeBody = v.InferOutput<typeof RevokeBody>;
+
+/** Human-readable summary of a valibot failure, for error messages. */
+export function describeIssues(issues: readonly v.BaseIssue<unknown>[]): string {
+  return issues
+    .slice(0, 3)
+    .map((issue) => {
+      const path = issue.path?.map((p) => String(p.key)).join('.');
+      return path ? `${path}: ${issue.message}` : issue.message;
+    })
+    .join('; ');
+}
+
+export type ParseResult =
+  | { ok: true; message: ClientMessage }
+  | { ok: false; code: 'bad-json' | 'invalid-message' | 'unknown-type'; message: string };
+
+/** Decode and validate one text frame from a client. Never throws. */
+export function parseClientMessage(text: string): ParseResult {
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch {
+    return { ok: false, code: 'bad-json', message: 'frame is not valid JSON' };
+  }
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) {
+    return { ok: false, code: 'invalid-message', message: 'frame must be a JSON object' };
+  }
+  const type = (data as { type?: unknown }).type;
+  if (typeof type !== 'string') {
+    return { ok: false, code: 'invalid-message', message: 'frame needs a string "type"' };
+  }
+  if (!isClientMessageType(type)) {
+    return { ok: false, code: 'unknown-type', message: `unknown message type "${type.slice(0, 40)}"` };
+  }
+  const result = v.safeParse(ClientMessages[type], data);
+  if (!result.success) {
+    return { ok: false, code: 'invalid-message', message: `${type}: ${describeIssues(result.issues)}` };
+  }
+  return { ok: true, message: result.output as ClientMessage };
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env node
+// `npm test`: every vitest project in one run (workers in workerd, then integration
+// against real coturn, Icecast and Chromium), then one summary line `N passed, M failed`
+// taken from vitest's own JSON report. Extra arguments go to vitest (e.g. `--project workers`).
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+
+mkdirSync('test-results', { recursive: true });
+const report = 'test-results/vitest.json';
+rmSync(report, { force: true });
+const run = spawnSync(
+  'npx',
+  ['vitest', 'run', '--reporter=default', '--reporter=json', `--outputFile.json=${report}`, ...process.argv.slice(2)],
+  { stdio: 'inherit', env: { WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', ...process.env } },
+);
+let passed = 0;
+let failed = 0;
+if (existsSync(report)) {
+  const results = JSON.parse(readFileSync(report, 'utf8'));
+  passed = results.numPassedTests;
+  // Pending/todo tests are not passes; a suite that failed to load counts as a failure.
+  failed = results.numFailedTests + results.numPendingTests + results.numTodoTests;
+  failed += results.testResults.filter((file) => file.status === 'failed' && file.assertionResults.length === 0).length;
+} else {
+  failed = 1;
+}
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(run.status === 0 && failed === 0 ? 0 : 1);

@@ -1,0 +1,151 @@
+/**
+ * Test clients for the Worker running in workerd: HTTP calls through the Worker's own
+ * fetch handler, and WebSocket clients that queue every frame they receive.
+ */
+import { env, exports } from 'cloudflare:workers';
+import type { Role, ServerMessage } from '../../protocol/messages';
+
+export const ORIGIN = 'https://studio.example';
+
+export function call(path: string, init?: RequestInit): Promise<Response> {
+  return exports.default.fetch(new Request(`${ORIGIN}${path}`, init));
+}
+
+export interface CreatedRoom {
+  roomId: string;
+  tokens: Record<Role, string>;
+  expiresAt: number;
+}
+
+export async function createRoom(body: Record<string, unknown> = {}): Promise<CreatedRoom> {
+  const response = await call('/rooms', { method: 'POST', body: JSON.stringify(body) });
+  if (response.status !== 201) throw new Error(`POST /rooms → ${response.status} ${await response.text()}`);
+  return (await response.json()) as CreatedRoom;
+}
+
+export function roomStub(roomId: string) {
+  return env.ROOMS.get(env.ROOMS.idFromName(roomId));
+}
+
+type Frame = ServerMessage & Record<string, unknown>;
+
+export class TestClient {
+  readonly frames: Frame[] = [];
+  closed: { code: number; reason: string } | null = null;
+  private waiters: (() => void)[] = [];
+  private cursor = 0;
+
+  constructor(
+    readonly ws: WebSocket,
+    readonly response: Response,
+  ) {
+    ws.addEventListener('message', (event) => {
+      this.frames.push(JSON.parse(event.data as string) as Frame);
+      this.wake();
+    });
+    ws.addEventListener('close', (event) => {
+      this.closed = { code: event.code, reason: event.reason };
+      this.wake();
+    });
+  }
+
+  private wake() {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w();
+  }
+
+  private async until<T>(check: () => T | undefined, what: string, timeoutMs = 3000): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const value = check();
+      if (value !== undefined) return value;
+      if (Date.now() > deadline) {
+        throw new Error(`timed out waiting for ${what}; frames: ${JSON.stringify(this.frames.slice(this.cursor))}`);
+      }
+      await new Promise<void>((resolve) => {
+        this.waiters.push(resolve);
+        setTimeout(resolve, 50);
+      });
+    }
+  }
+
+  /** The next unread frame (optionally of a given type, skipping nothing: it must match). */
+  async next<T extends Frame['type']>(type?: T): Promise<Extract<Frame, { type: T }>> {
+    const frame = await this.until(() => this.frames[this.cursor], `a frame${type ? ` of type ${type}` : ''}`);
+    this.cursor += 1;
+    if (type && frame.type !== type) throw new Error(`expected ${type}, got ${JSON.stringify(frame)}`);
+    return frame as Extract<Frame, { type: T }>;
+  }
+
+  /** Skip ahead to the next frame of `type`. */
+  async nextOf<T extends Frame['type']>(type: T, timeoutMs?: number): Promise<Extract<Frame, { type: T }>> {
+    const frame = await this.until(
+      () => {
+        const i = this.frames.findIndex((f, index) => index >= this.cursor && f.type === type);
+        if (i === -1) return undefined;
+        this.cursor = i + 1;
+        return this.frames[i];
+      },
+      `a ${type} frame`,
+      timeoutMs,
+    );
+    return frame as Extract<Frame, { type: T }>;
+  }
+
+  /** Frames received after the cursor, without consuming them. */
+  unread(): Frame[] {
+    return this.frames.slice(this.cursor);
+  }
+
+  async waitClosed(): Promise<{ code: number; reason: string }> {
+    return this.until(() => this.closed ?? undefined, 'close');
+  }
+
+  send(message: unknown): void {
+    this.ws.send(typeof message === 'string' ? message : JSON.stringify(message));
+  }
+
+  close(code = 1000): void {
+    try {
+      this.ws.close(code);
+    } catch {
+      /* already closed */
+    }
+  }
+}
+
+export interface ConnectOptions {
+  token?: string;
+  protocol?: string[];
+  origin?: string;
+  resume?: string;
+  roomId?: string;
+}
+
+export async function connect(roomId: string, options: ConnectOptions): Promise<TestClient> {
+  const url = new URL(`${ORIGIN}/rooms/${roomId}/ws`);
+  if (options.token) url.searchParams.set('token', options.token);
+  if (options.resume) url.searchParams.set('resume', options.resume);
+  const headers: Record<string, string> = { Upgrade: 'websocket' };
+  if (options.protocol) headers['Sec-WebSocket-Protocol'] = options.protocol.join(', ');
+  if (options.origin) headers.Origin = options.origin;
+  const response = await exports.default.fetch(new Request(url, { headers }));
+  const ws = response.webSocket;
+  if (!ws) throw new Error(`no WebSocket in response: ${response.status} ${await response.text()}`);
+  ws.accept();
+  return new TestClient(ws, response);
+}
+
+/** Join and read the welcome. */
+export async function join(roomId: string, token: string) {
+  const client = await connect(roomId, { token });
+  const welcome = await client.next('welcome');
+  return { client, welcome, peerId: welcome.peerId };
+}
+
+/** Make sure everything sent so far has been processed: a round trip through the room. */
+export async function settle(client: TestClient): Promise<void> {
+  client.send({ type: 'ping', n: 1 }); // not the exact auto-response string: the room itself answers
+  await client.nextOf('pong');
+}

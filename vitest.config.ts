@@ -1,0 +1,36 @@
+import { defineConfig } from 'vitest/config';
+import { cloudflareTest } from '@cloudflare/vitest-plugin';
+import { randomBytes } from 'node:crypto';
+
+// Secrets for the workers tests: fresh random values each run, never written anywhere.
+process.env.TOKEN_SECRET ??= randomBytes(32).toString('hex');
+process.env.TURN_SECRET ??= randomBytes(32).toString('hex');
+
+// Two projects, one run:
+// - workers: the Worker and the room Durable Object inside workerd (Miniflare), offline;
+// - integration: real coturn, Icecast and Chromium processes on loopback, driven from Node.
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        plugins: [
+          cloudflareTest({
+            wrangler: { configPath: './wrangler.toml' },
+          }),
+        ],
+        test: { name: 'workers', include: ['test/workers/**/*.test.ts'] },
+      },
+      {
+        test: {
+          name: 'integration',
+          include: ['test/integration/**/*.test.ts'],
+          environment: 'node',
+          globalSetup: ['test/integration/global-setup.ts'],
+          testTimeout: 60_000,
+          hookTimeout: 120_000,
+          fileParallelism: false,
+        },
+      },
+    ],
+  },
+});

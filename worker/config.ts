@@ -1,0 +1,97 @@
+/**
+ * Deployment settings, read once from the Worker environment (wrangler.toml `[vars]` and
+ * secrets). Every limit has a safe default; secrets have none.
+ */
+
+export interface Config {
+  tokenTtlSeconds: number;
+  maxMessageBytes: number;
+  rateLimitPerSecond: number;
+  rateLimitBurst: number;
+  /** Rejected frames (rate or size) in a row before the socket is closed with 4008. */
+  abuseStrikes: number;
+  maxParticipants: number;
+  resumeGraceSeconds: number;
+  roomIdleSeconds: number;
+  /** Relayed frames kept per disconnected peer during its grace period. */
+  resumeQueueMax: number;
+  allowedOrigins: string[];
+  stunUrls: string[];
+  turnUrls: string[];
+  turnTtlSeconds: number;
+}
+
+export const DEFAULTS: Config = {
+  tokenTtlSeconds: 86_400,
+  maxMessageBytes: 64 * 1024,
+  rateLimitPerSecond: 50,
+  rateLimitBurst: 100,
+  abuseStrikes: 20,
+  maxParticipants: 16,
+  resumeGraceSeconds: 30,
+  roomIdleSeconds: 86_400,
+  resumeQueueMax: 500,
+  allowedOrigins: [],
+  stunUrls: [],
+  turnUrls: [],
+  turnTtlSeconds: 3_600,
+};
+
+type Vars = Partial<Record<string, unknown>>;
+
+function positiveInt(vars: Vars, name: string, fallback: number): number {
+  const raw = vars[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n <= 0) {
+    throw new ConfigError(`${name} must be a positive integer, got ${JSON.stringify(raw)}`);
+  }
+  return n;
+}
+
+function list(vars: Vars, name: string): string[] {
+  const raw = vars[name];
+  if (typeof raw !== 'string') return [];
+  return raw.split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+export class ConfigError extends Error {}
+
+const cache = new WeakMap<object, Config>();
+
+export function readConfig(env: object): Config {
+  const cached = cache.get(env);
+  if (cached) return cached;
+  const vars = env as Vars;
+  const config: Config = {
+    tokenTtlSeconds: positiveInt(vars, 'TOKEN_TTL_SECONDS', DEFAULTS.tokenTtlSeconds),
+    maxMessageBytes: positiveInt(vars, 'MAX_MESSAGE_BYTES', DEFAULTS.maxMessageBytes),
+    rateLimitPerSecond: positiveInt(vars, 'RATE_LIMIT_PER_SECOND', DEFAULTS.rateLimitPerSecond),
+    rateLimitBurst: positiveInt(vars, 'RATE_LIMIT_BURST', DEFAULTS.rateLimitBurst),
+    abuseStrikes: positiveInt(vars, 'ABUSE_STRIKES', DEFAULTS.abuseStrikes),
+    maxParticipants: positiveInt(vars, 'MAX_PARTICIPANTS', DEFAULTS.maxParticipants),
+    resumeGraceSeconds: positiveInt(vars, 'RESUME_GRACE_SECONDS', DEFAULTS.resumeGraceSeconds),
+    roomIdleSeconds: positiveInt(vars, 'ROOM_IDLE_SECONDS', DEFAULTS.roomIdleSeconds),
+    resumeQueueMax: positiveInt(vars, 'RESUME_QUEUE_MAX', DEFAULTS.resumeQueueMax),
+    allowedOrigins: list(vars, 'ALLOWED_ORIGINS'),
+    stunUrls: list(vars, 'STUN_URLS'),
+    turnUrls: list(vars, 'TURN_URLS'),
+    turnTtlSeconds: positiveInt(vars, 'TURN_TTL_SECONDS', DEFAULTS.turnTtlSeconds),
+  };
+  cache.set(env, config);
+  return config;
+}
+
+/** Secrets shorter than this are refused: an HMAC key must not be guessable. */
+export const MIN_SECRET_LENGTH = 32;
+
+export function requireSecret(env: object, name: string): string {
+  const value = (env as Vars)[name];
+  if (typeof value !== 'string' || value.length < MIN_SECRET_LENGTH) {
+    throw new ConfigError(
+      `secret ${name} is not set (or shorter than ${MIN_SECRET_LENGTH} characters); ` +
+        `set it with \`wrangler secret put ${name}\` (production) or run \`npm run dev\` (development)`,
+    );
+  }
+  return value;
+}

@@ -1,0 +1,54 @@
+/** JSON responses and the HTTP error shape `{"error": {"code", "message"}}`. */
+
+export function json(body: unknown, status = 200, headers?: HeadersInit): Response {
+  const response = Response.json(body, { status, headers });
+  return response;
+}
+
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export function errorResponse(status: number, code: string, message: string): Response {
+  return json({ error: { code, message } }, status);
+}
+
+/** Read a JSON body no larger than `maxBytes` (streamed, so a huge body is cut off early); an empty body reads as `{}`. */
+export async function readJsonBody(request: Request, maxBytes: number): Promise<unknown> {
+  const tooLarge = () => new HttpError(413, 'too-large', `request body exceeds ${maxBytes} bytes`);
+  if (Number(request.headers.get('content-length') ?? '0') > maxBytes) throw tooLarge();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  if (request.body) {
+    const reader = request.body.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      total += value.byteLength;
+      if (total > maxBytes) {
+        await reader.cancel();
+        throw tooLarge();
+      }
+      chunks.push(value);
+    }
+  }
+  const bytes = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  const text = new TextDecoder().decode(bytes);
+  if (text.trim() === '') return {};
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new HttpError(400, 'bad-json', 'request body is not valid JSON');
+  }
+}

@@ -1,0 +1,79 @@
+/**
+ * Room tokens: HS256 JWTs (jose) bound to one room and one role, with an expiry and the
+ * role's invite generation (a host bumps the generation to revoke all outstanding invites
+ * of that role; the room refuses tokens of an older generation).
+ */
+import { SignJWT, jwtVerify, errors } from 'jose';
+import * as v from 'valibot';
+import { Role } from '../protocol/messages';
+
+const ISSUER = 'openstudio';
+const AUDIENCE = 'openstudio:room';
+
+export interface TokenClaims {
+  roomId: string;
+  role: Role;
+  generation: number;
+  expiresAt: number;
+}
+
+const Payload = v.object({
+  rid: v.string(),
+  role: Role,
+  gen: v.pipe(v.number(), v.integer(), v.minValue(0)),
+  exp: v.number(),
+});
+
+const encoder = new TextEncoder();
+
+export async function signToken(
+  secret: string,
+  claims: Omit<TokenClaims, 'expiresAt'>,
+  ttlSeconds: number,
+  nowMs = Date.now(),
+): Promise<{ token: string; expiresAt: number }> {
+  const now = Math.floor(nowMs / 1000);
+  const expiresAt = now + ttlSeconds;
+  const token = await new SignJWT({ rid: claims.roomId, role: claims.role, gen: claims.generation })
+    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+    .setIssuer(ISSUER)
+    .setAudience(AUDIENCE)
+    .setIssuedAt(now)
+    .setExpirationTime(expiresAt)
+    .setJti(crypto.randomUUID())
+    .sign(encoder.encode(secret));
+  return { token, expiresAt };
+}
+
+export class TokenError extends Error {
+  constructor(
+    readonly code: 'unauthorized',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Verify signature, algorithm, issuer, audience, expiry and room binding. */
+export async function verifyToken(secret: string, token: string, roomId: string): Promise<TokenClaims> {
+  let payload: unknown;
+  try {
+    ({ payload } = await jwtVerify(token, encoder.encode(secret), {
+      algorithms: ['HS256'],
+      issuer: ISSUER,
+      audience: AUDIENCE,
+    }));
+  } catch (error) {
+    if (error instanceof errors.JWTExpired) throw new TokenError('unauthorized', 'token has expired');
+    throw new TokenError('unauthorized', 'token is invalid');
+  }
+  const parsed = v.safeParse(Payload, payload);
+  if (!parsed.success) throw new TokenError('unauthorized', 'token is invalid');
+  if (parsed.output.rid !== roomId) throw new TokenError('unauthorized', 'token is for another room');
+  return {
+    roomId: parsed.output.rid,
+    role: parsed.output.role,
+    generation: parsed.output.gen,
+    expiresAt: parsed.output.exp,
+  };
+}
