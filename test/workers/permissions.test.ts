@@ -1,0 +1,141 @@
+import { describe, expect, it } from 'vitest';
+import type { Role } from '../../protocol/messages';
+import { createRoom, join, settle } from './helpers';
+
+/** A room with one connected peer of every role, everyone's joins already read. */
+async function fullCast() {
+  const room = await createRoom();
+  const host = await join(room.roomId, room.tokens.host);
+  const producer = await join(room.roomId, room.tokens.producer);
+  const caller = await join(room.roomId, room.tokens.caller);
+  const caller2 = await join(room.roomId, room.tokens.caller);
+  await host.client.nextOf('peer-joined');
+  await host.client.nextOf('peer-joined');
+  await host.client.nextOf('peer-joined');
+  await producer.client.nextOf('peer-joined');
+  await producer.client.nextOf('peer-joined');
+  await caller.client.nextOf('peer-joined');
+  return { room, host, producer, caller, caller2 };
+}
+
+type Cast = Awaited<ReturnType<typeof fullCast>>;
+type Member = 'host' | 'producer' | 'caller' | 'caller2';
+
+// Who may mute (and kick) whom: permissions of SPEC's role table.
+const MODERATION: [Member, Member, boolean][] = [
+  ['host', 'producer', true],
+  ['host', 'caller', true],
+  ['producer', 'caller', true],
+  ['producer', 'host', false],
+  ['caller', 'caller2', false],
+  ['caller', 'producer', false],
+  ['caller', 'host', false],
+];
+
+describe('mute', () => {
+  for (const [actor, target, allowed] of MODERATION) {
+    it(`${actor} ${allowed ? 'may' : 'may not'} mute ${target}`, async () => {
+      const cast: Cast = await fullCast();
+      cast[actor].client.send({ type: 'mute', peerId: cast[target].peerId, muted: true });
+      if (allowed) {
+        const update = await cast[target].client.nextOf('participant-updated');
+        expect(update.participant).toMatchObject({ peerId: cast[target].peerId, muted: true, mutedBy: 'moderator' });
+        expect((await cast.caller2.client.nextOf('participant-updated')).participant.peerId).toBe(cast[target].peerId);
+      } else {
+        expect(await cast[actor].client.nextOf('error')).toMatchObject({ code: 'forbidden' });
+        await settle(cast[target].client);
+        expect(cast[target].client.unread().filter((f) => f.type === 'participant-updated')).toEqual([]);
+      }
+    });
+  }
+
+  it('lets a caller mute and unmute itself', async () => {
+    const { caller, host } = await fullCast();
+    caller.client.send({ type: 'mute', peerId: caller.peerId, muted: true });
+    expect((await host.client.nextOf('participant-updated')).participant).toMatchObject({ muted: true, mutedBy: 'self' });
+    caller.client.send({ type: 'mute', peerId: caller.peerId, muted: false });
+    expect((await host.client.nextOf('participant-updated')).participant).toMatchObject({ muted: false, mutedBy: null });
+  });
+
+  it('does not let a caller lift a mute set by a host or producer', async () => {
+    const { caller, producer, host } = await fullCast();
+    producer.client.send({ type: 'mute', peerId: caller.peerId, muted: true });
+    await caller.client.nextOf('participant-updated');
+    caller.client.send({ type: 'mute', peerId: caller.peerId, muted: false });
+    expect(await caller.client.nextOf('error')).toMatchObject({ code: 'forbidden' });
+    // Muting itself again keeps the moderator's mute.
+    caller.client.send({ type: 'mute', peerId: caller.peerId, muted: true });
+    expect((await caller.client.nextOf('participant-updated')).participant).toMatchObject({ muted: true, mutedBy: 'moderator' });
+    host.client.send({ type: 'mute', peerId: caller.peerId, muted: false });
+    expect((await caller.client.nextOf('participant-updated')).participant).toMatchObject({ muted: false, mutedBy: null });
+    caller.client.send({ type: 'mute', peerId: caller.peerId, muted: true });
+    expect((await caller.client.nextOf('participant-updated')).participant).toMatchObject({ muted: true, mutedBy: 'self' });
+  });
+});
+
+describe('kick', () => {
+  for (const [actor, target, allowed] of MODERATION) {
+    it(`${actor} ${allowed ? 'may' : 'may not'} kick ${target}`, async () => {
+      const cast: Cast = await fullCast();
+      cast[actor].client.send({ type: 'kick', peerId: cast[target].peerId });
+      if (allowed) {
+        expect(await cast[target].client.nextOf('kicked')).toEqual({ type: 'kicked' });
+        expect((await cast[target].client.waitClosed()).code).toBe(4003);
+        const observer = actor === 'host' && target !== 'caller' ? cast.caller : cast.caller2;
+        expect(await observer.client.nextOf('peer-left')).toEqual({
+          type: 'peer-left',
+          peerId: cast[target].peerId,
+          reason: 'kicked',
+        });
+      } else {
+        expect(await cast[actor].client.nextOf('error')).toMatchObject({ code: 'forbidden' });
+        await settle(cast[target].client);
+        expect(cast[target].client.closed).toBeNull();
+      }
+    });
+  }
+
+  it('refuses kicking oneself', async () => {
+    const { host } = await fullCast();
+    host.client.send({ type: 'kick', peerId: host.peerId });
+    expect(await host.client.nextOf('error')).toMatchObject({ code: 'forbidden' });
+  });
+});
+
+describe('leave, names and closing', () => {
+  it('a leave tells the others at once and closes normally', async () => {
+    const { caller, host } = await fullCast();
+    caller.client.send({ type: 'leave' });
+    expect((await caller.client.waitClosed()).code).toBe(1000);
+    expect(await host.client.nextOf('peer-left')).toEqual({ type: 'peer-left', peerId: caller.peerId, reason: 'left' });
+  });
+
+  it('anyone may set its own name; everyone sees it', async () => {
+    const { caller, host } = await fullCast();
+    caller.client.send({ type: 'set-name', name: '  Jo from Leeds ' });
+    expect((await host.client.nextOf('participant-updated')).participant).toMatchObject({
+      peerId: caller.peerId,
+      name: 'Jo from Leeds',
+    });
+  });
+
+  for (const role of ['producer', 'caller'] as Role[]) {
+    it(`a ${role} cannot close the room`, async () => {
+      const cast = await fullCast();
+      cast[role].client.send({ type: 'close-room' });
+      expect(await cast[role].client.nextOf('error')).toMatchObject({ code: 'forbidden' });
+    });
+  }
+
+  it('a host closes the room: everyone gets room-closed and 4004, and nobody can join again', async () => {
+    const { room, host, caller } = await fullCast();
+    host.client.send({ type: 'close-room' });
+    expect(await caller.client.nextOf('room-closed')).toEqual({ type: 'room-closed' });
+    expect((await caller.client.waitClosed()).code).toBe(4004);
+    expect((await host.client.waitClosed()).code).toBe(4004);
+    const { connect } = await import('./helpers');
+    const again = await connect(room.roomId, { token: room.tokens.host });
+    expect(await again.next('error')).toMatchObject({ code: 'room-not-found' });
+    expect((await again.waitClosed()).code).toBe(4004);
+  });
+});
