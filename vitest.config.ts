@@ -16,6 +16,8 @@ export default defineConfig({
         plugins: [
           cloudflareTest({
             wrangler: { configPath: './wrangler.toml' },
+            // Short timers so grace-period and idle-expiry tests run in seconds.
+            miniflare: { bindings: { RESUME_GRACE_SECONDS: '2', ROOM_IDLE_SECONDS: '4' } },
           }),
         ],
         test: { name: 'workers', include: ['test/workers/**/*.test.ts'] },

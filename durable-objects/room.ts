@@ -91,6 +91,8 @@ export class Room extends DurableObject<Env> {
   private readonly sockets = new Map<string, WebSocket>();
   private readonly buckets = new WeakMap<WebSocket, TokenBucket>();
   private readonly queued = new Map<string, number>();
+  /** Frames this instance has handled; shows that pings never wake a hibernated room. */
+  framesHandled = 0;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -327,6 +329,7 @@ export class Room extends DurableObject<Env> {
   // ---- messages ---------------------------------------------------------------------
 
   override async webSocketMessage(ws: WebSocket, data: string | ArrayBuffer): Promise<void> {
+    this.framesHandled += 1;
     const peerId = (ws.deserializeAttachment() as SocketAttachment | null)?.peerId;
     const peer = peerId === undefined ? undefined : this.peers.get(peerId);
     if (!peer || this.sockets.get(peer.peerId) !== ws) {

@@ -1,0 +1,166 @@
+import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
+import { describe, expect, it } from 'vitest';
+import type { Room } from '../../durable-objects/room';
+import { connect, createRoom, join, roomStub, settle } from './helpers';
+
+// The workers project runs with RESUME_GRACE_SECONDS=2 and ROOM_IDLE_SECONDS=4.
+
+describe('reconnect and resume', () => {
+  it('keeps the peer during the grace period and delivers queued messages in order', async () => {
+    const room = await createRoom();
+    const host = await join(room.roomId, room.tokens.host);
+    const caller = await join(room.roomId, room.tokens.caller);
+    await host.client.next('peer-joined');
+
+    caller.client.close(1001);
+    const dropped = await host.client.nextOf('participant-updated');
+    expect(dropped.participant).toMatchObject({ peerId: caller.peerId, connected: false });
+
+    host.client.send({ type: 'offer', to: caller.peerId, sdp: 'offer-1' });
+    for (let i = 0; i < 5; i++) {
+      host.client.send({ type: 'ice-candidate', to: caller.peerId, candidate: { candidate: `c${i}` } });
+    }
+    host.client.send({ type: 'ice-candidate', to: caller.peerId, candidate: null });
+    await settle(host.client);
+    expect(host.client.unread().filter((f) => f.type === 'error')).toEqual([]);
+
+    const back = await connect(room.roomId, { token: room.tokens.caller, resume: caller.welcome.resumeToken });
+    const welcome = await back.next('welcome');
+    expect(welcome).toMatchObject({ peerId: caller.peerId, resumed: true, role: 'caller' });
+    expect(welcome.resumeToken).not.toBe(caller.welcome.resumeToken);
+    expect(await back.next('offer')).toEqual({ type: 'offer', from: host.peerId, sdp: 'offer-1' });
+    for (let i = 0; i < 5; i++) {
+      expect((await back.next('ice-candidate')).candidate).toEqual({ candidate: `c${i}` });
+    }
+    expect((await back.next('ice-candidate')).candidate).toBeNull();
+
+    const reconnected = await host.client.nextOf('participant-updated');
+    expect(reconnected.participant).toMatchObject({ peerId: caller.peerId, connected: true });
+    expect(host.client.unread().filter((f) => f.type === 'peer-left')).toEqual([]);
+  });
+
+  it('a resume token works once: the old one is replaced', async () => {
+    const room = await createRoom();
+    const caller = await join(room.roomId, room.tokens.caller);
+    caller.client.close();
+    const back = await connect(room.roomId, { token: room.tokens.caller, resume: caller.welcome.resumeToken });
+    await back.next('welcome');
+    back.close();
+    const replay = await connect(room.roomId, { token: room.tokens.caller, resume: caller.welcome.resumeToken });
+    expect(await replay.next('error')).toMatchObject({ code: 'resume-failed' });
+    expect((await replay.waitClosed()).code).toBe(4001);
+  });
+
+  it('a resume on a still-open socket supersedes it', async () => {
+    const room = await createRoom();
+    const caller = await join(room.roomId, room.tokens.caller);
+    const back = await connect(room.roomId, { token: room.tokens.caller, resume: caller.welcome.resumeToken });
+    expect((await back.next('welcome')).peerId).toBe(caller.peerId);
+    expect((await caller.client.waitClosed()).code).toBe(4010);
+  });
+
+  it('ends the peer with peer-left timeout after the grace period', async () => {
+    const room = await createRoom();
+    const host = await join(room.roomId, room.tokens.host);
+    const caller = await join(room.roomId, room.tokens.caller);
+    await host.client.next('peer-joined');
+    caller.client.close();
+    await host.client.nextOf('participant-updated');
+    const left = await host.client.nextOf('peer-left', 6000);
+    expect(left).toEqual({ type: 'peer-left', peerId: caller.peerId, reason: 'timeout' });
+    const late = await connect(room.roomId, { token: room.tokens.caller, resume: caller.welcome.resumeToken });
+    expect(await late.next('error')).toMatchObject({ code: 'resume-failed' });
+  });
+
+  it('a leave ends the session at once: no grace, no resume', async () => {
+    const room = await createRoom();
+    const host = await join(room.roomId, room.tokens.host);
+    const caller = await join(room.roomId, room.tokens.caller);
+    await host.client.next('peer-joined');
+    caller.client.send({ type: 'leave' });
+    expect(await host.client.nextOf('peer-left')).toMatchObject({ reason: 'left' });
+    const back = await connect(room.roomId, { token: room.tokens.caller, resume: caller.welcome.resumeToken });
+    expect(await back.next('error')).toMatchObject({ code: 'resume-failed' });
+  });
+
+  it('a kicked peer cannot come back with its resume token', async () => {
+    const room = await createRoom();
+    const host = await join(room.roomId, room.tokens.host);
+    const caller = await join(room.roomId, room.tokens.caller);
+    host.client.send({ type: 'kick', peerId: caller.peerId });
+    await caller.client.waitClosed();
+    const back = await connect(room.roomId, { token: room.tokens.caller, resume: caller.welcome.resumeToken });
+    expect(await back.next('error')).toMatchObject({ code: 'resume-failed' });
+    expect((await back.waitClosed()).code).toBe(4001);
+  });
+});
+
+describe('hibernation and eviction', () => {
+  it('keeps every piece of state across eviction with hibernated sockets', async () => {
+    const room = await createRoom({ name: 'Late show' });
+    const stub = roomStub(room.roomId);
+    const host = await join(room.roomId, room.tokens.host);
+    const caller = await join(room.roomId, room.tokens.caller);
+    const other = await join(room.roomId, room.tokens.caller);
+    await host.client.next('peer-joined');
+    await host.client.next('peer-joined');
+
+    host.client.send({ type: 'mute', peerId: caller.peerId, muted: true });
+    await caller.client.nextOf('participant-updated');
+    other.client.close();
+    await host.client.nextOf('participant-updated');
+    host.client.send({ type: 'offer', to: other.peerId, sdp: 'queued-before-eviction' });
+    await settle(host.client);
+
+    await evictDurableObject(stub, { webSockets: 'hibernate' });
+
+    // Relay still works on the hibernated sockets, with the right identities.
+    host.client.send({ type: 'offer', to: caller.peerId, sdp: 'after-eviction' });
+    expect(await caller.client.nextOf('offer')).toEqual({ type: 'offer', from: host.peerId, sdp: 'after-eviction' });
+    // The moderator's mute survived.
+    caller.client.send({ type: 'mute', peerId: caller.peerId, muted: false });
+    expect(await caller.client.nextOf('error')).toMatchObject({ code: 'forbidden' });
+
+    await evictDurableObject(stub, { webSockets: 'hibernate' });
+
+    // The queued message for the disconnected peer survived too.
+    const back = await connect(room.roomId, { token: room.tokens.caller, resume: other.welcome.resumeToken });
+    const welcome = await back.next('welcome');
+    expect(welcome.peerId).toBe(other.peerId);
+    expect(welcome.room.name).toBe('Late show');
+    expect(welcome.participants.find((p) => p.peerId === caller.peerId)).toMatchObject({ muted: true, mutedBy: 'moderator' });
+    expect(await back.next('offer')).toMatchObject({ from: host.peerId, sdp: 'queued-before-eviction' });
+  });
+
+  it('answers the exact ping frame without waking a hibernated room', async () => {
+    const room = await createRoom();
+    const stub = roomStub(room.roomId);
+    const host = await join(room.roomId, room.tokens.host);
+    host.client.send({ type: 'set-name', name: 'Host' });
+    await host.client.nextOf('participant-updated');
+    expect(await runInDurableObject(stub, (instance: Room) => instance.framesHandled)).toBe(1);
+    await evictDurableObject(stub, { webSockets: 'hibernate' });
+    for (let i = 0; i < 3; i++) {
+      host.client.send('{"type":"ping"}');
+      expect(await host.client.next('pong')).toEqual({ type: 'pong' });
+    }
+    // runInDurableObject wakes it now: a fresh instance proves the pings did not.
+    expect(await runInDurableObject(stub, (instance: Room) => instance.framesHandled)).toBe(0);
+  });
+});
+
+describe('idle expiry', () => {
+  it('deletes an empty room after the idle period; its tokens then find no room', async () => {
+    const room = await createRoom();
+    const stub = roomStub(room.roomId);
+    expect(await runDurableObjectAlarm(stub)).toBe(true); // not yet idle long enough: rescheduled
+    const host = await join(room.roomId, room.tokens.host);
+    host.client.send({ type: 'leave' });
+    await host.client.waitClosed();
+    await new Promise((resolve) => setTimeout(resolve, 4500));
+    await runDurableObjectAlarm(stub);
+    const gone = await connect(room.roomId, { token: room.tokens.host });
+    expect(await gone.next('error')).toMatchObject({ code: 'room-not-found' });
+    expect((await gone.waitClosed()).code).toBe(4004);
+  });
+});
