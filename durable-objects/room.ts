@@ -22,6 +22,7 @@ import {
 } from '../protocol/messages';
 import { readConfig, requireSecret, type Config } from '../worker/config';
 import { iceServersFor } from '../worker/ice';
+import { randomId } from '../worker/random';
 import { canSee, canSignal, decideAdmit, decideCloseRoom, decideKick, decideMute, PERMISSIONS } from './policy';
 import {
   close,
@@ -70,11 +71,6 @@ const SCHEMA = `
   CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, peer_id TEXT NOT NULL, frame TEXT NOT NULL);
   CREATE INDEX IF NOT EXISTS outbox_peer ON outbox (peer_id, seq);
 `;
-
-function randomId(bytes: number): string {
-  const raw = crypto.getRandomValues(new Uint8Array(bytes));
-  return btoa(String.fromCharCode(...raw)).replaceAll('+', '-').replaceAll('/', '_').replace(/=+$/, '');
-}
 
 function publicView(peer: PeerRecord): Participant {
   const { peerId, role, name, muted, mutedBy, connected, waiting } = peer;

@@ -7,8 +7,18 @@ import type { Role, ServerMessage } from '../../protocol/messages';
 
 export const ORIGIN = 'https://studio.example';
 
-export function call(path: string, init?: RequestInit): Promise<Response> {
-  return exports.default.fetch(new Request(`${ORIGIN}${path}`, init));
+/**
+ * Each request comes from its own client address unless a test names one: the per-client
+ * rate limits are exercised by their own tests, not by every test sharing one address.
+ */
+export function clientIp(): string {
+  return `198.51.100.${Math.floor(Math.random() * 254) + 1}-${crypto.randomUUID().slice(0, 8)}`;
+}
+
+export function call(path: string, init: RequestInit & { ip?: string } = {}): Promise<Response> {
+  const headers = new Headers(init.headers);
+  if (!headers.has('CF-Connecting-IP')) headers.set('CF-Connecting-IP', init.ip ?? clientIp());
+  return exports.default.fetch(new Request(`${ORIGIN}${path}`, { ...init, headers }));
 }
 
 export interface CreatedRoom {
@@ -121,13 +131,14 @@ export interface ConnectOptions {
   origin?: string;
   resume?: string;
   roomId?: string;
+  ip?: string;
 }
 
 export async function connect(roomId: string, options: ConnectOptions): Promise<TestClient> {
   const url = new URL(`${ORIGIN}/rooms/${roomId}/ws`);
   if (options.token) url.searchParams.set('token', options.token);
   if (options.resume) url.searchParams.set('resume', options.resume);
-  const headers: Record<string, string> = { Upgrade: 'websocket' };
+  const headers: Record<string, string> = { Upgrade: 'websocket', 'CF-Connecting-IP': options.ip ?? clientIp() };
   if (options.protocol) headers['Sec-WebSocket-Protocol'] = options.protocol.join(', ');
   if (options.origin) headers.Origin = options.origin;
   const response = await exports.default.fetch(new Request(url, { headers }));

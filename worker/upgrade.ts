@@ -1,0 +1,68 @@
+/**
+ * `GET /rooms/:roomId/ws`: checks Origin, rate limit and token in the Worker, then hands
+ * the upgrade to the room's Durable Object with the verified role. Every refusal is an
+ * accepted socket carrying an `error` frame and a close code, so browsers can show why.
+ */
+import type { IRequest } from 'itty-router';
+import { UPGRADE_HEADERS } from '../durable-objects/room';
+import { rejectUpgrade } from '../durable-objects/transport';
+import { CLOSE_CODES, ROOM_ID_PATTERN, SUBPROTOCOL } from '../protocol/messages';
+import { readConfig, requireSecret } from './config';
+import { clientKey, originAllowed } from './guards';
+import { errorResponse } from './http';
+import { roomStub } from './rooms';
+import { TokenError, verifyToken, type TokenClaims } from './tokens';
+
+const JWT_SHAPE = /^[\w-]+\.[\w-]+\.[\w-]+$/;
+
+/** Token from `?token=` or from a `Sec-WebSocket-Protocol` entry; which protocol to echo. */
+function upgradeCredentials(request: IRequest): { token: string | null; protocol: string | null } {
+  const offered = (request.headers.get('Sec-WebSocket-Protocol') ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  const fromProtocol = offered.find((entry) => JWT_SHAPE.test(entry)) ?? null;
+  const protocol = offered.includes(SUBPROTOCOL) ? SUBPROTOCOL : (fromProtocol ?? offered[0] ?? null);
+  const query = typeof request.query.token === 'string' ? request.query.token : null;
+  return { token: query ?? fromProtocol, protocol };
+}
+
+export async function upgrade(request: IRequest, env: Env): Promise<Response> {
+  if (request.headers.get('Upgrade')?.toLowerCase() !== 'websocket') {
+    return errorResponse(426, 'upgrade-required', 'this endpoint speaks WebSocket only');
+  }
+  const config = readConfig(env);
+  const { token, protocol } = upgradeCredentials(request);
+  if (!originAllowed(request, config)) {
+    return rejectUpgrade('origin-not-allowed', CLOSE_CODES.forbidden, 'this Origin may not open room connections', protocol);
+  }
+  const { success } = await env.JOIN_LIMITER.limit({ key: clientKey(request) });
+  if (!success) {
+    return rejectUpgrade('rate-limited', CLOSE_CODES.policy, 'too many joins from this client; try again in a minute', protocol);
+  }
+  const roomId = request.params.roomId ?? '';
+  if (!ROOM_ID_PATTERN.test(roomId)) {
+    return rejectUpgrade('room-not-found', CLOSE_CODES.roomNotFound, 'room does not exist', protocol);
+  }
+  if (!token) {
+    return rejectUpgrade('unauthorized', CLOSE_CODES.unauthorized, 'missing room token (?token= or Sec-WebSocket-Protocol)', protocol);
+  }
+  let claims: TokenClaims;
+  try {
+    claims = await verifyToken(requireSecret(env, 'TOKEN_SECRET'), token, roomId);
+  } catch (error) {
+    if (error instanceof TokenError) return rejectUpgrade('unauthorized', CLOSE_CODES.unauthorized, error.message, protocol);
+    throw error;
+  }
+  // Only what the room needs crosses over; nothing the client sent is trusted as-is.
+  const headers = new Headers({
+    Upgrade: 'websocket',
+    [UPGRADE_HEADERS.role]: claims.role,
+    [UPGRADE_HEADERS.generation]: String(claims.generation),
+  });
+  if (protocol) headers.set(UPGRADE_HEADERS.protocol, protocol);
+  const forward = new URL(`https://room/${roomId}/ws`);
+  const resume = typeof request.query.resume === 'string' ? request.query.resume : null;
+  if (resume) forward.searchParams.set('resume', resume);
+  return roomStub(env, roomId).fetch(forward.toString(), { headers });
+}
