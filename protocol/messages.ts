@@ -137,7 +137,8 @@ export type ServerMessage =
   | { type: 'peer-joined'; participant: Participant }
   | { type: 'peer-left'; peerId: string; reason: LeaveReason }
   | { type: 'participant-updated'; participant: Participant }
-  | { type: 'offer' | 'answer'; from: string; sdp: string }
+  | { type: 'offer'; from: string; sdp: string }
+  | { type: 'answer'; from: string; sdp: string }
   | { type: 'ice-candidate'; from: string; candidate: IceCandidate | null }
   | { type: 'error'; code: ErrorCode; message: string; ref?: string }
   | { type: 'kicked' }
