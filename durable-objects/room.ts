@@ -85,7 +85,8 @@ export class Room extends DurableObject<Env> {
   private room: RoomState | null = null;
   private readonly peers = new Map<string, PeerRecord>();
   private readonly sockets = new Map<string, WebSocket>();
-  private readonly buckets = new WeakMap<WebSocket, TokenBucket>();
+  /** Per-socket memory: its peer and rate bucket (rebuilt from the attachment after hibernation). */
+  private readonly connections = new WeakMap<WebSocket, { peerId: string; bucket: TokenBucket }>();
   private readonly queued = new Map<string, number>();
   /** Frames this instance has handled; shows that pings never wake a hibernated room. */
   framesHandled = 0;
@@ -326,17 +327,13 @@ export class Room extends DurableObject<Env> {
 
   override async webSocketMessage(ws: WebSocket, data: string | ArrayBuffer): Promise<void> {
     this.framesHandled += 1;
-    const peerId = (ws.deserializeAttachment() as SocketAttachment | null)?.peerId;
-    const peer = peerId === undefined ? undefined : this.peers.get(peerId);
-    if (!peer || this.sockets.get(peer.peerId) !== ws) {
+    const connection = this.connection(ws);
+    const peer = connection && this.peers.get(connection.peerId);
+    if (!connection || !peer || this.sockets.get(peer.peerId) !== ws) {
       close(ws, CLOSE_CODES.forbidden, 'session no longer exists');
       return;
     }
-    let bucket = this.buckets.get(ws);
-    if (!bucket) {
-      bucket = new TokenBucket(this.config.rateLimitPerSecond, this.config.rateLimitBurst);
-      this.buckets.set(ws, bucket);
-    }
+    const bucket = connection.bucket;
     if (!bucket.take()) return this.strike(ws, bucket, 'rate-limited', 'too many messages; slow down');
     if (typeof data !== 'string') {
       if (data.byteLength > this.config.maxMessageBytes) {
@@ -351,6 +348,17 @@ export class Room extends DurableObject<Env> {
     const parsed = parseClientMessage(data);
     if (!parsed.ok) return sendError(ws, parsed.code, parsed.message);
     await this.handle(peer, ws, parsed.message);
+  }
+
+  private connection(ws: WebSocket): { peerId: string; bucket: TokenBucket } | undefined {
+    let connection = this.connections.get(ws);
+    if (!connection) {
+      const peerId = (ws.deserializeAttachment() as SocketAttachment | null)?.peerId;
+      if (peerId === undefined) return undefined;
+      connection = { peerId, bucket: new TokenBucket(this.config.rateLimitPerSecond, this.config.rateLimitBurst) };
+      this.connections.set(ws, connection);
+    }
+    return connection;
   }
 
   private strike(ws: WebSocket, bucket: TokenBucket, code: 'rate-limited' | 'too-large', message: string): void {
@@ -509,7 +517,7 @@ export class Room extends DurableObject<Env> {
   }
 
   private async disconnected(ws: WebSocket): Promise<void> {
-    const peerId = (ws.deserializeAttachment() as SocketAttachment | null)?.peerId;
+    const peerId = this.connection(ws)?.peerId;
     if (peerId === undefined || this.sockets.get(peerId) !== ws) return; // left, kicked or replaced
     this.sockets.delete(peerId);
     const peer = this.peers.get(peerId);
