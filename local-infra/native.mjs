@@ -1,0 +1,332 @@
+#!/usr/bin/env node
+// local-infra without Docker: Debian's coturn and icecast2 on loopback, from the same
+// config files compose.yaml uses (turnserver.conf, icecast.xml.template).
+//
+//   node local-infra/native.mjs up | down | status
+//
+// Secrets come from the environment, else from local-infra/.env (`node scripts/secrets.mjs`
+// writes it); nothing starts without them. Ports and the run dir can be moved with
+// environment variables so a test run does not collide with a developer's stack:
+//   TURN_PORT (3478), TURN_MIN_PORT / TURN_MAX_PORT (turnserver.conf), ICECAST_PORT (8000),
+//   LOCAL_INFRA_RUN_DIR (local-infra/.run: rendered configs, pids, logs; git-ignored).
+import { spawn, spawnSync } from 'node:child_process';
+import dgram from 'node:dgram';
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseEnvFile } from '../scripts/secrets.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const TURNSERVER_CONF = join(here, 'turnserver.conf');
+export const ICECAST_TEMPLATE = join(here, 'icecast.xml.template');
+export const ENV_FILE = join(here, '.env');
+const SECRET_KEYS = ['TURN_SECRET', 'ICECAST_SOURCE_PASSWORD', 'ICECAST_ADMIN_PASSWORD'];
+const PACKAGES = { turnserver: 'coturn', turnutils_stunclient: 'coturn', icecast2: 'icecast2' };
+const READY_TIMEOUT_MS = 15_000;
+
+const log = (message) => console.log(`local-infra: ${message}`);
+
+export class InfraError extends Error {}
+
+/** Settings from the environment (which wins) and local-infra/.env. */
+export function settings(env = process.env) {
+  const file = parseEnvFile(ENV_FILE);
+  const pick = (key) => env[key] || file[key] || '';
+  const secrets = Object.fromEntries(SECRET_KEYS.map((key) => [key, pick(key)]));
+  const port = (key, fallback) => {
+    const raw = env[key] || file[key];
+    if (raw === undefined || raw === '') return fallback;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < 1 || n > 65535) throw new InfraError(`${key} must be a port number, got ${JSON.stringify(raw)}`);
+    return n;
+  };
+  return {
+    secrets,
+    turnPort: port('TURN_PORT', 3478),
+    // Unset: the range in turnserver.conf applies.
+    turnMinPort: port('TURN_MIN_PORT', undefined),
+    turnMaxPort: port('TURN_MAX_PORT', undefined),
+    icecastPort: port('ICECAST_PORT', 8000),
+    runDir: resolve(env.LOCAL_INFRA_RUN_DIR || join(here, '.run')),
+  };
+}
+
+function checkSecrets(secrets) {
+  for (const [key, value] of Object.entries(secrets)) {
+    if (!value) {
+      throw new InfraError(`${key} is not set: run \`node scripts/secrets.mjs\` (writes local-infra/.env) or export it`);
+    }
+    // The values go into an XML file, a coturn config line and (compose) a shell-expanded
+    // argument: keep them to characters that mean nothing in any of those.
+    if (!/^[A-Za-z0-9._~+=/-]{16,}$/.test(value)) {
+      throw new InfraError(`${key} must be at least 16 characters of [A-Za-z0-9._~+=/-]`);
+    }
+  }
+}
+
+function which(bin) {
+  return spawnSync('sh', ['-c', `command -v ${bin}`], { encoding: 'utf8' }).stdout.trim();
+}
+
+/** Install coturn/icecast2 from Debian packages when missing (root only). */
+export function ensurePackages() {
+  const missing = [...new Set(Object.keys(PACKAGES).filter((bin) => !which(bin)).map((bin) => PACKAGES[bin]))];
+  if (missing.length === 0) return;
+  const command = `apt-get update && apt-get install -y --no-install-recommends ${missing.join(' ')}`;
+  if (process.getuid?.() !== 0) {
+    throw new InfraError(`missing ${missing.join(', ')}; install with:\n  sudo sh -c '${command}'`);
+  }
+  log(`installing ${missing.join(', ')} from Debian packages`);
+  const apt = (args) => {
+    const result = spawnSync('apt-get', args, { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+    if (result.status !== 0) throw new InfraError(`apt-get ${args.join(' ')} failed`);
+  };
+  apt(['update']);
+  apt(['install', '-y', '--no-install-recommends', ...missing]);
+}
+
+function xmlEscape(value) {
+  return value.replace(/[<>&'"]/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+/** Fill `${NAME}` placeholders; an unknown name is an error, not an empty string. */
+export function renderTemplate(text, values) {
+  return text.replace(/\$\{([A-Z0-9_]+)\}/g, (_, name) => {
+    if (values[name] === undefined) throw new InfraError(`template needs ${name}`);
+    return xmlEscape(String(values[name]));
+  });
+}
+
+function statePath(runDir) {
+  return join(runDir, 'state.json');
+}
+
+function readState(runDir) {
+  try {
+    return JSON.parse(readFileSync(statePath(runDir), 'utf8'));
+  } catch {
+    return null;
+  }
+}
+
+/** Alive and still the program we started (a pid can be reused after a reboot). */
+function isOurProcess(pid, bin) {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0].endsWith(bin);
+  } catch {
+    return false;
+  }
+}
+
+function portFree(port, type) {
+  return new Promise((done) => {
+    const onError = () => done(false);
+    if (type === 'udp') {
+      const socket = dgram.createSocket('udp4');
+      socket.once('error', onError);
+      socket.bind(port, '127.0.0.1', () => socket.close(() => done(true)));
+    } else {
+      const server = net.createServer();
+      server.once('error', onError);
+      server.listen(port, '127.0.0.1', () => server.close(() => done(true)));
+    }
+  });
+}
+
+async function requirePortsFree(name, port, types) {
+  for (const type of types) {
+    if (!(await portFree(port, type))) {
+      throw new InfraError(
+        `${type} port ${port} on 127.0.0.1 is in use, ${name} cannot start ` +
+          `(another ${name}? e.g. the system service: \`systemctl stop ${name === 'coturn' ? 'coturn' : 'icecast2'}\`; or set ${name === 'coturn' ? 'TURN_PORT' : 'ICECAST_PORT'})`,
+      );
+    }
+  }
+}
+
+function startDetached(bin, args, logFile) {
+  const fd = openSync(logFile, 'a');
+  // Own session: a Ctrl-C in the terminal does not reach it, `down` stops it by pid.
+  const child = spawn(bin, args, { detached: true, stdio: ['ignore', fd, fd] });
+  closeSync(fd);
+  child.unref();
+  return child.pid;
+}
+
+function tail(file, lines = 15) {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+function stunAnswers(port) {
+  // Exit status 0 once a Binding response came back; it waits for ever when nothing
+  // answers, hence the short timeout (an answer takes a few ms on loopback).
+  return spawnSync('turnutils_stunclient', ['-p', String(port), '127.0.0.1'], { timeout: 300, stdio: 'ignore' }).status === 0;
+}
+
+async function icecastAnswers(port) {
+  try {
+    const response = await fetch(`http://127.0.0.1:${port}/status-json.xsl`, { signal: AbortSignal.timeout(2_000) });
+    if (!response.ok) return false;
+    return Boolean((await response.json()).icestats);
+  } catch {
+    return false;
+  }
+}
+
+async function waitReady(name, pid, bin, logFile, probe) {
+  const started = Date.now();
+  while (Date.now() - started < READY_TIMEOUT_MS) {
+    if (!isOurProcess(pid, bin)) {
+      throw new InfraError(`${name} exited during start-up; last lines of ${logFile}:\n${tail(logFile)}`);
+    }
+    if (await probe()) return Date.now() - started;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new InfraError(`${name} did not answer within ${READY_TIMEOUT_MS / 1000} s; see ${logFile}:\n${tail(logFile)}`);
+}
+
+function startCoturn(s) {
+  const dir = join(s.runDir, 'coturn');
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  // turnserver.conf as it is, then this run's values (later lines win). Written 0600:
+  // it holds the shared secret, which stays out of the process list this way.
+  const lines = [
+    readFileSync(TURNSERVER_CONF, 'utf8'),
+    '# --- added by local-infra/native.mjs for this run ---',
+    `listening-port=${s.turnPort}`,
+    ...(s.turnMinPort ? [`min-port=${s.turnMinPort}`] : []),
+    ...(s.turnMaxPort ? [`max-port=${s.turnMaxPort}`] : []),
+    `static-auth-secret=${s.secrets.TURN_SECRET}`,
+    // Its own (empty) database and pid file instead of the system-wide ones.
+    `userdb=${join(dir, 'turndb')}`,
+    `pidfile=${join(dir, 'turnserver.pid')}`,
+    // coturn block-buffers stdout when it is a file: let it write the log file itself.
+    `log-file=${join(dir, 'turnserver.log')}`,
+  ];
+  const conf = join(dir, 'turnserver.conf');
+  writeFileSync(conf, `${lines.join('\n')}\n`, { mode: 0o600 });
+  const logFile = join(dir, 'turnserver.log');
+  const pid = startDetached(which('turnserver'), ['-c', conf], logFile);
+  return { pid, logFile };
+}
+
+function startIcecast(s) {
+  const dir = join(s.runDir, 'icecast');
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const xml = renderTemplate(readFileSync(ICECAST_TEMPLATE, 'utf8'), {
+    ...s.secrets,
+    ICECAST_PORT: s.icecastPort,
+    ICECAST_BIND_ADDRESS: '127.0.0.1',
+  });
+  const conf = join(dir, 'icecast.xml');
+  // Read by icecast2 while still root, before it drops to the icecast2 user.
+  writeFileSync(conf, xml, { mode: 0o600 });
+  const logFile = join(dir, 'icecast.log');
+  const pid = startDetached(which('icecast2'), ['-c', conf], logFile);
+  return { pid, logFile };
+}
+
+async function stopPid(name, pid, bin) {
+  if (!isOurProcess(pid, bin)) return false;
+  process.kill(pid, 'SIGTERM');
+  for (let i = 0; i < 50 && isOurProcess(pid, bin); i++) await new Promise((r) => setTimeout(r, 100));
+  if (isOurProcess(pid, bin)) {
+    log(`${name} (pid ${pid}) ignored SIGTERM, killing it`);
+    process.kill(pid, 'SIGKILL');
+  }
+  return true;
+}
+
+const SERVICES = [
+  { name: 'coturn', bin: 'turnserver' },
+  { name: 'icecast', bin: 'icecast2' },
+];
+
+/** Start both (unless already running from this run dir) and wait until they answer. */
+export async function up(env = process.env) {
+  const s = settings(env);
+  checkSecrets(s.secrets);
+  const previous = readState(s.runDir);
+  if (previous && SERVICES.every(({ name, bin }) => isOurProcess(previous[name]?.pid, bin))) {
+    log(`already running from ${s.runDir} (coturn pid ${previous.coturn.pid}, icecast pid ${previous.icecast.pid})`);
+    return { started: false, state: previous };
+  }
+  if (previous) await down(env, { quiet: true });
+  ensurePackages();
+  await requirePortsFree('coturn', s.turnPort, ['udp', 'tcp']);
+  await requirePortsFree('icecast', s.icecastPort, ['tcp']);
+  mkdirSync(s.runDir, { recursive: true, mode: 0o700 });
+
+  const state = { runDir: s.runDir };
+  const save = () => writeFileSync(statePath(s.runDir), `${JSON.stringify(state, null, 2)}\n`);
+  try {
+    log(`starting coturn on 127.0.0.1:${s.turnPort} (udp+tcp)`);
+    const coturn = startCoturn(s);
+    state.coturn = { pid: coturn.pid, port: s.turnPort, log: coturn.logFile };
+    save();
+    const coturnMs = await waitReady('coturn', coturn.pid, 'turnserver', coturn.logFile, () => stunAnswers(s.turnPort));
+    log(`coturn ready in ${coturnMs} ms (pid ${coturn.pid}): stun:127.0.0.1:${s.turnPort} turn:127.0.0.1:${s.turnPort}`);
+
+    log(`starting icecast on 127.0.0.1:${s.icecastPort}`);
+    const icecast = startIcecast(s);
+    state.icecast = { pid: icecast.pid, port: s.icecastPort, log: icecast.logFile };
+    save();
+    const icecastMs = await waitReady('icecast', icecast.pid, 'icecast2', icecast.logFile, () => icecastAnswers(s.icecastPort));
+    log(`icecast ready in ${icecastMs} ms (pid ${icecast.pid}): http://127.0.0.1:${s.icecastPort}/ (program mount /live.ogg)`);
+  } catch (error) {
+    await down(env, { quiet: true });
+    throw error;
+  }
+  return { started: true, state };
+}
+
+/** Stop what `up` started from this run dir, by pid. */
+export async function down(env = process.env, { quiet = false } = {}) {
+  const { runDir } = settings(env);
+  const state = readState(runDir);
+  if (!state) {
+    if (!quiet) log(`nothing running from ${runDir}`);
+    return;
+  }
+  for (const { name, bin } of SERVICES) {
+    const pid = state[name]?.pid;
+    if (pid && (await stopPid(name, pid, bin)) && !quiet) log(`stopped ${name} (pid ${pid})`);
+  }
+  rmSync(statePath(runDir), { force: true });
+}
+
+/** Exit 0 when both are running and answering. */
+export async function status(env = process.env) {
+  const { runDir } = settings(env);
+  const state = readState(runDir);
+  let ok = Boolean(state);
+  for (const { name, bin } of SERVICES) {
+    const entry = state?.[name];
+    const running = entry && isOurProcess(entry.pid, bin);
+    const answering = running && (name === 'coturn' ? stunAnswers(entry.port) : await icecastAnswers(entry.port));
+    ok &&= Boolean(answering);
+    log(`${name}: ${!running ? 'not running' : answering ? `running (pid ${entry.pid}, port ${entry.port})` : `running (pid ${entry.pid}) but not answering on port ${entry.port}`}`);
+  }
+  return ok;
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const command = process.argv[2];
+  const commands = { up: async () => (await up(), true), down: async () => (await down(), true), status };
+  if (!commands[command]) {
+    console.error('usage: node local-infra/native.mjs up|down|status');
+    process.exit(2);
+  }
+  commands[command]().then(
+    (ok) => process.exit(ok ? 0 : 1),
+    (error) => {
+      console.error(`local-infra: ${error instanceof InfraError ? error.message : error.stack}`);
+      process.exit(1);
+    },
+  );
+}
