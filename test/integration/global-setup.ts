@@ -1,0 +1,184 @@
+/**
+ * Integration run: real coturn and Icecast (local-infra/native.mjs, as a developer runs
+ * them) and the real Worker (`wrangler dev`), wired together on loopback with test-only
+ * random secrets, free ports and a temporary run dir, so a developer's own stack
+ * (local-infra/.run, .dev.vars, .wrangler/state) is neither used nor disturbed.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import dgram from 'node:dgram';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { delimiter, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { TestProject } from 'vitest/node';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    workerUrl: string;
+    turnSecret: string;
+    turnPort: number;
+    turnMinPort: number;
+    turnMaxPort: number;
+    icecastUrl: string;
+    icecastSourcePassword: string;
+    icecastAdminPassword: string;
+  }
+}
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+// Relay ports apart from the developer default (49160-49200 in turnserver.conf).
+const TURN_MIN_PORT = 49210;
+const TURN_MAX_PORT = 49250;
+
+/** A port free on 127.0.0.1 for TCP (and UDP when asked) at this moment. */
+async function freePort(udpToo = false): Promise<number> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const server = net.createServer();
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => {
+        const { port } = server.address() as net.AddressInfo;
+        server.close(() => resolve(port));
+      });
+    });
+    if (!udpToo) return port;
+    const udpFree = await new Promise<boolean>((resolve) => {
+      const socket = dgram.createSocket('udp4');
+      socket.once('error', () => resolve(false));
+      socket.bind(port, '127.0.0.1', () => socket.close(() => resolve(true)));
+    });
+    if (udpFree) return port;
+  }
+  throw new Error('no free port on 127.0.0.1');
+}
+
+function tail(file: string, lines = 30): string {
+  return existsSync(file) ? readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n') : '(no log)';
+}
+
+const secret = () => randomBytes(24).toString('hex');
+
+export default async function setup(project: TestProject) {
+  const dir = mkdtempSync(join(tmpdir(), 'openstudio-integration-'));
+  const infraEnv = {
+    TURN_SECRET: secret(),
+    ICECAST_SOURCE_PASSWORD: secret(),
+    ICECAST_ADMIN_PASSWORD: secret(),
+    TURN_PORT: String(await freePort(true)),
+    TURN_MIN_PORT: String(TURN_MIN_PORT),
+    TURN_MAX_PORT: String(TURN_MAX_PORT),
+    ICECAST_PORT: String(await freePort()),
+    LOCAL_INFRA_RUN_DIR: join(dir, 'infra'),
+  };
+  const native = (command: 'up' | 'down') =>
+    spawnSync(process.execPath, [join(root, 'local-infra', 'native.mjs'), command], {
+      cwd: root,
+      env: { ...process.env, ...infraEnv },
+      encoding: 'utf8',
+      timeout: 110_000,
+    });
+
+  let workerPgid: number | undefined;
+  const stopWorker = () => {
+    if (workerPgid === undefined) return;
+    try {
+      process.kill(-workerPgid, 'SIGKILL'); // npx → wrangler → workerd: the whole group
+    } catch {
+      // already gone
+    }
+    workerPgid = undefined;
+  };
+  // If vitest is interrupted before teardown, do not leave wrangler behind.
+  process.once('exit', stopWorker);
+
+  const teardown = async () => {
+    stopWorker();
+    const down = native('down');
+    if (down.status !== 0) console.error(down.stdout, down.stderr);
+    rmSync(dir, { recursive: true, force: true });
+  };
+
+  try {
+    const started = Date.now();
+    const up = native('up');
+    process.stdout.write(up.stdout);
+    if (up.status !== 0) throw new Error(`local-infra/native.mjs up failed:\n${up.stdout}\n${up.stderr}`);
+    const infraMs = Date.now() - started;
+
+    // The Worker, configured like `npm run dev` but with this run's secrets and the test
+    // coturn's port. --env-file replaces .dev.vars for this process: the developer's file
+    // is neither read nor written.
+    const turnHost = `127.0.0.1:${infraEnv.TURN_PORT}`;
+    const workerVars = {
+      TOKEN_SECRET: secret(),
+      TURN_SECRET: infraEnv.TURN_SECRET,
+      ICECAST_SOURCE_PASSWORD: infraEnv.ICECAST_SOURCE_PASSWORD,
+      STUN_URLS: `stun:${turnHost}`,
+      TURN_URLS: `turn:${turnHost}?transport=udp,turn:${turnHost}?transport=tcp`,
+    };
+    const envFile = join(dir, 'worker.env');
+    writeFileSync(envFile, Object.entries(workerVars).map(([k, v]) => `${k}=${v}\n`).join(''), { mode: 0o600 });
+    const workerPort = await freePort();
+    const inspectorPort = await freePort();
+    const workerLog = join(dir, 'wrangler.log');
+    const logFd = openSync(workerLog, 'a');
+    const bin = join(root, 'node_modules', '.bin');
+    const childEnv: NodeJS.ProcessEnv = {
+      ...process.env,
+      PATH: `${bin}${delimiter}${process.env.PATH}`,
+      WRANGLER_SEND_METRICS: 'false',
+      CLOUDFLARE_CF_FETCH_ENABLED: 'false',
+    };
+    // wrangler also reads secrets from its environment: make sure none of the
+    // developer's shell values win over this run's.
+    for (const key of Object.keys(workerVars)) delete childEnv[key];
+    const wrangler = spawn(
+      join(bin, 'wrangler'),
+      [
+        'dev',
+        '--ip', '127.0.0.1',
+        '--port', String(workerPort),
+        '--inspector-port', String(inspectorPort),
+        '--env-file', envFile,
+        '--persist-to', join(dir, 'wrangler-state'),
+        '--show-interactive-dev-session=false',
+      ],
+      { cwd: root, env: childEnv, detached: true, stdio: ['ignore', logFd, logFd] },
+    );
+    closeSync(logFd);
+    workerPgid = wrangler.pid;
+    let exited: number | null = null;
+    wrangler.once('exit', (code) => (exited = code ?? -1));
+
+    const workerUrl = `http://127.0.0.1:${workerPort}`;
+    const workerStarted = Date.now();
+    for (;;) {
+      if (exited !== null) throw new Error(`wrangler dev exited (${exited}):\n${tail(workerLog)}`);
+      if (Date.now() - workerStarted > 60_000) throw new Error(`wrangler dev did not answer /health in 60 s:\n${tail(workerLog)}`);
+      try {
+        if ((await fetch(`${workerUrl}/health`, { signal: AbortSignal.timeout(2_000) })).ok) break;
+      } catch {
+        // not listening yet
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    console.log(
+      `integration: coturn + Icecast up in ${infraMs} ms, wrangler dev answering in ${Date.now() - workerStarted} ms at ${workerUrl}`,
+    );
+
+    project.provide('workerUrl', workerUrl);
+    project.provide('turnSecret', infraEnv.TURN_SECRET);
+    project.provide('turnPort', Number(infraEnv.TURN_PORT));
+    project.provide('turnMinPort', TURN_MIN_PORT);
+    project.provide('turnMaxPort', TURN_MAX_PORT);
+    project.provide('icecastUrl', `http://127.0.0.1:${infraEnv.ICECAST_PORT}`);
+    project.provide('icecastSourcePassword', infraEnv.ICECAST_SOURCE_PASSWORD);
+    project.provide('icecastAdminPassword', infraEnv.ICECAST_ADMIN_PASSWORD);
+  } catch (error) {
+    await teardown();
+    throw error;
+  }
+  return teardown;
+}

@@ -1,0 +1,126 @@
+// Broadcast output against the real Icecast, configured from local-infra/icecast.xml.template:
+// a source pushes Ogg/Opus to the program mount and a listener hears decodable Opus; wrong
+// passwords are refused.
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, inject, it } from 'vitest';
+
+const MOUNT = '/live.ogg'; // the program mount in icecast.xml.template
+const icecast = () => inject('icecastUrl');
+const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+
+interface IceStats {
+  icestats: { server_id: string; source?: IceSource | IceSource[] };
+}
+interface IceSource {
+  listenurl: string;
+  server_name?: string;
+  server_type?: string;
+}
+
+async function status(): Promise<IceStats> {
+  const response = await fetch(`${icecast()}/status-json.xsl`);
+  expect(response.status).toBe(200);
+  return (await response.json()) as IceStats;
+}
+
+async function programSource(): Promise<IceSource | undefined> {
+  const sources = (await status()).icestats.source;
+  return [sources ?? []].flat().find((source) => source.listenurl.endsWith(MOUNT));
+}
+
+/** ffmpeg as the source: a 440 Hz sine, encoded to Opus in Ogg, in real time. */
+function pushSine(password: string, seconds: number) {
+  const port = new URL(icecast()).port;
+  const child = spawn(
+    'ffmpeg',
+    [
+      '-hide_banner', '-nostdin', '-loglevel', 'error',
+      '-re', '-f', 'lavfi', '-i', `sine=frequency=440:duration=${seconds}`,
+      '-c:a', 'libopus', '-b:a', '64k',
+      '-content_type', 'application/ogg', '-f', 'ogg',
+      `icecast://source:${password}@127.0.0.1:${port}${MOUNT}`,
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let stderr = '';
+  child.stderr.on('data', (chunk) => (stderr += chunk));
+  const done = new Promise<{ code: number | null; stderr: string }>((resolve) => child.on('exit', (code) => resolve({ code, stderr })));
+  return { child, done };
+}
+
+describe('Icecast (real icecast2, the shared config)', () => {
+  it('answers /status-json.xsl with CORS open for browser listeners', async () => {
+    const response = await fetch(`${icecast()}/status-json.xsl`);
+    expect(response.status).toBe(200);
+    expect(response.headers.get('access-control-allow-origin')).toBe('*');
+    const body = (await response.json()) as IceStats;
+    expect(body.icestats.server_id).toMatch(/^Icecast 2\./);
+    expect(await programSource()).toBeUndefined(); // nothing on air yet
+  });
+
+  it('a source pushed to the program mount is heard by a listener as decodable Ogg/Opus', async () => {
+    const source = pushSine(inject('icecastSourcePassword'), 4);
+    try {
+      await expect.poll(programSource, { timeout: 10_000, interval: 100 }).toBeDefined();
+      // Settings from the mount block of the template, not from the source.
+      expect(await programSource()).toMatchObject({ server_name: 'OpenStudio live', server_type: 'application/ogg' });
+
+      const listener = await fetch(`${icecast()}${MOUNT}`, { signal: AbortSignal.timeout(20_000) });
+      expect(listener.status).toBe(200);
+      expect(listener.headers.get('content-type')).toBe('application/ogg');
+      expect(listener.headers.get('access-control-allow-origin')).toBe('*');
+      // Icecast ends the listener's response when the source ends.
+      const audio = Buffer.from(await listener.arrayBuffer());
+      expect(audio.subarray(0, 4).toString()).toBe('OggS');
+      expect(audio.includes(Buffer.from('OpusHead'))).toBe(true);
+
+      const decode = spawnSync('ffmpeg', ['-v', 'error', '-i', '-', '-f', 'null', '-'], { input: audio, encoding: 'utf8', timeout: 20_000 });
+      expect(decode.stderr).toBe('');
+      expect(decode.status).toBe(0);
+      // From a file: ffprobe cannot tell the duration of a pipe.
+      const dir = mkdtempSync(join(tmpdir(), 'openstudio-listen-'));
+      const file = join(dir, 'listened.ogg');
+      writeFileSync(file, audio);
+      const probe = spawnSync('ffprobe', ['-v', 'error', '-show_entries', 'stream=codec_name:format=duration', '-of', 'json', file], {
+        encoding: 'utf8',
+        timeout: 20_000,
+      });
+      rmSync(dir, { recursive: true, force: true });
+      const info = JSON.parse(probe.stdout) as { streams: { codec_name: string }[]; format: { duration: string } };
+      expect(info.streams.map((s) => s.codec_name)).toEqual(['opus']);
+      expect(Number(info.format.duration)).toBeGreaterThan(2); // most of the 4 s program
+
+      expect(await source.done).toEqual({ code: 0, stderr: '' });
+    } finally {
+      source.child.kill();
+      await source.done;
+    }
+  });
+
+  it('refuses a source with the wrong password', async () => {
+    const wrong = `${inject('icecastSourcePassword')}x`;
+    await expect.poll(programSource, { timeout: 5_000, interval: 100 }).toBeUndefined();
+    const ffmpeg = await pushSine(wrong, 1).done;
+    expect(ffmpeg.code).not.toBe(0);
+    expect(ffmpeg.stderr).toMatch(/401/);
+
+    // A plain HTTP PUT source, refused just the same.
+    const put = await fetch(`${icecast()}${MOUNT}`, {
+      method: 'PUT',
+      headers: { Authorization: basic('source', wrong), 'Content-Type': 'application/ogg' },
+      body: Buffer.from('OggS'),
+    });
+    expect(put.status).toBe(401);
+    expect(await programSource()).toBeUndefined();
+  });
+
+  it('admin pages need the admin password', async () => {
+    const stats = (password: string) => fetch(`${icecast()}/admin/stats`, { headers: { Authorization: basic('admin', password) } });
+    expect((await stats(`${inject('icecastAdminPassword')}x`)).status).toBe(401);
+    expect((await stats(inject('icecastSourcePassword'))).status).toBe(401);
+    expect((await stats(inject('icecastAdminPassword'))).status).toBe(200);
+  });
+});
