@@ -81,23 +81,37 @@ export default async function setup(project: TestProject) {
     });
 
   let workerPgid: number | undefined;
-  const stopWorker = () => {
-    if (workerPgid === undefined) return;
-    try {
-      process.kill(-workerPgid, 'SIGKILL'); // npx → wrangler → workerd: the whole group
-    } catch {
-      // already gone
+  let workerExited: Promise<unknown> = Promise.resolve();
+  let cleanedUp = false;
+  // Synchronous, so it can also run from an 'exit' handler if vitest is interrupted
+  // before teardown: nothing of this run may be left behind.
+  const cleanup = () => {
+    if (cleanedUp) return;
+    cleanedUp = true;
+    if (workerPgid !== undefined) {
+      try {
+        process.kill(-workerPgid, 'SIGKILL'); // wrangler → workerd: the whole process group
+      } catch {
+        // already gone
+      }
     }
-    workerPgid = undefined;
-  };
-  // If vitest is interrupted before teardown, do not leave wrangler behind.
-  process.once('exit', stopWorker);
-
-  const teardown = async () => {
-    stopWorker();
     const down = native('down');
     if (down.status !== 0) console.error(down.stdout, down.stderr);
     rmSync(dir, { recursive: true, force: true });
+  };
+  process.once('exit', cleanup);
+  const teardown = async () => {
+    if (workerPgid !== undefined) {
+      // Let wrangler shut workerd down itself first; the group kill in cleanup() catches the rest.
+      try {
+        process.kill(-workerPgid, 'SIGTERM');
+      } catch {
+        // already gone
+      }
+      await Promise.race([workerExited, new Promise((r) => setTimeout(r, 5_000))]);
+    }
+    cleanup();
+    process.off('exit', cleanup);
   };
 
   try {
@@ -150,7 +164,7 @@ export default async function setup(project: TestProject) {
     closeSync(logFd);
     workerPgid = wrangler.pid;
     let exited: number | null = null;
-    wrangler.once('exit', (code) => (exited = code ?? -1));
+    workerExited = new Promise((resolve) => wrangler.once('exit', (code) => resolve((exited = code ?? -1))));
 
     const workerUrl = `http://127.0.0.1:${workerPort}`;
     const workerStarted = Date.now();
