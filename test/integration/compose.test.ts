@@ -2,8 +2,9 @@
 // there is no Docker engine here), refuses to start without its secrets, and runs coturn
 // and Icecast from the very config files the native way (local-infra/native.mjs) uses —
 // which the other integration tests exercise against the real servers.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -100,6 +101,45 @@ describe('local-infra/compose.yaml', () => {
     const substituted = new Set([.../envsubst '([^']+)'/.exec(entrypoint)![1]!.matchAll(/\$\{([A-Z0-9_]+)\}/g)].map((m) => m[1]));
     expect(substituted).toEqual(placeholders);
     for (const name of placeholders) expect(Object.keys(icecast.environment)).toContain(name);
+  });
+
+  it('the Icecast image\'s entrypoint renders the template and Icecast serves with those passwords', async () => {
+    // The script the container runs, run here against Debian's icecast2 (what the image
+    // installs), with the file locations moved out of /etc.
+    const port = await new Promise<number>((resolve) => {
+      const server = net.createServer().listen(0, '127.0.0.1', () => {
+        const { port } = server.address() as net.AddressInfo;
+        server.close(() => resolve(port));
+      });
+    });
+    const config = join(dir, 'icecast.xml');
+    const clean = Object.fromEntries(Object.entries(process.env).filter(([key]) => !SECRETS.includes(key)));
+    const icecast = spawn('sh', [join(infra, 'icecast-entrypoint.sh')], {
+      env: {
+        ...clean,
+        ICECAST_SOURCE_PASSWORD: dummy.ICECAST_SOURCE_PASSWORD,
+        ICECAST_ADMIN_PASSWORD: dummy.ICECAST_ADMIN_PASSWORD,
+        ICECAST_TEMPLATE,
+        ICECAST_CONFIG: config,
+        ICECAST_PORT: String(port),
+        ICECAST_BIND_ADDRESS: '127.0.0.1',
+      },
+      stdio: 'ignore',
+    });
+    const exited = new Promise((resolve) => icecast.once('exit', resolve));
+    try {
+      const url = `http://127.0.0.1:${port}`;
+      const statusCode = () => fetch(`${url}/status-json.xsl`).then((r) => r.status, () => 0);
+      await expect.poll(statusCode, { timeout: 10_000, interval: 100 }).toBe(200);
+      expect(readFileSync(config, 'utf8')).not.toMatch(/\$\{/);
+      const admin = (password: string) =>
+        fetch(`${url}/admin/stats`, { headers: { Authorization: `Basic ${Buffer.from(`admin:${password}`).toString('base64')}` } });
+      expect((await admin(dummy.ICECAST_ADMIN_PASSWORD!)).status).toBe(200);
+      expect((await admin(dummy.ICECAST_SOURCE_PASSWORD!)).status).toBe(401);
+    } finally {
+      icecast.kill();
+      await exited;
+    }
   });
 
   it('keeps the relay port range small and has no static TURN users', () => {

@@ -166,7 +166,7 @@ export class StunClient {
       client.tcp = socket;
       await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
       client.localPort = socket.localPort!;
-      socket.on('data', (chunk) => {
+      socket.on('data', (chunk: Buffer) => {
         client.buffered = Buffer.concat([client.buffered, chunk]);
         while (client.buffered.length >= 20) {
           const size = 20 + client.buffered.readUInt16BE(2);
