@@ -10,6 +10,7 @@
 //   TURN_PORT (3478), TURN_MIN_PORT / TURN_MAX_PORT (turnserver.conf), ICECAST_PORT (8000),
 //   LOCAL_INFRA_RUN_DIR (local-infra/.run: rendered configs, pids, logs; git-ignored).
 import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import dgram from 'node:dgram';
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -162,13 +163,27 @@ function tail(file, lines = 15) {
   }
 }
 
-function stunAnswers(port) {
-  // Exit status 0 once a Binding response came back; it waits for ever when nothing
-  // answers, hence the short timeout (an answer takes a few ms on loopback).
-  return spawnSync('turnutils_stunclient', ['-p', String(port), '127.0.0.1'], { timeout: 300, stdio: 'ignore' }).status === 0;
+function tcpListening(port) {
+  return new Promise((done) => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      done(true);
+    });
+    socket.once('error', () => done(false));
+  });
+}
+
+async function stunAnswers(port) {
+  // turnutils_stunclient waits for ever when nothing answers: only ask once coturn
+  // listens (its TCP listener comes up with the UDP one), and with a timeout all the same.
+  if (!(await tcpListening(port))) return false;
+  return spawnSync('turnutils_stunclient', ['-p', String(port), '127.0.0.1'], { timeout: 2_000, stdio: 'ignore' }).status === 0;
 }
 
 async function icecastAnswers(port) {
+  // Parsed, not just fetched: Icecast 2.4 serves malformed JSON here for its first ~0.3 s,
+  // until its stats thread has filled in.
   try {
     const response = await fetch(`http://127.0.0.1:${port}/status-json.xsl`, { signal: AbortSignal.timeout(2_000) });
     if (!response.ok) return false;
@@ -251,18 +266,26 @@ const SERVICES = [
 export async function up(env = process.env) {
   const s = settings(env);
   checkSecrets(s.secrets);
+  // Secrets, ports and config files: a running pair started with other values is restarted.
+  const fingerprint = createHash('sha256')
+    .update(JSON.stringify(s))
+    .update(readFileSync(TURNSERVER_CONF))
+    .update(readFileSync(ICECAST_TEMPLATE))
+    .digest('hex');
   const previous = readState(s.runDir);
-  if (previous && SERVICES.every(({ name, bin }) => isOurProcess(previous[name]?.pid, bin))) {
+  const running = previous && SERVICES.every(({ name, bin }) => isOurProcess(previous[name]?.pid, bin));
+  if (running && previous.fingerprint === fingerprint) {
     log(`already running from ${s.runDir} (coturn pid ${previous.coturn.pid}, icecast pid ${previous.icecast.pid})`);
     return { started: false, state: previous };
   }
+  if (running) log('settings or config files changed: restarting');
   if (previous) await down(env, { quiet: true });
   ensurePackages();
   await requirePortsFree('coturn', s.turnPort, ['udp', 'tcp']);
   await requirePortsFree('icecast', s.icecastPort, ['tcp']);
   mkdirSync(s.runDir, { recursive: true, mode: 0o700 });
 
-  const state = { runDir: s.runDir };
+  const state = { runDir: s.runDir, fingerprint };
   const save = () => writeFileSync(statePath(s.runDir), `${JSON.stringify(state, null, 2)}\n`);
   try {
     log(`starting coturn on 127.0.0.1:${s.turnPort} (udp+tcp)`);
@@ -308,7 +331,7 @@ export async function status(env = process.env) {
   for (const { name, bin } of SERVICES) {
     const entry = state?.[name];
     const running = entry && isOurProcess(entry.pid, bin);
-    const answering = running && (name === 'coturn' ? stunAnswers(entry.port) : await icecastAnswers(entry.port));
+    const answering = running && (await (name === 'coturn' ? stunAnswers(entry.port) : icecastAnswers(entry.port)));
     ok &&= Boolean(answering);
     log(`${name}: ${!running ? 'not running' : answering ? `running (pid ${entry.pid}, port ${entry.port})` : `running (pid ${entry.pid}) but not answering on port ${entry.port}`}`);
   }
