@@ -81,9 +81,14 @@ export class StudioClient {
           this.attempt = 0;
           this.welcome = message;
           this.resumeToken = message.resumeToken;
+          // One frame right away: workerd completes a server-initiated close (kick, room
+          // closed) only on a connection that has carried a client frame. The exact ping
+          // is answered without waking the room.
+          socket.send(PING_FRAME);
           this.startPing();
           resolve(message);
         }
+        if (message.type === 'kicked' || message.type === 'room-closed') this.stopped = true;
         if (message.type === 'error' && message.code === 'resume-failed') this.resumeToken = null;
         this.emit(message.type, message);
       };

@@ -508,7 +508,9 @@ export class Room extends DurableObject<Env> {
 
   // ---- disconnects, grace period, expiry --------------------------------------------
 
-  override async webSocketClose(ws: WebSocket): Promise<void> {
+  override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    // Complete the closing handshake: without the reply, clients wait in CLOSING.
+    close(ws, code === 1005 || code === 1006 ? 1000 : code, reason);
     await this.disconnected(ws);
   }
 
