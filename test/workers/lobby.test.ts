@@ -1,8 +1,5 @@
-import { env } from 'cloudflare:workers';
-import { createExecutionContext } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
-import worker from '../../worker/index';
-import { connect, createRoom, join, ORIGIN, settle } from './helpers';
+import { createRoom, join, settle } from './helpers';
 
 async function lobbyRoom() {
   const room = await createRoom({ lobby: true });
@@ -91,31 +88,5 @@ describe('lobby (call screening)', () => {
     const { host, producer } = await lobbyRoom();
     expect(host.welcome.waiting).toBe(false);
     expect(producer.welcome.waiting).toBe(false);
-  });
-});
-
-describe('room creation key', () => {
-  const key = 'k'.repeat(48);
-  const withKey = { ...env, ROOM_CREATION_KEY: key } as Env;
-  const create = (authorization?: string) =>
-    worker.fetch(
-      new Request(`${ORIGIN}/rooms`, {
-        method: 'POST',
-        headers: { 'CF-Connecting-IP': crypto.randomUUID(), ...(authorization ? { Authorization: authorization } : {}) },
-      }),
-      withKey,
-      createExecutionContext(),
-    );
-
-  it('requires the key when the deployment sets one', async () => {
-    expect((await create()).status).toBe(401);
-    expect((await create(`Bearer ${'k'.repeat(47)}x`)).status).toBe(401);
-    expect((await create(`Bearer ${key}`)).status).toBe(201);
-  });
-
-  it('is open without one (development)', async () => {
-    const room = await createRoom();
-    expect(room.roomId).toBeTruthy();
-    await connect(room.roomId, { token: room.tokens.host });
   });
 });

@@ -1,0 +1,55 @@
+// Deployment settings that change the Worker's behaviour: the room-creation key and
+// missing secrets. These call the Worker's fetch handler with a modified environment.
+import { env } from 'cloudflare:workers';
+import { createExecutionContext } from 'cloudflare:test';
+import { describe, expect, it } from 'vitest';
+import worker from '../../worker/index';
+import { connect, createRoom, ORIGIN } from './helpers';
+
+describe('room creation key', () => {
+  const key = 'k'.repeat(48);
+  const withKey = { ...env, ROOM_CREATION_KEY: key } as Env;
+  const create = (authorization?: string) =>
+    worker.fetch(
+      new Request(`${ORIGIN}/rooms`, {
+        method: 'POST',
+        headers: { 'CF-Connecting-IP': crypto.randomUUID(), ...(authorization ? { Authorization: authorization } : {}) },
+      }),
+      withKey,
+      createExecutionContext(),
+    );
+
+  it('requires the key when the deployment sets one', async () => {
+    expect((await create()).status).toBe(401);
+    expect((await create(`Bearer ${'k'.repeat(47)}x`)).status).toBe(401);
+    expect((await create(`Bearer ${key}`)).status).toBe(201);
+  });
+
+  it('is open without one (development)', async () => {
+    const room = await createRoom();
+    expect(room.roomId).toBeTruthy();
+    await connect(room.roomId, { token: room.tokens.host });
+  });
+});
+
+describe('missing secrets', () => {
+  it('refuses to work without TOKEN_SECRET instead of falling back to a default', async () => {
+    const { TOKEN_SECRET: _, ...withoutSecret } = env as Env & Record<string, unknown>;
+    const response = await worker.fetch(
+      new Request(`${ORIGIN}/rooms`, { method: 'POST', headers: { 'CF-Connecting-IP': crypto.randomUUID() } }),
+      withoutSecret as unknown as Env,
+      createExecutionContext(),
+    );
+    expect(response.status).toBe(500);
+    expect(await response.json()).toMatchObject({ error: { code: 'misconfigured' } });
+  });
+
+  it('refuses a TOKEN_SECRET too short to be a key', async () => {
+    const response = await worker.fetch(
+      new Request(`${ORIGIN}/rooms`, { method: 'POST', headers: { 'CF-Connecting-IP': crypto.randomUUID() } }),
+      { ...env, TOKEN_SECRET: 'hackme' } as Env,
+      createExecutionContext(),
+    );
+    expect(response.status).toBe(500);
+  });
+});
