@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 // Secrets for the workers tests: fresh random values each run, never written anywhere.
 process.env.TOKEN_SECRET ??= randomBytes(32).toString('hex');
 process.env.TURN_SECRET ??= randomBytes(32).toString('hex');
+process.env.ICECAST_SOURCE_PASSWORD ??= randomBytes(32).toString('hex');
 
 // Two projects, one run:
 // - workers: the Worker and the room Durable Object inside workerd (Miniflare), offline;

@@ -11,6 +11,7 @@ import {
   CLOSE_CODES,
   PROTOCOL_VERSION,
   parseClientMessage,
+  type BroadcastInfo,
   type ClientMessage,
   type ErrorCode,
   type LeaveReason,
@@ -23,6 +24,7 @@ import {
 import { readConfig, requireSecret, type Config } from '../worker/config';
 import { iceServersFor } from '../worker/ice';
 import { randomId } from '../worker/random';
+import { BROADCAST_FORMATS, BroadcastRelay, type BroadcastFormat } from './broadcast';
 import { canSee, canSignal, decideAdmit, decideCloseRoom, decideKick, decideMute, PERMISSIONS } from './policy';
 import {
   close,
@@ -40,6 +42,8 @@ export const UPGRADE_HEADERS = {
   role: 'X-OpenStudio-Role',
   generation: 'X-OpenStudio-Generation',
   protocol: 'X-OpenStudio-Protocol',
+  /** `broadcast` for the program feed; absent for signaling. */
+  channel: 'X-OpenStudio-Channel',
 } as const;
 
 interface RoomState extends RoomInfo {
@@ -88,6 +92,9 @@ export class Room extends DurableObject<Env> {
   /** Per-socket memory: its peer and rate bucket (rebuilt from the attachment after hibernation). */
   private readonly connections = new WeakMap<WebSocket, { peerId: string; bucket: TokenBucket }>();
   private readonly queued = new Map<string, number>();
+  /** The program feed, while one runs (it keeps the room awake; it ends with the instance). */
+  private broadcastRelay: BroadcastRelay | null = null;
+  private broadcastInfo: BroadcastInfo = { state: 'idle' };
   /** Frames this instance has handled; shows that pings never wake a hibernated room. */
   framesHandled = 0;
 
@@ -213,10 +220,14 @@ export class Room extends DurableObject<Env> {
     if (!role || !(role in PERMISSIONS) || request.headers.get('Upgrade') !== 'websocket') {
       return new Response('expected a WebSocket upgrade from the Worker', { status: 400 });
     }
-    const resumeToken = new URL(request.url).searchParams.get('resume');
+    const url = new URL(request.url);
+    const resumeToken = url.searchParams.get('resume');
     const room = this.room;
     if (!room || room.closed) {
       return rejectUpgrade('room-not-found', CLOSE_CODES.roomNotFound, 'room does not exist or was closed', protocol);
+    }
+    if (request.headers.get(UPGRADE_HEADERS.channel) === 'broadcast') {
+      return this.startBroadcast(role, generation, url.searchParams.get('format') ?? 'ogg', protocol);
     }
     if (resumeToken) return this.resume(role, resumeToken, protocol);
 
@@ -292,6 +303,7 @@ export class Room extends DurableObject<Env> {
       iceExpiresAt: ice.expiresAt,
       participants: this.visibleTo(peer),
       room: this.info(this.room),
+      broadcast: this.broadcastInfo,
     });
   }
 
@@ -390,6 +402,9 @@ export class Room extends DurableObject<Env> {
         return this.update({ ...peer, name: message.name });
       case 'close-room':
         return this.closeRoom(peer, ws);
+      case 'stop-broadcast':
+        if (!PERMISSIONS[peer.role].broadcast) return sendError(ws, 'forbidden', `a ${peer.role} cannot stop the broadcast`);
+        return this.broadcastRelay?.stop();
       case 'leave':
         this.removePeer(peer, 'left');
         close(ws, CLOSE_CODES.normal, 'left');
@@ -487,6 +502,7 @@ export class Room extends DurableObject<Env> {
       send(socket, { type: 'room-closed' });
       close(socket, CLOSE_CODES.roomNotFound, 'room closed by the host');
     }
+    this.broadcastRelay?.stop();
     for (const peerId of [...this.peers.keys()]) this.deletePeer(peerId);
     this.saveRoom({ ...this.room!, closed: true, activeAt: Date.now() });
     return this.scheduleAlarm();
@@ -504,6 +520,40 @@ export class Room extends DurableObject<Env> {
     for (const [viewerId, socket] of this.sockets) {
       if (wasVisible.get(viewerId)) sendRaw(socket, frame);
     }
+  }
+
+  // ---- broadcast --------------------------------------------------------------------
+
+  private async startBroadcast(role: Role, generation: number, format: string, protocol: string | null): Promise<Response> {
+    const auth = await this.authorize(role, generation);
+    if (!auth.ok) return rejectUpgrade(auth.code, CLOSE_CODES.unauthorized, auth.message, protocol);
+    if (!PERMISSIONS[role].broadcast) {
+      return rejectUpgrade('forbidden', CLOSE_CODES.forbidden, `a ${role} cannot broadcast`, protocol);
+    }
+    if (!(format in BROADCAST_FORMATS)) {
+      return rejectUpgrade('invalid-message', CLOSE_CODES.forbidden, `format must be one of ${Object.keys(BROADCAST_FORMATS).join(', ')}`, protocol);
+    }
+    const password = (this.env as { ICECAST_SOURCE_PASSWORD?: string }).ICECAST_SOURCE_PASSWORD;
+    if (!this.config.icecastUrl || !password) {
+      return rejectUpgrade('broadcast-unavailable', CLOSE_CODES.forbidden, 'this deployment has no Icecast configured (ICECAST_URL, ICECAST_SOURCE_PASSWORD)', protocol);
+    }
+    if (this.broadcastRelay && (this.broadcastInfo.state === 'connecting' || this.broadcastInfo.state === 'live')) {
+      return rejectUpgrade('broadcast-busy', CLOSE_CODES.forbidden, 'a broadcast is already running in this room', protocol);
+    }
+    const { 0: client, 1: server } = new WebSocketPair();
+    server.accept();
+    const target = { url: this.config.icecastUrl, mount: this.config.icecastMount, password, listenUrl: this.config.icecastListenUrl };
+    const meta = { by: role, ...(this.room?.name === undefined ? {} : { name: this.room.name }) };
+    const relay = new BroadcastRelay(server, target, format as BroadcastFormat, meta, (info) => {
+      if (this.broadcastRelay !== relay) return;
+      this.broadcastInfo = info;
+      const frame = JSON.stringify({ type: 'broadcast-updated', broadcast: info } satisfies ServerMessage);
+      for (const ws of this.sockets.values()) sendRaw(ws, frame);
+    });
+    this.broadcastRelay = relay;
+    this.ctx.waitUntil(relay.start());
+    const headers = protocol ? { 'Sec-WebSocket-Protocol': protocol } : undefined;
+    return new Response(null, { status: 101, webSocket: client, headers });
   }
 
   // ---- disconnects, grace period, expiry --------------------------------------------

@@ -24,12 +24,14 @@ try {
   process.exit(1);
 }
 
-// The Worker hands out this coturn (TURN_PORT may have moved it from wrangler.toml's 3478).
+// The Worker hands out this coturn and pushes the program to this Icecast (TURN_PORT and
+// ICECAST_PORT may have moved them from wrangler.toml's 3478 and 8000).
 const { turnPort, icecastPort } = settings(env);
 const turn = `127.0.0.1:${turnPort}`;
 const wranglerArgs = [
   '--var', `STUN_URLS:stun:${turn}`,
   '--var', `TURN_URLS:turn:${turn}?transport=udp,turn:${turn}?transport=tcp`,
+  '--var', `ICECAST_URL:http://127.0.0.1:${icecastPort}`,
   ...process.argv.slice(2),
 ];
 console.log(`local-infra: Icecast listeners: http://127.0.0.1:${icecastPort}/live.ogg`);

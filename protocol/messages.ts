@@ -18,7 +18,13 @@ export const ROOM_ID_PATTERN = /^[A-Za-z0-9_-]{8,64}$/;
 export const PEER_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
 const PeerId = v.pipe(v.string(), v.regex(PEER_ID_PATTERN, 'must be a peer id'));
-const DisplayName = v.pipe(v.string(), v.trim(), v.minLength(1), v.maxLength(64));
+const DisplayName = v.pipe(
+  v.string(),
+  v.trim(),
+  v.minLength(1),
+  v.maxLength(64),
+  v.regex(/^[^\p{Cc}]*$/u, 'must not contain control characters'),
+);
 /** SDP blobs are bounded by the frame size limit; this only rules out the absurd. */
 const Sdp = v.pipe(v.string(), v.minLength(1), v.maxLength(60_000));
 
@@ -45,6 +51,7 @@ export const ClientMessages = {
   admit: v.object({ type: v.literal('admit'), peerId: PeerId }),
   'set-name': v.object({ type: v.literal('set-name'), name: DisplayName }),
   'close-room': v.object({ type: v.literal('close-room') }),
+  'stop-broadcast': v.object({ type: v.literal('stop-broadcast') }),
   leave: v.object({ type: v.literal('leave') }),
   ping: v.object({ type: v.literal('ping') }),
 } as const;
@@ -81,6 +88,19 @@ export interface RoomInfo {
   createdAt: number;
 }
 
+export type BroadcastState = 'idle' | 'connecting' | 'live' | 'error';
+
+/** The room's program feed to Icecast. */
+export interface BroadcastInfo {
+  state: BroadcastState;
+  /** Role of whoever started it. */
+  by?: Role;
+  /** Where listeners hear the program. */
+  listenUrl?: string;
+  /** Why it failed, when `state` is `error`. */
+  error?: string;
+}
+
 export interface IceServersInfo {
   iceServers: { urls: string[]; username?: string; credential?: string }[];
   expiresAt: number;
@@ -102,6 +122,8 @@ export const ERROR_CODES = [
   'room-full',
   'origin-not-allowed',
   'resume-failed',
+  'broadcast-busy',
+  'broadcast-unavailable',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
@@ -133,6 +155,7 @@ export type ServerMessage =
       iceExpiresAt: number;
       participants: Participant[];
       room: RoomInfo;
+      broadcast: BroadcastInfo;
     }
   | { type: 'peer-joined'; participant: Participant }
   | { type: 'peer-left'; peerId: string; reason: LeaveReason }
@@ -144,6 +167,7 @@ export type ServerMessage =
   | { type: 'kicked' }
   | { type: 'admitted'; participants: Participant[] }
   | { type: 'room-closed' }
+  | { type: 'broadcast-updated'; broadcast: BroadcastInfo }
   | { type: 'pong' };
 
 // ---- HTTP bodies -------------------------------------------------------------------

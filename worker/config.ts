@@ -19,6 +19,10 @@ export interface Config {
   stunUrls: string[];
   turnUrls: string[];
   turnTtlSeconds: number;
+  /** Icecast for the program feed: where sources push, which mount, where listeners go. */
+  icecastUrl: string;
+  icecastMount: string;
+  icecastListenUrl: string;
 }
 
 export const DEFAULTS: Config = {
@@ -35,6 +39,9 @@ export const DEFAULTS: Config = {
   stunUrls: [],
   turnUrls: [],
   turnTtlSeconds: 3_600,
+  icecastUrl: '',
+  icecastMount: '/live.ogg',
+  icecastListenUrl: '',
 };
 
 type Vars = Partial<Record<string, unknown>>;
@@ -53,6 +60,11 @@ function list(vars: Vars, name: string): string[] {
   const raw = vars[name];
   if (typeof raw !== 'string') return [];
   return raw.split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+function text(vars: Vars, name: string, fallback: string): string {
+  const raw = vars[name];
+  return typeof raw === 'string' && raw.trim() !== '' ? raw.trim() : fallback;
 }
 
 export class ConfigError extends Error {}
@@ -77,7 +89,13 @@ export function readConfig(env: object): Config {
     stunUrls: list(vars, 'STUN_URLS'),
     turnUrls: list(vars, 'TURN_URLS'),
     turnTtlSeconds: positiveInt(vars, 'TURN_TTL_SECONDS', DEFAULTS.turnTtlSeconds),
+    icecastUrl: text(vars, 'ICECAST_URL', DEFAULTS.icecastUrl),
+    icecastMount: text(vars, 'ICECAST_MOUNT', DEFAULTS.icecastMount),
+    icecastListenUrl: '',
   };
+  if (!config.icecastMount.startsWith('/')) throw new ConfigError('ICECAST_MOUNT must start with "/"');
+  config.icecastListenUrl =
+    text(vars, 'ICECAST_LISTEN_URL', '') || (config.icecastUrl ? new URL(config.icecastMount, config.icecastUrl).toString() : '');
   cache.set(env, config);
   return config;
 }

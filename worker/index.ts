@@ -35,6 +35,7 @@ router
   .post('/rooms/:roomId/revoke', revokeInvites)
   .get('/rooms/:roomId/ice', iceServers)
   .get('/rooms/:roomId/ws', upgrade)
+  .get('/rooms/:roomId/broadcast', upgrade)
   .all('*', () => errorResponse(404, 'not-found', 'no such endpoint'));
 
 export default {

@@ -27,6 +27,7 @@ function upgradeCredentials(request: IRequest): { token: string | null; protocol
   return { token: query ?? fromProtocol, protocol };
 }
 
+/** `GET /rooms/:roomId/ws` (signaling) and `GET /rooms/:roomId/broadcast` (program feed). */
 export async function upgrade(request: IRequest, env: Env): Promise<Response> {
   if (request.headers.get('Upgrade')?.toLowerCase() !== 'websocket') {
     return errorResponse(426, 'upgrade-required', 'this endpoint speaks WebSocket only');
@@ -62,6 +63,11 @@ export async function upgrade(request: IRequest, env: Env): Promise<Response> {
   });
   if (protocol) headers.set(UPGRADE_HEADERS.protocol, protocol);
   const forward = new URL(`https://room/${roomId}/ws`);
+  if (new URL(request.url).pathname.endsWith('/broadcast')) {
+    headers.set(UPGRADE_HEADERS.channel, 'broadcast');
+    const format = typeof request.query.format === 'string' ? request.query.format : 'ogg';
+    forward.searchParams.set('format', format);
+  }
   const resume = typeof request.query.resume === 'string' ? request.query.resume : null;
   if (resume) forward.searchParams.set('resume', resume);
   return roomStub(env, roomId).fetch(forward.toString(), { headers });

@@ -129,6 +129,7 @@ export default async function setup(project: TestProject) {
       TOKEN_SECRET: secret(),
       TURN_SECRET: infraEnv.TURN_SECRET,
       ICECAST_SOURCE_PASSWORD: infraEnv.ICECAST_SOURCE_PASSWORD,
+      ICECAST_URL: `http://127.0.0.1:${infraEnv.ICECAST_PORT}`,
       STUN_URLS: `stun:${turnHost}`,
       TURN_URLS: `turn:${turnHost}?transport=udp,turn:${turnHost}?transport=tcp`,
     };

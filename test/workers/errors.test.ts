@@ -22,6 +22,7 @@ describe('bad frames', () => {
     ['a candidate that is a string', '{"type":"ice-candidate","to":"abc","candidate":"x"}', 'invalid-message'],
     ['a mute without muted', '{"type":"mute","peerId":"abc"}', 'invalid-message'],
     ['an empty name', '{"type":"set-name","name":"   "}', 'invalid-message'],
+    ['a name with a line break', '{"type":"set-name","name":"Jo\\r\\nX-Evil: 1"}', 'invalid-message'],
     ['a bad peer id', '{"type":"kick","peerId":"../../etc"}', 'invalid-message'],
     ['a binary frame', new Uint8Array([1, 2, 3]).buffer, 'invalid-message'],
   ];

@@ -225,3 +225,33 @@ describe('abuse limits at the edge', () => {
     expect(await response.json()).toMatchObject({ error: { code: 'too-large' } });
   });
 });
+
+describe('broadcast permissions', () => {
+  it('refuses a caller’s program feed, and unknown formats, before touching Icecast', async () => {
+    const room = await createRoom();
+    const feed = async (token: string, format = 'ogg') => {
+      const response = await call(`/rooms/${room.roomId}/broadcast?token=${token}&format=${format}`, { headers: { Upgrade: 'websocket' } });
+      const ws = response.webSocket!;
+      ws.accept();
+      const frames: any[] = [];
+      const closed = new Promise<number>((resolve) => ws.addEventListener('close', (e) => resolve(e.code)));
+      ws.addEventListener('message', (e) => frames.push(JSON.parse(e.data as string)));
+      return { frames, code: await closed };
+    };
+    const caller = await feed(room.tokens.caller);
+    expect(caller.frames[0]).toMatchObject({ type: 'error', code: 'forbidden' });
+    expect(caller.code).toBe(4003);
+    const mp3 = await feed(room.tokens.host, 'mp3');
+    expect(mp3.frames[0]).toMatchObject({ type: 'error', code: 'invalid-message' });
+    const forged = await feed('nope');
+    expect(forged.frames[0]).toMatchObject({ code: 'unauthorized' });
+  });
+
+  it('a caller cannot stop the broadcast; everyone sees the idle state in the welcome', async () => {
+    const room = await createRoom();
+    const caller = await join(room.roomId, room.tokens.caller);
+    expect(caller.welcome.broadcast).toEqual({ state: 'idle' });
+    caller.client.send({ type: 'stop-broadcast' });
+    expect(await caller.client.nextOf('error')).toMatchObject({ code: 'forbidden' });
+  });
+});

@@ -1,0 +1,138 @@
+/**
+ * The program feed: binary frames of encoded audio (Ogg/Opus or WebM/Opus from the
+ * browser's MediaRecorder) arrive on a WebSocket and are written, as they come, into an
+ * Icecast source connection. The source password stays here, server side.
+ *
+ * Icecast's source protocol is an HTTP PUT whose body is the raw stream for as long as the
+ * show lasts. Icecast 2.4 does not decode chunked bodies (it would read the chunk framing
+ * as audio), and `fetch` can only stream a body of unknown length chunked, so the request
+ * is written by hand on a TCP socket (`cloudflare:sockets`).
+ */
+import { connect } from 'cloudflare:sockets';
+import type { BroadcastInfo, Role } from '../protocol/messages';
+export interface IcecastTarget {
+  /** Base URL Icecast listens on for sources, e.g. `http://127.0.0.1:8000`. */
+  url: string;
+  mount: string;
+  password: string;
+  /** What listeners open, e.g. `https://radio.example.org/live.ogg`. */
+  listenUrl: string;
+}
+
+export const BROADCAST_FORMATS = { ogg: 'audio/ogg', webm: 'audio/webm' } as const;
+export type BroadcastFormat = keyof typeof BROADCAST_FORMATS;
+
+const encoder = new TextEncoder();
+
+/** Read an HTTP response head from the socket and return its status code. */
+async function readStatus(readable: ReadableStream<Uint8Array>): Promise<number> {
+  const reader = readable.getReader();
+  let head = '';
+  const decoder = new TextDecoder();
+  while (!head.includes('\r\n\r\n') && head.length < 8192) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    head += decoder.decode(value, { stream: true });
+  }
+  reader.releaseLock();
+  const match = /^HTTP\/1\.[01] (\d{3})/.exec(head);
+  if (!match) throw new Error('Icecast sent no HTTP answer');
+  return Number(match[1]);
+}
+
+/** Icecast's answers to a source, in words a host can act on. */
+function describeRefusal(status: number): string {
+  if (status === 401) return 'Icecast refused the source password';
+  if (status === 403) return 'the Icecast mount is busy or not allowed';
+  return `Icecast answered ${status}`;
+}
+
+export class BroadcastRelay {
+  private writer: WritableStreamDefaultWriter<Uint8Array> | null = null;
+  private finished = false;
+  info: BroadcastInfo;
+
+  constructor(
+    private readonly socket: WebSocket,
+    private readonly target: IcecastTarget,
+    private readonly format: BroadcastFormat,
+    private readonly meta: { by: Role; name?: string },
+    private readonly onChange: (info: BroadcastInfo) => void,
+  ) {
+    this.info = { state: 'connecting', by: meta.by, listenUrl: target.listenUrl };
+  }
+
+  /** Start pushing; resolves once Icecast has accepted or refused the source. */
+  async start(): Promise<void> {
+    this.socket.binaryType = 'arraybuffer'; // the standard default is Blob
+    this.socket.addEventListener('message', (event) => {
+      if (typeof event.data === 'string' || this.finished || !this.writer) return; // audio is binary only
+      this.writer.write(new Uint8Array(event.data)).catch(() => this.fail('Icecast stopped reading the stream'));
+    });
+    this.socket.addEventListener('close', () => this.stop());
+    this.socket.addEventListener('error', () => this.stop());
+    this.onChange(this.info);
+
+    try {
+      const url = new URL(this.target.url);
+      const secure = url.protocol === 'https:';
+      const port = Number(url.port) || (secure ? 443 : 80);
+      const tcp = connect({ hostname: url.hostname, port }, { secureTransport: secure ? 'on' : 'off', allowHalfOpen: false });
+      const writer = tcp.writable.getWriter();
+      await writer.write(encoder.encode(this.requestHead(url.host)));
+      const status = await readStatus(tcp.readable);
+      if (status !== 200) {
+        await writer.close().catch(() => {});
+        return this.fail(describeRefusal(status));
+      }
+      if (this.finished) return void writer.close().catch(() => {});
+      this.writer = writer;
+      this.set({ state: 'live', by: this.meta.by, listenUrl: this.target.listenUrl });
+    } catch (error) {
+      this.fail(`cannot reach Icecast (${error instanceof Error ? error.message : String(error)})`);
+    }
+  }
+
+  private requestHead(host: string): string {
+    const lines = [
+      `PUT ${this.target.mount} HTTP/1.1`,
+      `Host: ${host}`,
+      `Authorization: Basic ${btoa(`source:${this.target.password}`)}`,
+      `Content-Type: ${BROADCAST_FORMATS[this.format]}`,
+      'Ice-Public: 0',
+    ];
+    // Header values must not carry line breaks (the name is user input, validated upstream too).
+    if (this.meta.name) lines.push(`Ice-Name: ${this.meta.name.replace(/[\x00-\x1f\x7f]/g, ' ')}`);
+    return `${lines.join('\r\n')}\r\n\r\n`;
+  }
+
+  /** End the broadcast cleanly (the broadcaster closed its socket, or a host stopped it). */
+  stop(): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.writer?.close().catch(() => {});
+    this.closeSocket(1000, 'broadcast stopped');
+    this.set({ state: 'idle' });
+  }
+
+  private fail(error: string): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.writer?.abort(error).catch(() => {});
+    this.closeSocket(1011, error);
+    this.set({ state: 'error', by: this.meta.by, error });
+  }
+
+  private closeSocket(code: number, reason: string): void {
+    try {
+      this.socket.close(code, reason.slice(0, 120));
+    } catch {
+      // already closed
+    }
+  }
+
+  private set(info: BroadcastInfo): void {
+    this.info = info;
+    this.onChange(info);
+  }
+}
