@@ -2,6 +2,7 @@
 // (`#room=<id>&token=<token>`), talk over WebRTC, and moderate as host or producer.
 import { StudioClient } from './studio-client.js';
 import { AudioMesh } from './mesh.js';
+import { Broadcaster, ProgramMix } from './broadcaster.js';
 
 /** @param {string} id */
 const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
@@ -68,9 +69,13 @@ async function join() {
     );
   };
 
+  // The program: this page's microphone plus everyone it hears.
+  const mix = new ProgramMix();
+  mix.add(localStream);
   new AudioMesh(client, {
     localStream,
     onTrack: (peerId, stream) => {
+      mix.add(stream);
       const audio = document.createElement('audio');
       audio.autoplay = true;
       audio.srcObject = stream;
@@ -99,10 +104,30 @@ async function join() {
   client.on('error', (m) => ($('status').textContent = `${m.code}: ${m.message}`));
   client.on('close', (c) => c.final && ($('status').textContent = `disconnected (${c.code} ${c.reason})`));
 
+  client.on('broadcast-updated', (m) => {
+    const b = m.broadcast;
+    $('onair').textContent = b.state === 'live' ? `ON AIR — ${b.listenUrl}` : b.state === 'error' ? `broadcast error: ${b.error}` : b.state;
+  });
+  /** @type {Broadcaster | null} */
+  let broadcaster = null;
+  $('live').addEventListener('click', async () => {
+    if (broadcaster) {
+      broadcaster.stop();
+      broadcaster = null;
+      $('live').textContent = 'Go live';
+      return;
+    }
+    await mix.context.resume();
+    broadcaster = new Broadcaster({ url: wsUrl.replace(/\/ws$/, '/broadcast'), token });
+    await broadcaster.start(mix.stream);
+    $('live').textContent = 'Stop broadcast';
+  });
+
   let muted = false;
   $('mic').addEventListener('click', () => client.mute(/** @type {string} */ (client.peerId), (muted = !muted)));
   $('leave').addEventListener('click', () => client.leave());
-  await client.connect().catch((error) => ($('status').textContent = String(error.message)));
+  const welcome = await client.connect().catch((error) => void ($('status').textContent = String(error.message)));
+  if (welcome && welcome.role !== 'caller') $('live').hidden = false;
   render();
 }
 

@@ -48,6 +48,7 @@ async function until<T>(check: () => T | undefined, what: string, timeoutMs = 10
 
 describe('broadcast to Icecast through the Worker', () => {
   it('a host streams the program; listeners hear decodable Ogg/Opus; the room sees the state', { timeout: 60_000 }, async () => {
+    await until(() => (mountTaken() ? undefined : true), 'the mount to be free of earlier tests');
     const created = await fetch(`${http()}/rooms`, { method: 'POST', headers: { 'CF-Connecting-IP': ip() }, body: '{"name":"Drive time"}' });
     const room = (await created.json()) as { roomId: string; tokens: Record<string, string> };
     const signaling = await opened(`${ws()}/rooms/${room.roomId}/ws?token=${room.tokens.caller}`);

@@ -2,6 +2,7 @@
 // signaling and the real coturn — relay-only, so the audio must cross the TURN server
 // with the credentials the Worker minted. Then the signaling socket drops and resumes
 // while the audio keeps flowing.
+import { spawnSync } from 'node:child_process';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 
@@ -40,7 +41,8 @@ async function joinInPage(roomId: string, token: string): Promise<Page> {
   await page.addScriptTag({
     type: 'module',
     content: `import { StudioClient } from '/studio-client.js'; import { AudioMesh } from '/mesh.js';
-      Object.assign(window, { StudioClient, AudioMesh });`,
+      import { Broadcaster, ProgramMix } from '/broadcaster.js';
+      Object.assign(window, { StudioClient, AudioMesh, Broadcaster, ProgramMix });`,
   });
   await page.waitForFunction(() => 'AudioMesh' in window);
   await page.evaluate(
@@ -65,6 +67,9 @@ async function joinInPage(roomId: string, token: string): Promise<Page> {
       w.client.on('welcome', (m: unknown) => w.welcomes.push(m));
       w.updates = [];
       w.client.on('participant-updated', (m: unknown) => w.updates.push(m));
+      w.broadcasts = [];
+      w.client.on('broadcast-updated', (m: any) => w.broadcasts.push(m.broadcast));
+      w.localStream = localStream;
       await w.client.connect();
     },
     { roomId, token },
@@ -133,5 +138,50 @@ describe('WebRTC through the signaling and the real coturn (Chromium)', () => {
     );
     await host.close();
     await caller.close();
+  });
+
+  it('the host page mixes and broadcasts the program; Icecast listeners hear Opus', { timeout: 60_000 }, async () => {
+    const created = await fetch(`${workerUrl()}/rooms`, {
+      method: 'POST',
+      headers: { 'CF-Connecting-IP': 'browser-broadcast-test' },
+      body: '{"name":"browser broadcast"}',
+    });
+    const room = (await created.json()) as { roomId: string; tokens: Record<string, string> };
+    const host = await joinInPage(room.roomId, room.tokens.host!);
+    const format = await host.evaluate(async (roomId) => {
+      const w = window as any;
+      const mix = new w.ProgramMix();
+      mix.add(w.localStream);
+      await mix.context.resume();
+      w.broadcaster = new w.Broadcaster({ url: `${location.origin.replace(/^http/, 'ws')}/rooms/${roomId}/broadcast`, token: w.client.options.token });
+      await w.broadcaster.start(mix.stream);
+      return w.broadcaster.recorder.mimeType as string;
+    }, room.roomId);
+    expect(format).toMatch(/opus/);
+    await host.waitForFunction(() => (window as any).broadcasts.some((b: any) => b.state === 'live'), null, { timeout: 10_000 });
+    const listenUrl = await host.evaluate(() => (window as any).broadcasts.find((b: any) => b.state === 'live').listenUrl as string);
+    expect(listenUrl).toBe(`${inject('icecastUrl')}/live.ogg`);
+
+    // Listen for three seconds, as a listener's player would.
+    const listener = await fetch(listenUrl, { signal: AbortSignal.timeout(3_000) });
+    const chunks: Buffer[] = [];
+    try {
+      for await (const chunk of listener.body as unknown as AsyncIterable<Uint8Array>) chunks.push(Buffer.from(chunk));
+    } catch {
+      // the timeout ends the listening
+    }
+    const recording = Buffer.concat(chunks);
+    expect(recording.length).toBeGreaterThan(5_000);
+    const probe = spawnSync('ffprobe', ['-v', 'error', '-show_entries', 'stream=codec_name', '-of', 'csv=p=0', '-'], {
+      input: recording,
+      encoding: 'utf8',
+    });
+    expect(probe.stdout.trim()).toBe('opus');
+    const decode = spawnSync('ffmpeg', ['-v', 'error', '-i', '-', '-f', 'null', '-'], { input: recording, encoding: 'utf8' });
+    expect(decode.status).toBe(0);
+
+    await host.evaluate(() => (window as any).broadcaster.stop());
+    await host.waitForFunction(() => (window as any).broadcasts.at(-1)?.state === 'idle', null, { timeout: 10_000 });
+    await host.close();
   });
 });
