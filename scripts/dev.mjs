@@ -12,6 +12,15 @@ ensureDevSecrets();
 const port = process.env.PORT ?? '8787';
 const args = ['dev', '--ip', '127.0.0.1', '--port', port, ...process.argv.slice(2)];
 console.log(`starting wrangler dev on http://127.0.0.1:${port} (Ctrl-C to stop)`);
-const child = spawn(join(bin, 'wrangler'), args, { cwd: root, stdio: 'inherit', env: toolEnv() });
-for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => child.kill(signal));
+// Its own process group (wrangler → node → workerd), so a stop reaches all of them.
+const child = spawn(join(bin, 'wrangler'), args, { cwd: root, stdio: 'inherit', env: toolEnv(), detached: true });
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(signal, () => {
+    try {
+      process.kill(-child.pid, signal);
+    } catch {
+      // already gone
+    }
+  });
+}
 child.on('exit', (code) => process.exit(code ?? 0));
