@@ -48,8 +48,10 @@ const HELP = `usage: npm run bench -- [options]
   --cold-starts N         cold starts per server (default 3; quick 1)
   --servers LIST          comma-separated subset of ours,ours-notrace,do-floor,peerjs,floor (default all)
   --ours-dir DIR          project directory to run as ours (default: this repository)
+  --ours-ref REF          run a committed revision (git ref) instead of the working tree
   --alt-dir DIR           a second checkout (e.g. a git worktree with a change) to run as
-                          alt / alt-notrace next to ours in the same run; add them to --servers
+                          alt and alt-notrace next to ours in the same run (added to the
+                          servers unless --servers names them)
   --phases LIST           comma-separated subset of join,idle,paced,load,memory,cold (default all)
   --no-deflate            do not offer permessage-deflate (browsers always offer it)
   --out FILE              results file (default bench/results.json)
@@ -76,6 +78,7 @@ const { values: flags } = parseArgs({
     'cold-starts': { type: 'string' },
     servers: { type: 'string', default: 'ours,ours-notrace,do-floor,peerjs,floor' },
     'ours-dir': { type: 'string' },
+    'ours-ref': { type: 'string' },
     'alt-dir': { type: 'string' },
     'no-deflate': { type: 'boolean', default: false },
     phases: { type: 'string', default: 'join,idle,paced,load,memory,cold' },
@@ -331,15 +334,15 @@ function pooled(perRound) {
 // ---- main -----------------------------------------------------------------------------------
 async function main() {
   log(`OpenStudio signaling benchmark — servers: ${config.servers.join(', ')}; work dir ${workDir}`);
-  const snapshot = snapshotProject(config.oursDir, oursSrc);
+  const snapshot = snapshotProject(config.oursDir, oursSrc, flags['ours-ref'] ?? null);
   mkdirSync(doFloorSrc);
   for (const f of ['wrangler.toml', 'index.js']) copyFileSync(join(ROOT, 'bench', 'do-floor', f), join(doFloorSrc, f));
-  log(`ours: snapshot of ${relative(process.cwd(), config.oursDir) || '.'} at ${snapshot.revision} (${snapshot.files} files)`);
+  log(`ours: snapshot of ${relative(process.cwd(), config.oursDir) || '.'} at ${snapshot.revision}`);
   let altSnapshot = null;
   if (config.servers.some((s) => s.startsWith('alt'))) {
     if (!config.altDir) throw new Error('alt servers need --alt-dir');
     altSnapshot = snapshotProject(config.altDir, altSrc);
-    log(`alt: snapshot of ${config.altDir} at ${altSnapshot.revision} (${altSnapshot.files} files)`);
+    log(`alt: snapshot of ${config.altDir} at ${altSnapshot.revision}`);
   }
   const meta = {
     date: new Date().toISOString(),
@@ -367,7 +370,7 @@ async function main() {
     log(`${name} ready on ${servers[name].base} after ${ms(servers[name].readyMs)} ms`);
   }
 
-  const R = Object.fromEntries(config.servers.map((s) => [s, { join: [], serialJoin: [], idleIce: [], idleSdp: [], paced: [], load: [], loadRuns: [], memory: null, cold: [] }]));
+  const R = Object.fromEntries(config.servers.map((s) => [s, { join: [], joinCpuMs: [], serialJoin: [], idleIce: [], idleSdp: [], paced: [], load: [], loadRuns: [], memory: null, cold: [] }]));
   const base = (s) => ({ adapter: adapterOf(s), server: servers[s] });
 
   log('warm-up (not recorded) …');
@@ -382,7 +385,9 @@ async function main() {
     for (const s of order(round)) {
       const { adapter, server } = base(s);
       const P = config.phases;
-      const joins = P.has('join') ? await joinPhase(adapter, server, { joins: config.joins, roomSize: config.roomSize, concurrency: config.joinConcurrency, deflate: config.deflate }) : [];
+      const joinCpu = {};
+      const joins = P.has('join') ? await joinPhase(adapter, server, { joins: config.joins, roomSize: config.roomSize, concurrency: config.joinConcurrency, deflate: config.deflate, cpu: joinCpu }) : [];
+      if (P.has('join')) R[s].joinCpuMs.push(joinCpu.msPerJoin);
       const serial = P.has('join') ? await joinPhase(adapter, server, { joins: config.serialJoins, roomSize: config.roomSize, concurrency: 1, deflate: config.deflate }) : [];
       const idle = P.has('idle') ? await idleRelayPhase(adapter, server, { ice: config.idleIce, sdp: config.idleSdp, deflate: config.deflate }) : { ice: [], sdp: [] };
       const paced = P.has('paced')
@@ -453,6 +458,7 @@ async function main() {
       wsExtensions: negotiated[s],
       joinMs: pooled(r.join),
       serialJoinMs: pooled(r.serialJoin),
+      joinServerCpuMs: { median: median(r.joinCpuMs), perRound: r.joinCpuMs },
       idleIceMs: pooled(r.idleIce),
       idleSdpMs: pooled(r.idleSdp),
       pacedMs: pooled(r.paced),
@@ -470,7 +476,7 @@ async function main() {
   const frameBytes = Object.fromEntries(
     Object.entries(ADAPTERS).map(([k, a]) => [k, { ice: a.iceFrame('AbCdEfGhIjKl', 123456789).length, sdp: a.sdpFrame('AbCdEfGhIjKl', 123456789).length }]),
   );
-  const results = roundAll({ meta: { ...meta, durationS: (performance.now() - t0) / 1000, frameBytes }, bundle, figures });
+  const results = roundAll({ meta: { ...meta, durationS: (performance.now() - t0) / 1000, loadavgAtEnd: os.loadavg(), frameBytes }, bundle, figures });
   writeFileSync(flags.out, `${JSON.stringify(results, null, 2)}\n`);
 
   console.log(`\n${table(results)}\n`);
@@ -497,6 +503,7 @@ function table({ figures: f, bundle }) {
   row('join p50 (ms), 8 in flight', (x) => x.joinMs.p50);
   row('join p99 (ms), 8 in flight', (x) => x.joinMs.p99);
   row('join p50 (ms), one at a time', (x) => x.serialJoinMs.p50);
+  row('server CPU per join + leave (ms)', (x) => x.joinServerCpuMs.median, fixed(2));
   row('relay idle, ICE p50 (ms)', (x) => x.idleIceMs.p50);
   row('relay idle, ICE p99 (ms)', (x) => x.idleIceMs.p99);
   row('relay idle, ICE max (ms)', (x) => x.idleIceMs.max);

@@ -7,11 +7,15 @@ import { median } from './stats.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** Join latency: `joins` sockets into ceil(joins/roomSize) rooms, at most `concurrency` joins in flight. */
-export async function joinPhase(adapter, server, { joins, roomSize, concurrency, deflate }) {
+/**
+ * Join latency: `joins` sockets into ceil(joins/roomSize) rooms, at most `concurrency`
+ * joins in flight. With `cpu`, also the server's CPU time per join (and its leave).
+ */
+export async function joinPhase(adapter, server, { joins, roomSize, concurrency, deflate, cpu }) {
   const nRooms = Math.ceil(joins / roomSize);
   const rooms = await adapter.makeRooms(server.base, nRooms);
   const peers = [];
+  const cpu0 = cpu ? groupUsage(server.pgid).cpuSeconds : 0;
   try {
     // Round-robin over rooms, so concurrent joins mostly land in different rooms while
     // every room fills up to roomSize (later joiners get longer participant lists).
@@ -26,6 +30,7 @@ export async function joinPhase(adapter, server, { joins, roomSize, concurrency,
     );
   } finally {
     await leaveAll(peers);
+    if (cpu) cpu.msPerJoin = ((groupUsage(server.pgid).cpuSeconds - cpu0) * 1000) / joins;
   }
 }
 

@@ -19,12 +19,21 @@ export function nodeForWrangler() {
 
 /**
  * Copy a project's working tree (tracked and untracked-but-not-ignored files, as `git`
- * sees them) to `dest`, with `node_modules` linked to this repository's. `wrangler dev`
- * reloads on every source change and drops all WebSockets when it does; running from a
- * snapshot keeps edits made during a run out of it. Returns a description of the source.
+ * sees them) — or, with `ref`, a committed revision — to `dest`, with `node_modules`
+ * linked to this repository's. `wrangler dev` reloads on every source change and drops
+ * all WebSockets when it does; running from a snapshot keeps edits made during a run out
+ * of it. Returns a description of the source.
  */
-export function snapshotProject(src, dest) {
+export function snapshotProject(src, dest, ref = null) {
   mkdirSync(dest, { recursive: true });
+  if (ref) {
+    const commit = execFileSync('git', ['rev-parse', '--short', `${ref}^{commit}`], { cwd: src, encoding: 'utf8' }).trim();
+    const tar = join(dest, '..', `${commit}.tar`);
+    execFileSync('git', ['archive', '--format=tar', '-o', tar, commit], { cwd: src });
+    execFileSync('tar', ['-xf', tar, '-C', dest]);
+    symlinkSync(join(ROOT, 'node_modules'), join(dest, 'node_modules'), 'dir');
+    return { files: null, revision: commit };
+  }
   let files;
   let revision = null;
   try {
