@@ -8,7 +8,7 @@
 //   node bench/profile.mjs --phase join         # joins
 //   node bench/profile.mjs --no-tracing         # wrangler's local request tracing off
 //   node bench/profile.mjs --ours-dir ../wt     # another checkout (e.g. a git worktree)
-//   node bench/profile.mjs --seconds 10 --out /tmp/relay.cpuprofile
+//   node bench/profile.mjs --seconds 10 --out relay.cpuprofile
 import { writeFileSync } from 'node:fs';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';

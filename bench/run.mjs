@@ -477,11 +477,16 @@ async function main() {
     Object.entries(ADAPTERS).map(([k, a]) => [k, { ice: a.iceFrame('AbCdEfGhIjKl', 123456789).length, sdp: a.sdpFrame('AbCdEfGhIjKl', 123456789).length }]),
   );
   const results = roundAll({ meta: { ...meta, durationS: (performance.now() - t0) / 1000, loadavgAtEnd: os.loadavg(), frameBytes }, bundle, figures });
-  writeFileSync(flags.out, `${JSON.stringify(results, null, 2)}\n`);
+  writeFileSync(flags.out, sanitize(`${JSON.stringify(results, null, 2)}\n`));
 
   console.log(`\n${table(results)}\n`);
   log(`results written to ${relative(process.cwd(), flags.out)}`);
   console.log(summaryLine(results));
+}
+
+/** Results name files relative to the repository, never by this machine's absolute paths. */
+function sanitize(text) {
+  return text.replaceAll(`${ROOT}/`, '').replaceAll(ROOT, '.').replaceAll(workDir, '<tmp>');
 }
 
 /** The markdown table of docs/benchmarks.md: one column per server, then ratios of ours to the peers. */
