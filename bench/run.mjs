@@ -13,7 +13,7 @@
 // all of them alike. Everything this starts is stopped at the end, on Ctrl-C and on errors.
 //
 //   npm run bench                 # full run (~4 min)
-//   npm run bench -- --quick      # smoke run (~1.5 min)
+//   npm run bench -- --quick      # smoke run (~2 min)
 //   npm run bench -- --help
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
