@@ -2,8 +2,9 @@
 // `npm run bench`: OpenStudio signaling against its peers, in one run, on loopback.
 //
 // Servers (all on 127.0.0.1, free ports):
-//   ours          `wrangler dev` of this repository, as `npm run dev` runs it
-//   ours-notrace  the same with wrangler's local request tracing off (X_LOCAL_OBSERVABILITY=false)
+//   ours          `wrangler dev` of this repository, as `npm run dev` runs it (local request
+//                 tracing off, X_LOCAL_OBSERVABILITY=false)
+//   ours-traced   the same with wrangler's local request tracing on (wrangler's default)
 //   do-floor      a minimal relay Durable Object (bench/do-floor) under the same wrangler dev,
 //                 tracing off: what the platform alone costs
 //   peerjs        the PeerJS server (`peer` package)
@@ -46,7 +47,7 @@ const HELP = `usage: npm run bench -- [options]
   --paced-seconds S       measured seconds of the paced test per server per round (default 3; quick 2)
   --memory-sockets N      idle sockets for the memory figure (default 1000; quick 300)
   --cold-starts N         cold starts per server (default 3; quick 1)
-  --servers LIST          comma-separated subset of ours,ours-notrace,do-floor,peerjs,floor (default all)
+  --servers LIST          comma-separated subset of ours,ours-traced,do-floor,peerjs,floor (default all)
   --ours-dir DIR          project directory to run as ours (default: this repository)
   --ours-ref REF          run a committed revision (git ref) instead of the working tree
   --alt-dir DIR           a second checkout (e.g. a git worktree with a change) to run as
@@ -76,7 +77,7 @@ const { values: flags } = parseArgs({
     'paced-seconds': { type: 'string' },
     'memory-sockets': { type: 'string' },
     'cold-starts': { type: 'string' },
-    servers: { type: 'string', default: 'ours,ours-notrace,do-floor,peerjs,floor' },
+    servers: { type: 'string', default: 'ours,ours-traced,do-floor,peerjs,floor' },
     'ours-dir': { type: 'string' },
     'ours-ref': { type: 'string' },
     'alt-dir': { type: 'string' },
@@ -133,20 +134,21 @@ if (flags['alt-dir'] && !flags.servers.includes('alt')) config.servers.push('alt
  */
 const OURS_VARS = { RATE_LIMIT_PER_SECOND: '1000000', RATE_LIMIT_BURST: '1000000' };
 const NO_TRACING = { X_LOCAL_OBSERVABILITY: 'false' };
+const TRACING = { X_LOCAL_OBSERVABILITY: 'true' };
 
 /** The servers: how each is started and spoken to. */
 const SPECS = {
   ours: {
     adapter: 'ours',
     title: 'ours',
-    describe: '`wrangler dev` of this repository (defaults, as `npm run dev`)',
-    start: (o) => startWrangler({ ...o, projectDir: oursSrc, vars: OURS_VARS }),
-  },
-  'ours-notrace': {
-    adapter: 'ours',
-    title: 'ours, no tracing',
-    describe: 'the same, wrangler local request tracing off (`X_LOCAL_OBSERVABILITY=false`)',
+    describe: '`wrangler dev` of this repository, as `npm run dev` runs it (local request tracing off)',
     start: (o) => startWrangler({ ...o, projectDir: oursSrc, vars: OURS_VARS, env: NO_TRACING }),
+  },
+  'ours-traced': {
+    adapter: 'ours',
+    title: 'ours, traced',
+    describe: 'the same with wrangler local request tracing on (`X_LOCAL_OBSERVABILITY=true`, wrangler’s default)',
+    start: (o) => startWrangler({ ...o, projectDir: oursSrc, vars: OURS_VARS, env: TRACING }),
   },
   alt: {
     adapter: 'ours',

@@ -50,7 +50,7 @@ interface RoomState extends RoomInfo {
   closed: boolean;
   /** Invite generation per role; tokens of an older generation are refused. */
   generations: Record<Role, number>;
-  /** Last time a participant joined, left or disconnected (for idle expiry). */
+  /** When the room was created or last became empty (for idle expiry). */
   activeAt: number;
 }
 
@@ -71,7 +71,7 @@ export interface CreateRoomSettings {
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS room (id INTEGER PRIMARY KEY CHECK (id = 1), data TEXT NOT NULL);
-  CREATE TABLE IF NOT EXISTS peers (peer_id TEXT PRIMARY KEY, data TEXT NOT NULL);
+  CREATE TABLE IF NOT EXISTS peers (peer_id TEXT PRIMARY KEY, data TEXT NOT NULL) WITHOUT ROWID;
   CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, peer_id TEXT NOT NULL, frame TEXT NOT NULL);
   CREATE INDEX IF NOT EXISTS outbox_peer ON outbox (peer_id, seq);
 `;
@@ -95,6 +95,8 @@ export class Room extends DurableObject<Env> {
   /** The program feed, while one runs (it keeps the room awake; it ends with the instance). */
   private broadcastRelay: BroadcastRelay | null = null;
   private broadcastInfo: BroadcastInfo = { state: 'idle' };
+  /** The alarm as last set by this instance: a time, none (null), or not known yet (undefined). */
+  private alarmAt: number | null | undefined = undefined;
   /** Frames this instance has handled; shows that pings never wake a hibernated room. */
   framesHandled = 0;
 
@@ -108,6 +110,7 @@ export class Room extends DurableObject<Env> {
   }
 
   private load(): void {
+    this.alarmAt = undefined;
     this.sql.exec(SCHEMA);
     const row = this.sql.exec<{ data: string }>('SELECT data FROM room WHERE id = 1').toArray()[0];
     this.room = row ? (JSON.parse(row.data) as RoomState) : null;
@@ -143,11 +146,12 @@ export class Room extends DurableObject<Env> {
   }
 
   private deletePeer(peerId: string): void {
+    const hadQueue = this.queued.has(peerId);
     this.peers.delete(peerId);
     this.sockets.delete(peerId);
     this.queued.delete(peerId);
     this.sql.exec('DELETE FROM peers WHERE peer_id = ?', peerId);
-    this.sql.exec('DELETE FROM outbox WHERE peer_id = ?', peerId);
+    if (hadQueue) this.sql.exec('DELETE FROM outbox WHERE peer_id = ?', peerId);
   }
 
   private touch(): void {
@@ -249,7 +253,6 @@ export class Room extends DurableObject<Env> {
     };
     const response = this.accept(peer, protocol);
     this.savePeer(peer);
-    this.touch();
     await this.sendWelcome(peer, false);
     this.broadcast(peer, { type: 'peer-joined', participant: publicView(peer) });
     return response;
@@ -269,7 +272,6 @@ export class Room extends DurableObject<Env> {
     const resumed: PeerRecord = { ...peer, connected: true, disconnectedAt: null, resumeToken: randomId(24) };
     const response = this.accept(resumed, protocol);
     this.savePeer(resumed);
-    this.touch();
     await this.sendWelcome(resumed, true);
     this.flushOutbox(resumed.peerId);
     if (wasDisconnected) this.broadcast(resumed, { type: 'participant-updated', participant: publicView(resumed) });
@@ -515,7 +517,8 @@ export class Room extends DurableObject<Env> {
       if (viewer) wasVisible.set(viewerId, canSee(viewer, peer));
     }
     this.deletePeer(peer.peerId);
-    this.touch();
+    // Idle expiry counts from the moment the room became empty.
+    if (this.peers.size === 0) this.touch();
     const frame = JSON.stringify({ type: 'peer-left', peerId: peer.peerId, reason } satisfies ServerMessage);
     for (const [viewerId, socket] of this.sockets) {
       if (wasVisible.get(viewerId)) sendRaw(socket, frame);
@@ -576,12 +579,12 @@ export class Room extends DurableObject<Env> {
     if (!peer) return;
     const dropped: PeerRecord = { ...peer, connected: false, disconnectedAt: Date.now() };
     this.savePeer(dropped);
-    this.touch();
     this.broadcast(dropped, { type: 'participant-updated', participant: publicView(dropped) });
     await this.scheduleAlarm();
   }
 
   override async alarm(): Promise<void> {
+    this.alarmAt = null; // a fired alarm is gone
     const now = Date.now();
     const graceMs = this.config.resumeGraceSeconds * 1000;
     for (const peer of [...this.peers.values()]) {
@@ -609,7 +612,14 @@ export class Room extends DurableObject<Env> {
       if (!peer.connected && peer.disconnectedAt !== null) next = Math.min(next, peer.disconnectedAt + graceMs);
     }
     if (this.peers.size === 0) next = Math.min(next, room.activeAt + this.config.roomIdleSeconds * 1000);
-    if (next === Number.POSITIVE_INFINITY) await this.ctx.storage.deleteAlarm();
-    else await this.ctx.storage.setAlarm(next);
+    // Storage operations are billed: only touch the alarm when it changes.
+    if (next === Number.POSITIVE_INFINITY) {
+      if (this.alarmAt === null) return;
+      await this.ctx.storage.deleteAlarm();
+      this.alarmAt = null;
+    } else if (next !== this.alarmAt) {
+      await this.ctx.storage.setAlarm(next);
+      this.alarmAt = next;
+    }
   }
 }
