@@ -24,7 +24,6 @@ import {
 import { readConfig, requireSecret, type Config } from '../worker/config';
 import { iceServersFor } from '../worker/ice';
 import { randomId } from '../worker/random';
-import { BROADCAST_FORMATS, BroadcastRelay, type BroadcastFormat } from './broadcast';
 import { canSee, canSignal, decideAdmit, decideCloseRoom, decideKick, decideMute, PERMISSIONS } from './policy';
 import {
   close,
@@ -42,14 +41,14 @@ export const UPGRADE_HEADERS = {
   role: 'X-OpenStudio-Role',
   generation: 'X-OpenStudio-Generation',
   protocol: 'X-OpenStudio-Protocol',
-  /** `broadcast` for the program feed; absent for signaling. */
-  channel: 'X-OpenStudio-Channel',
 } as const;
 
 interface RoomState extends RoomInfo {
   closed: boolean;
   /** Invite generation per role; tokens of an older generation are refused. */
   generations: Record<Role, number>;
+  /** The program feed: which one holds the room, its last state, and a host's stop request. */
+  broadcast?: { id: string; info: BroadcastInfo; stop?: boolean };
   /** When the room was created or last became empty (for idle expiry). */
   activeAt: number;
 }
@@ -61,6 +60,13 @@ interface PeerRecord extends Participant {
 }
 
 export type AuthorizeResult = { ok: true } | { ok: false; code: ErrorCode; status: number; message: string };
+
+export type BeginBroadcastResult =
+  | { ok: true; id: string; name?: string }
+  | { ok: false; code: ErrorCode; closeCode: number; message: string };
+
+/** Without a report for this long, a running feed is taken for dead. */
+const BROADCAST_STALE_MS = 20_000;
 
 export interface CreateRoomSettings {
   roomId: string;
@@ -92,9 +98,8 @@ export class Room extends DurableObject<Env> {
   /** Per-socket memory: its peer and rate bucket (rebuilt from the attachment after hibernation). */
   private readonly connections = new WeakMap<WebSocket, { peerId: string; bucket: TokenBucket }>();
   private readonly queued = new Map<string, number>();
-  /** The program feed, while one runs (it keeps the room awake; it ends with the instance). */
-  private broadcastRelay: BroadcastRelay | null = null;
-  private broadcastInfo: BroadcastInfo = { state: 'idle' };
+  /** Last report from the Worker holding the program feed (not persisted: a heartbeat). */
+  private broadcastSeenAt = Date.now();
   /** The alarm as last set by this instance: a time, none (null), or not known yet (undefined). */
   private alarmAt: number | null | undefined = undefined;
   /** Frames this instance has handled; shows that pings never wake a hibernated room. */
@@ -230,9 +235,6 @@ export class Room extends DurableObject<Env> {
     if (!room || room.closed) {
       return rejectUpgrade('room-not-found', CLOSE_CODES.roomNotFound, 'room does not exist or was closed', protocol);
     }
-    if (request.headers.get(UPGRADE_HEADERS.channel) === 'broadcast') {
-      return this.startBroadcast(role, generation, url.searchParams.get('format') ?? 'ogg', protocol);
-    }
     if (resumeToken) return this.resume(role, resumeToken, protocol);
 
     const auth = await this.authorize(role, generation);
@@ -305,7 +307,7 @@ export class Room extends DurableObject<Env> {
       iceExpiresAt: ice.expiresAt,
       participants: this.visibleTo(peer),
       room: this.info(this.room),
-      broadcast: this.broadcastInfo,
+      broadcast: this.room.broadcast?.info ?? { state: 'idle' },
     });
   }
 
@@ -406,7 +408,7 @@ export class Room extends DurableObject<Env> {
         return this.closeRoom(peer, ws);
       case 'stop-broadcast':
         if (!PERMISSIONS[peer.role].broadcast) return sendError(ws, 'forbidden', `a ${peer.role} cannot stop the broadcast`);
-        return this.broadcastRelay?.stop();
+        return this.requestBroadcastStop();
       case 'leave':
         this.removePeer(peer, 'left');
         close(ws, CLOSE_CODES.normal, 'left');
@@ -504,7 +506,6 @@ export class Room extends DurableObject<Env> {
       send(socket, { type: 'room-closed' });
       close(socket, CLOSE_CODES.roomNotFound, 'room closed by the host');
     }
-    this.broadcastRelay?.stop();
     for (const peerId of [...this.peers.keys()]) this.deletePeer(peerId);
     this.saveRoom({ ...this.room!, closed: true, activeAt: Date.now() });
     return this.scheduleAlarm();
@@ -527,36 +528,43 @@ export class Room extends DurableObject<Env> {
 
   // ---- broadcast --------------------------------------------------------------------
 
-  private async startBroadcast(role: Role, generation: number, format: string, protocol: string | null): Promise<Response> {
-    const auth = await this.authorize(role, generation);
-    if (!auth.ok) return rejectUpgrade(auth.code, CLOSE_CODES.unauthorized, auth.message, protocol);
-    if (!PERMISSIONS[role].broadcast) {
-      return rejectUpgrade('forbidden', CLOSE_CODES.forbidden, `a ${role} cannot broadcast`, protocol);
+  /** A host or producer opens a feed (the Worker asks); one per room at a time. */
+  async beginBroadcast(actor: { role: Role; generation: number }): Promise<BeginBroadcastResult> {
+    const auth = await this.authorize(actor.role, actor.generation);
+    if (!auth.ok) return { ok: false, code: auth.code, closeCode: CLOSE_CODES.unauthorized, message: auth.message };
+    if (!PERMISSIONS[actor.role].broadcast) {
+      return { ok: false, code: 'forbidden', closeCode: CLOSE_CODES.forbidden, message: `a ${actor.role} cannot broadcast` };
     }
-    if (!(format in BROADCAST_FORMATS)) {
-      return rejectUpgrade('invalid-message', CLOSE_CODES.forbidden, `format must be one of ${Object.keys(BROADCAST_FORMATS).join(', ')}`, protocol);
+    const room = this.room!;
+    const running = room.broadcast && ['connecting', 'live'].includes(room.broadcast.info.state);
+    // A feed that stopped reporting (its Worker died) no longer holds the room.
+    if (running && Date.now() - this.broadcastSeenAt < BROADCAST_STALE_MS) {
+      return { ok: false, code: 'broadcast-busy', closeCode: CLOSE_CODES.forbidden, message: 'a broadcast is already running in this room' };
     }
-    const password = (this.env as { ICECAST_SOURCE_PASSWORD?: string }).ICECAST_SOURCE_PASSWORD;
-    if (!this.config.icecastUrl || !password) {
-      return rejectUpgrade('broadcast-unavailable', CLOSE_CODES.forbidden, 'this deployment has no Icecast configured (ICECAST_URL, ICECAST_SOURCE_PASSWORD)', protocol);
-    }
-    if (this.broadcastRelay && (this.broadcastInfo.state === 'connecting' || this.broadcastInfo.state === 'live')) {
-      return rejectUpgrade('broadcast-busy', CLOSE_CODES.forbidden, 'a broadcast is already running in this room', protocol);
-    }
-    const { 0: client, 1: server } = new WebSocketPair();
-    server.accept();
-    const target = { url: this.config.icecastUrl, mount: this.config.icecastMount, password, listenUrl: this.config.icecastListenUrl };
-    const meta = { by: role, ...(this.room?.name === undefined ? {} : { name: this.room.name }) };
-    const relay = new BroadcastRelay(server, target, format as BroadcastFormat, meta, (info) => {
-      if (this.broadcastRelay !== relay) return;
-      this.broadcastInfo = info;
-      const frame = JSON.stringify({ type: 'broadcast-updated', broadcast: info } satisfies ServerMessage);
-      for (const ws of this.sockets.values()) sendRaw(ws, frame);
-    });
-    this.broadcastRelay = relay;
-    this.ctx.waitUntil(relay.start());
-    const headers = protocol ? { 'Sec-WebSocket-Protocol': protocol } : undefined;
-    return new Response(null, { status: 101, webSocket: client, headers });
+    const id = randomId(9);
+    this.broadcastSeenAt = Date.now();
+    this.setBroadcast({ id, info: { state: 'connecting', by: actor.role } });
+    return room.name === undefined ? { ok: true, id } : { ok: true, id, name: room.name };
+  }
+
+  /** The feed's state report and heartbeat; the answer tells it whether to stop. */
+  async broadcastChanged(id: string, info: BroadcastInfo): Promise<{ stop: boolean }> {
+    const current = this.room?.broadcast;
+    if (!this.room || this.room.closed || current?.id !== id) return { stop: true };
+    this.broadcastSeenAt = Date.now();
+    if (JSON.stringify(current.info) !== JSON.stringify(info)) this.setBroadcast({ ...current, info });
+    return { stop: current.stop === true };
+  }
+
+  private requestBroadcastStop(): void {
+    const current = this.room?.broadcast;
+    if (current && ['connecting', 'live'].includes(current.info.state)) this.setBroadcast({ ...current, stop: true });
+  }
+
+  private setBroadcast(broadcast: NonNullable<RoomState['broadcast']>): void {
+    this.saveRoom({ ...this.room!, broadcast });
+    const frame = JSON.stringify({ type: 'broadcast-updated', broadcast: broadcast.info } satisfies ServerMessage);
+    for (const ws of this.sockets.values()) sendRaw(ws, frame);
   }
 
   // ---- disconnects, grace period, expiry --------------------------------------------

@@ -1,6 +1,7 @@
 /**
  * The Worker: routes, then edge guards, then the room's Durable Object. Route handlers
- * live in rooms.ts (HTTP API) and upgrade.ts (WebSocket); guards in guards.ts.
+ * live in rooms.ts (HTTP API), upgrade.ts (signaling WebSocket) and broadcast.ts (program
+ * feed); guards in guards.ts.
  */
 import { Router, type IRequest } from 'itty-router';
 import { PROTOCOL_VERSION } from '../protocol/messages';
@@ -8,6 +9,7 @@ import { ConfigError, readConfig } from './config';
 import { corsFor, withSecurityHeaders } from './guards';
 import { errorResponse, HttpError, json } from './http';
 import { createRoom, iceServers, mintInvite, revokeInvites } from './rooms';
+import { broadcastFeed } from './broadcast';
 import { upgrade } from './upgrade';
 
 export { Room } from '../durable-objects/room';
@@ -35,7 +37,7 @@ router
   .post('/rooms/:roomId/revoke', revokeInvites)
   .get('/rooms/:roomId/ice', iceServers)
   .get('/rooms/:roomId/ws', upgrade)
-  .get('/rooms/:roomId/broadcast', upgrade)
+  .get('/rooms/:roomId/broadcast', broadcastFeed)
   .all('*', () => errorResponse(404, 'not-found', 'no such endpoint'));
 
 export default {

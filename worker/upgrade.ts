@@ -27,8 +27,19 @@ function upgradeCredentials(request: IRequest): { token: string | null; protocol
   return { token: query ?? fromProtocol, protocol };
 }
 
-/** `GET /rooms/:roomId/ws` (signaling) and `GET /rooms/:roomId/broadcast` (program feed). */
-export async function upgrade(request: IRequest, env: Env): Promise<Response> {
+export interface CheckedUpgrade {
+  roomId: string;
+  claims: TokenClaims;
+  /** The `Sec-WebSocket-Protocol` to echo, if the client offered one. */
+  protocol: string | null;
+}
+
+/**
+ * Everything the Worker checks before an upgrade reaches a room: the Upgrade header,
+ * Origin, the per-client join limit, the room id and the token. Returns the refusal to send
+ * back, or what was established.
+ */
+export async function checkUpgrade(request: IRequest, env: Env): Promise<CheckedUpgrade | Response> {
   if (request.headers.get('Upgrade')?.toLowerCase() !== 'websocket') {
     return errorResponse(426, 'upgrade-required', 'this endpoint speaks WebSocket only');
   }
@@ -48,13 +59,20 @@ export async function upgrade(request: IRequest, env: Env): Promise<Response> {
   if (!token) {
     return rejectUpgrade('unauthorized', CLOSE_CODES.unauthorized, 'missing room token (?token= or Sec-WebSocket-Protocol)', protocol);
   }
-  let claims: TokenClaims;
   try {
-    claims = await verifyToken(requireSecret(env, 'TOKEN_SECRET'), token, roomId);
+    const claims = await verifyToken(requireSecret(env, 'TOKEN_SECRET'), token, roomId);
+    return { roomId, claims, protocol };
   } catch (error) {
     if (error instanceof TokenError) return rejectUpgrade('unauthorized', CLOSE_CODES.unauthorized, error.message, protocol);
     throw error;
   }
+}
+
+/** `GET /rooms/:roomId/ws`: signaling, handed to the room's Durable Object. */
+export async function upgrade(request: IRequest, env: Env): Promise<Response> {
+  const checked = await checkUpgrade(request, env);
+  if (checked instanceof Response) return checked;
+  const { roomId, claims, protocol } = checked;
   // Only what the room needs crosses over; nothing the client sent is trusted as-is.
   const headers = new Headers({
     Upgrade: 'websocket',
@@ -63,11 +81,6 @@ export async function upgrade(request: IRequest, env: Env): Promise<Response> {
   });
   if (protocol) headers.set(UPGRADE_HEADERS.protocol, protocol);
   const forward = new URL(`https://room/${roomId}/ws`);
-  if (new URL(request.url).pathname.endsWith('/broadcast')) {
-    headers.set(UPGRADE_HEADERS.channel, 'broadcast');
-    const format = typeof request.query.format === 'string' ? request.query.format : 'ogg';
-    forward.searchParams.set('format', format);
-  }
   const resume = typeof request.query.resume === 'string' ? request.query.resume : null;
   if (resume) forward.searchParams.set('resume', resume);
   return roomStub(env, roomId).fetch(forward.toString(), { headers });

@@ -128,4 +128,21 @@ describe('broadcast to Icecast through the Worker', () => {
       squatter.kill('SIGKILL');
     }
   });
+
+  it('a host stops a producer’s broadcast from the signaling socket', { timeout: 30_000 }, async () => {
+    await until(() => (mountTaken() ? undefined : true), 'the mount to be free of earlier tests');
+    const created = await fetch(`${http()}/rooms`, { method: 'POST', headers: { 'CF-Connecting-IP': ip() } });
+    const room = (await created.json()) as { roomId: string; tokens: Record<string, string> };
+    const host = await opened(`${ws()}/rooms/${room.roomId}/ws?token=${room.tokens.host}`);
+    const feed = await opened(`${ws()}/rooms/${room.roomId}/broadcast?token=${room.tokens.producer}`);
+    feed.socket.send(oggOpus(1));
+    const live = await until(() => host.frames.find((f) => f.type === 'broadcast-updated' && f.broadcast.state === 'live'), 'live');
+    expect(live.broadcast.by).toBe('producer');
+    host.socket.send(JSON.stringify({ type: 'stop-broadcast' }));
+    // The feed's next heartbeat (every 5 s) learns of the stop.
+    expect(await feed.closed).toBe(1000);
+    await until(() => host.frames.find((f) => f.type === 'broadcast-updated' && f.broadcast.state === 'idle'), 'idle');
+    await until(() => (mountTaken() ? undefined : true), 'the mount to be free');
+    host.socket.close();
+  });
 });

@@ -1,7 +1,11 @@
 /**
- * The program feed: binary frames of encoded audio (Ogg/Opus or WebM/Opus from the
- * browser's MediaRecorder) arrive on a WebSocket and are written, as they come, into an
- * Icecast source connection. The source password stays here, server side.
+ * `GET /rooms/:roomId/broadcast`, the program feed: binary frames of encoded audio (Ogg/Opus
+ * or WebM/Opus from the browser's MediaRecorder) arrive on a WebSocket and are written, as
+ * they come, into an Icecast source connection. The source password stays here, server side.
+ *
+ * The feed lives in the Worker, not in the room's Durable Object: a Worker holding a socket
+ * is billed for CPU only, while a Durable Object would stay awake (billed for duration) for
+ * the whole show. The room only learns the state (RPC) and answers whether to stop.
  *
  * Icecast's source protocol is an HTTP PUT whose body is the raw stream for as long as the
  * show lasts. Icecast 2.4 does not decode chunked bodies (it would read the chunk framing
@@ -9,7 +13,15 @@
  * is written by hand on a TCP socket (`cloudflare:sockets`).
  */
 import { connect } from 'cloudflare:sockets';
-import type { BroadcastInfo, Role } from '../protocol/messages';
+import type { IRequest } from 'itty-router';
+import { rejectUpgrade } from '../durable-objects/transport';
+import { CLOSE_CODES, type BroadcastInfo, type Role } from '../protocol/messages';
+import { readConfig } from './config';
+import { roomStub } from './rooms';
+import { checkUpgrade } from './upgrade';
+
+/** How often a running feed tells the room it is alive and asks whether to stop. */
+export const BROADCAST_HEARTBEAT_MS = 5_000;
 export interface IcecastTarget {
   /** Base URL Icecast listens on for sources, e.g. `http://127.0.0.1:8000`. */
   url: string;
@@ -135,4 +147,48 @@ export class BroadcastRelay {
     this.info = info;
     this.onChange(info);
   }
+}
+
+export async function broadcastFeed(request: IRequest, env: Env, ctx: ExecutionContext): Promise<Response> {
+  const checked = await checkUpgrade(request, env);
+  if (checked instanceof Response) return checked;
+  const { roomId, claims, protocol } = checked;
+  const format = typeof request.query.format === 'string' ? request.query.format : 'ogg';
+  if (!(format in BROADCAST_FORMATS)) {
+    const formats = Object.keys(BROADCAST_FORMATS).join(', ');
+    return rejectUpgrade('invalid-message', CLOSE_CODES.forbidden, `format must be one of ${formats}`, protocol);
+  }
+  const config = readConfig(env);
+  const password = (env as { ICECAST_SOURCE_PASSWORD?: string }).ICECAST_SOURCE_PASSWORD;
+  if (!config.icecastUrl || !password) {
+    const message = 'this deployment has no Icecast configured (ICECAST_URL, ICECAST_SOURCE_PASSWORD)';
+    return rejectUpgrade('broadcast-unavailable', CLOSE_CODES.forbidden, message, protocol);
+  }
+  const room = roomStub(env, roomId);
+  const begun = await room.beginBroadcast(claims);
+  if (!begun.ok) return rejectUpgrade(begun.code, begun.closeCode, begun.message, protocol);
+
+  const { 0: client, 1: server } = new WebSocketPair();
+  server.accept();
+  const target = { url: config.icecastUrl, mount: config.icecastMount, password, listenUrl: config.icecastListenUrl };
+  const meta = { by: claims.role, ...(begun.name === undefined ? {} : { name: begun.name }) };
+  // State reports reach the room in order; each answer says whether a host asked to stop.
+  let reports: Promise<void> = Promise.resolve();
+  const report = (info: BroadcastInfo) => {
+    reports = reports
+      .then(() => room.broadcastChanged(begun.id, info))
+      .then((answer) => {
+        if (answer.stop) relay.stop();
+      })
+      .catch((error) => console.error('broadcast: cannot reach the room', error));
+    ctx.waitUntil(reports);
+  };
+  const relay: BroadcastRelay = new BroadcastRelay(server, target, format as BroadcastFormat, meta, (info) => {
+    if (info.state === 'idle' || info.state === 'error') clearInterval(heartbeat);
+    report(info);
+  });
+  const heartbeat = setInterval(() => report(relay.info), BROADCAST_HEARTBEAT_MS);
+  ctx.waitUntil(relay.start());
+  const headers = protocol ? { 'Sec-WebSocket-Protocol': protocol } : undefined;
+  return new Response(null, { status: 101, webSocket: client, headers });
 }
