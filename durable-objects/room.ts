@@ -558,7 +558,8 @@ export class Room extends DurableObject<Env> {
 
   private requestBroadcastStop(): void {
     const current = this.room?.broadcast;
-    if (current && ['connecting', 'live'].includes(current.info.state)) this.setBroadcast({ ...current, stop: true });
+    // The state itself changes when the feed stops; only the request is recorded here.
+    if (current && ['connecting', 'live'].includes(current.info.state)) this.saveRoom({ ...this.room!, broadcast: { ...current, stop: true } });
   }
 
   private setBroadcast(broadcast: NonNullable<RoomState['broadcast']>): void {
