@@ -453,7 +453,7 @@ export class Room extends DurableObject<Env> {
     if (!decision.ok) return sendError(ws, 'forbidden', decision.reason);
     const self = actor.peerId === target.peerId;
     // A self-mute on top of a moderator's mute keeps the moderator's (stronger) mute.
-    const mutedBy = !muted ? null : self && target.mutedBy === 'moderator' ? 'moderator' : self ? 'self' : 'moderator';
+    const mutedBy = !muted ? null : self && target.mutedBy !== 'moderator' ? 'self' : 'moderator';
     this.update({ ...target, muted, mutedBy });
   }
 

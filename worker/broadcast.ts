@@ -59,8 +59,13 @@ function describeRefusal(status: number): string {
   return `Icecast answered ${status}`;
 }
 
+/** Audio kept while Icecast has not answered yet (the first slices carry the Opus headers). */
+const MAX_EARLY_BYTES = 1024 * 1024;
+
 export class BroadcastRelay {
   private writer: WritableStreamDefaultWriter<Uint8Array> | null = null;
+  private early: Uint8Array[] = [];
+  private earlyBytes = 0;
   private finished = false;
   info: BroadcastInfo;
 
@@ -78,8 +83,8 @@ export class BroadcastRelay {
   async start(): Promise<void> {
     this.socket.binaryType = 'arraybuffer'; // the standard default is Blob
     this.socket.addEventListener('message', (event) => {
-      if (typeof event.data === 'string' || this.finished || !this.writer) return; // audio is binary only
-      this.writer.write(new Uint8Array(event.data)).catch(() => this.fail('Icecast stopped reading the stream'));
+      if (typeof event.data === 'string' || this.finished) return; // audio is binary only
+      this.push(new Uint8Array(event.data));
     });
     this.socket.addEventListener('close', () => this.stop());
     this.socket.addEventListener('error', () => this.stop());
@@ -99,10 +104,23 @@ export class BroadcastRelay {
       }
       if (this.finished) return void writer.close().catch(() => {});
       this.writer = writer;
+      for (const chunk of this.early) this.push(chunk);
+      this.early = [];
       this.set({ state: 'live', by: this.meta.by, listenUrl: this.target.listenUrl });
     } catch (error) {
       this.fail(`cannot reach Icecast (${error instanceof Error ? error.message : String(error)})`);
     }
+  }
+
+  /** Write a slice to Icecast, or keep it, in order, until Icecast has accepted the source. */
+  private push(chunk: Uint8Array): void {
+    if (this.writer) {
+      this.writer.write(chunk).catch(() => this.fail('Icecast stopped reading the stream'));
+      return;
+    }
+    this.earlyBytes += chunk.byteLength;
+    if (this.earlyBytes > MAX_EARLY_BYTES) return this.fail('Icecast did not answer before the feed filled its buffer');
+    this.early.push(chunk);
   }
 
   private requestHead(host: string): string {

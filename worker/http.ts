@@ -1,8 +1,7 @@
 /** JSON responses and the HTTP error shape `{"error": {"code", "message"}}`. */
 
 export function json(body: unknown, status = 200, headers?: HeadersInit): Response {
-  const response = Response.json(body, { status, headers });
-  return response;
+  return Response.json(body, { status, headers });
 }
 
 export class HttpError extends Error {

@@ -60,7 +60,13 @@ describe('broadcast to Icecast through the Worker', () => {
     expect(await until(() => refused.frames[0], 'error')).toMatchObject({ type: 'error', code: 'forbidden' });
     expect(await refused.closed).toBe(4003);
 
+    const audio = oggOpus(5);
+    const slices = 20;
+    const sliceBytes = Math.ceil(audio.length / slices);
     const feed = await opened(`${ws()}/rooms/${room.roomId}/broadcast?token=${room.tokens.host}&format=ogg`);
+    // The first slice (the Opus headers) goes out at once, as MediaRecorder's would, without
+    // waiting for Icecast's answer: the Worker must keep it rather than drop it.
+    feed.socket.send(audio.subarray(0, sliceBytes));
     const live = await until(
       () => signaling.frames.find((f) => f.type === 'broadcast-updated' && f.broadcast.state === 'live'),
       'broadcast live',
@@ -72,15 +78,12 @@ describe('broadcast to Icecast through the Worker', () => {
     const second = await opened(`${ws()}/rooms/${room.roomId}/broadcast?token=${room.tokens.producer}`);
     expect(await until(() => second.frames[0], 'error')).toMatchObject({ code: 'broadcast-busy' });
 
-    // Stream in real time (250 ms slices, like MediaRecorder) while a listener records.
-    const audio = oggOpus(5);
-    const slices = 20;
-    const sliceBytes = Math.ceil(audio.length / slices);
+    // Stream the rest in real time (250 ms slices, like MediaRecorder) while a listener records.
     const listener = spawn('curl', ['-s', '--max-time', '4', live.broadcast.listenUrl]);
     const heard: Buffer[] = [];
     listener.stdout.on('data', (chunk: Buffer) => heard.push(chunk));
     const listened = new Promise((r) => listener.on('close', r));
-    for (let i = 0; i < slices; i++) {
+    for (let i = 1; i < slices; i++) {
       feed.socket.send(audio.subarray(i * sliceBytes, (i + 1) * sliceBytes));
       await new Promise((r) => setTimeout(r, 200));
     }

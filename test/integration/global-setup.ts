@@ -10,9 +10,10 @@ import dgram from 'node:dgram';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestProject } from 'vitest/node';
+import { bin, toolEnv } from '../../scripts/toolchain.mjs';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -54,6 +55,24 @@ async function freePort(udpToo = false): Promise<number> {
   throw new Error('no free port on 127.0.0.1');
 }
 
+/**
+ * A TCP relay to Icecast that delays Icecast's answers, as a remote Icecast would be slower
+ * than one on loopback: the Worker's source connection goes through it, so audio a
+ * broadcaster sends before Icecast has answered really arrives early. Listeners connect to
+ * Icecast directly.
+ */
+function slowLink(targetPort: number, delayMs: number): Promise<net.Server> {
+  const server = net.createServer((inbound) => {
+    const outbound = net.connect(targetPort, '127.0.0.1');
+    inbound.pipe(outbound);
+    outbound.on('data', (chunk) => setTimeout(() => inbound.write(chunk), delayMs));
+    outbound.on('end', () => setTimeout(() => inbound.end(), delayMs));
+    for (const socket of [inbound, outbound]) socket.on('error', () => inbound.destroy() && outbound.destroy());
+    inbound.on('close', () => outbound.destroy());
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
+}
+
 function tail(file: string, lines = 30): string {
   return existsSync(file) ? readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n') : '(no log)';
 }
@@ -83,11 +102,13 @@ export default async function setup(project: TestProject) {
   let workerPgid: number | undefined;
   let workerExited: Promise<unknown> = Promise.resolve();
   let cleanedUp = false;
+  let icecastLink: net.Server | undefined;
   // Synchronous, so it can also run from an 'exit' handler if vitest is interrupted
   // before teardown: nothing of this run may be left behind.
   const cleanup = () => {
     if (cleanedUp) return;
     cleanedUp = true;
+    icecastLink?.close();
     if (workerPgid !== undefined) {
       try {
         process.kill(-workerPgid, 'SIGKILL'); // wrangler → workerd: the whole process group
@@ -125,11 +146,13 @@ export default async function setup(project: TestProject) {
     // coturn's port. --env-file replaces .dev.vars for this process: the developer's file
     // is neither read nor written.
     const turnHost = `127.0.0.1:${infraEnv.TURN_PORT}`;
+    icecastLink = await slowLink(Number(infraEnv.ICECAST_PORT), 300);
     const workerVars = {
       TOKEN_SECRET: secret(),
       TURN_SECRET: infraEnv.TURN_SECRET,
       ICECAST_SOURCE_PASSWORD: infraEnv.ICECAST_SOURCE_PASSWORD,
-      ICECAST_URL: `http://127.0.0.1:${infraEnv.ICECAST_PORT}`,
+      ICECAST_URL: `http://127.0.0.1:${(icecastLink.address() as net.AddressInfo).port}`,
+      ICECAST_LISTEN_URL: `http://127.0.0.1:${infraEnv.ICECAST_PORT}/live.ogg`,
       STUN_URLS: `stun:${turnHost}`,
       TURN_URLS: `turn:${turnHost}?transport=udp,turn:${turnHost}?transport=tcp`,
     };
@@ -139,13 +162,7 @@ export default async function setup(project: TestProject) {
     const inspectorPort = await freePort();
     const workerLog = join(dir, 'wrangler.log');
     const logFd = openSync(workerLog, 'a');
-    const bin = join(root, 'node_modules', '.bin');
-    const childEnv: NodeJS.ProcessEnv = {
-      ...process.env,
-      PATH: `${bin}${delimiter}${process.env.PATH}`,
-      WRANGLER_SEND_METRICS: 'false',
-      CLOUDFLARE_CF_FETCH_ENABLED: 'false',
-    };
+    const childEnv: NodeJS.ProcessEnv = toolEnv();
     // wrangler also reads secrets from its environment: make sure none of the
     // developer's shell values win over this run's.
     for (const key of Object.keys(workerVars)) delete childEnv[key];
