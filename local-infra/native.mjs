@@ -17,13 +17,13 @@ import net from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseEnvFile } from '../scripts/secrets.mjs';
+import { ensureSystemPackages, SYSTEM_PACKAGES, SystemPackagesError } from '../scripts/system-packages.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const TURNSERVER_CONF = join(here, 'turnserver.conf');
 export const ICECAST_TEMPLATE = join(here, 'icecast.xml.template');
 export const ENV_FILE = join(here, '.env');
 const SECRET_KEYS = ['TURN_SECRET', 'ICECAST_SOURCE_PASSWORD', 'ICECAST_ADMIN_PASSWORD'];
-const PACKAGES = { turnserver: 'coturn', turnutils_stunclient: 'coturn', icecast2: 'icecast2' };
 const READY_TIMEOUT_MS = 15_000;
 
 const log = (message) => console.log(`local-infra: ${message}`);
@@ -72,19 +72,12 @@ function which(bin) {
 
 /** Install coturn/icecast2 from Debian packages when missing (root only). */
 export function ensurePackages() {
-  const missing = [...new Set(Object.keys(PACKAGES).filter((bin) => !which(bin)).map((bin) => PACKAGES[bin]))];
-  if (missing.length === 0) return;
-  const command = `apt-get update && apt-get install -y --no-install-recommends ${missing.join(' ')}`;
-  if (process.getuid?.() !== 0) {
-    throw new InfraError(`missing ${missing.join(', ')}; install with:\n  sudo sh -c '${command}'`);
+  try {
+    ensureSystemPackages(SYSTEM_PACKAGES.infra, { log });
+  } catch (error) {
+    if (error instanceof SystemPackagesError) throw new InfraError(error.message);
+    throw error;
   }
-  log(`installing ${missing.join(', ')} from Debian packages`);
-  const apt = (args) => {
-    const result = spawnSync('apt-get', args, { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
-    if (result.status !== 0) throw new InfraError(`apt-get ${args.join(' ')} failed`);
-  };
-  apt(['update']);
-  apt(['install', '-y', '--no-install-recommends', ...missing]);
 }
 
 function xmlEscape(value) {

@@ -5,17 +5,33 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { ensureSystemPackages, SYSTEM_PACKAGES, SystemPackagesError } from '../scripts/system-packages.mjs';
 import { bin, ensureInstalled, root, toolEnv } from '../scripts/toolchain.mjs';
 
 ensureInstalled();
 process.chdir(root);
+
+// The integration project runs real coturn, Icecast, ffmpeg and Chromium: bring them first
+// (as root), or stop with the exact command to run. `--project workers` alone needs none.
+const args = process.argv.slice(2);
+const projects = args.flatMap((arg, i) => (arg === '--project' ? [args[i + 1]] : arg.startsWith('--project=') ? [arg.slice(10)] : []));
+if (projects.length === 0 || projects.includes('integration')) {
+  try {
+    ensureSystemPackages(SYSTEM_PACKAGES.integration);
+  } catch (error) {
+    if (!(error instanceof SystemPackagesError)) throw error;
+    console.error(error.message);
+    console.log('0 passed, 1 failed');
+    process.exit(1);
+  }
+}
 
 mkdirSync('test-results', { recursive: true });
 const report = 'test-results/vitest.json';
 rmSync(report, { force: true });
 const run = spawnSync(
   join(bin, 'vitest'),
-  ['run', '--reporter=default', '--reporter=json', `--outputFile.json=${report}`, ...process.argv.slice(2)],
+  ['run', '--reporter=default', '--reporter=json', `--outputFile.json=${report}`, ...args],
   { stdio: 'inherit', env: toolEnv() },
 );
 let passed = 0;
