@@ -10,6 +10,9 @@ import { bin, ensureInstalled, root, toolEnv } from '../scripts/toolchain.mjs';
 
 ensureInstalled();
 process.chdir(root);
+// The studio page is the Worker's static assets (client/dist): build it first, also so the
+// workers project finds the assets directory wrangler.toml names.
+await (await import('../scripts/build-client.mjs')).buildClient();
 
 // The integration project runs real coturn, Icecast, ffmpeg and Chromium: bring them first
 // (as root), or stop with the exact command to run. `--project workers` alone needs none.

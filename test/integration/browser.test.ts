@@ -37,11 +37,10 @@ async function joinInPage(roomId: string, token: string): Promise<Page> {
   const page = await (await browser.newContext({ bypassCSP: true })).newPage();
   page.on('pageerror', (error) => console.error('page error:', error.message));
   await page.goto(`${workerUrl()}/`);
-  // A module script loads the client library the way a page would (no bundler involved).
+  // A module script loads the client library as another studio would (its bundled ES module).
   await page.addScriptTag({
     type: 'module',
-    content: `import { StudioClient } from '/studio-client.js'; import { AudioMesh } from '/mesh.js';
-      import { Broadcaster, ProgramMix } from '/broadcaster.js';
+    content: `import { StudioClient, AudioMesh, Broadcaster, ProgramMix } from '/lib/openstudio.js';
       Object.assign(window, { StudioClient, AudioMesh, Broadcaster, ProgramMix });`,
   });
   await page.waitForFunction(() => 'AudioMesh' in window);

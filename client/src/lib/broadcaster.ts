@@ -1,8 +1,6 @@
-// The program feed from a browser: mix the studio's audio (own microphone and every remote
-// peer) into one stream, encode it with MediaRecorder (Opus), and send it over the room's
-// broadcast WebSocket; the Worker pushes it to Icecast. Plain ES module, no build step.
-
-import { SUBPROTOCOL } from './studio-client.js';
+// The program feed from a browser: encode the program stream with MediaRecorder (Opus) and
+// send it over the room's broadcast WebSocket; the Worker pushes it to Icecast.
+import { SUBPROTOCOL } from './studio-client';
 
 /** Opus in Ogg where the browser can record it, else in WebM; both go to Icecast as they are. */
 const FORMATS = [
@@ -10,49 +8,25 @@ const FORMATS = [
   { format: 'webm', mimeType: 'audio/webm;codecs=opus' },
 ];
 
-/** Mixes any number of MediaStreams into one program stream (Web Audio). */
-export class ProgramMix {
-  constructor() {
-    this.context = new AudioContext();
-    this.output = this.context.createMediaStreamDestination();
-    /** @type {Map<MediaStream, MediaStreamAudioSourceNode>} */
-    this.sources = new Map();
-  }
-
-  /** @param {MediaStream} stream */
-  add(stream) {
-    if (this.sources.has(stream) || stream.getAudioTracks().length === 0) return;
-    const source = this.context.createMediaStreamSource(stream);
-    source.connect(this.output);
-    this.sources.set(stream, source);
-  }
-
-  /** @param {MediaStream} stream */
-  remove(stream) {
-    this.sources.get(stream)?.disconnect();
-    this.sources.delete(stream);
-  }
-
-  get stream() {
-    return this.output.stream;
-  }
+export interface BroadcasterOptions {
+  /** The room's broadcast endpoint, e.g. `wss://host/rooms/<roomId>/broadcast`. */
+  url: string;
+  token: string;
+  timesliceMs?: number;
+  audioBitsPerSecond?: number;
 }
 
 export class Broadcaster {
-  /**
-   * @param {{ url: string, token: string, timesliceMs?: number, audioBitsPerSecond?: number }} options
-   *   `url` is the room's broadcast endpoint, e.g. `wss://host/rooms/<roomId>/broadcast`.
-   */
-  constructor(options) {
+  readonly options: Required<BroadcasterOptions>;
+  socket: WebSocket | null = null;
+  recorder: MediaRecorder | null = null;
+
+  constructor(options: BroadcasterOptions) {
     this.options = { timesliceMs: 250, audioBitsPerSecond: 96_000, ...options };
-    /** @type {WebSocket | null} */
-    this.socket = null;
-    /** @type {MediaRecorder | null} */
-    this.recorder = null;
   }
 
-  /** Start sending `stream`; resolves once the feed socket is open. @param {MediaStream} stream */
-  async start(stream) {
+  /** Start sending `stream`; resolves once the feed socket is open. */
+  async start(stream: MediaStream): Promise<void> {
     const choice = FORMATS.find((f) => MediaRecorder.isTypeSupported(f.mimeType));
     if (!choice) throw new Error('this browser cannot record Opus audio');
     const url = new URL(this.options.url);
@@ -82,7 +56,7 @@ export class Broadcaster {
     this.recorder = recorder;
   }
 
-  stop() {
+  stop(): void {
     if (this.recorder?.state === 'recording') this.recorder.stop();
     this.recorder = null;
     if (this.socket && this.socket.readyState <= WebSocket.OPEN) this.socket.close(1000);

@@ -1,27 +1,25 @@
 // Audio mesh over a StudioClient: one RTCPeerConnection per remote peer. The newcomer
 // offers to everyone already in the room (from its welcome); everyone else answers, so two
 // peers never offer to each other at once.
+import type { StudioClient } from './studio-client';
 
-/** @typedef {import('./studio-client.js').StudioClient} StudioClient */
-
-/**
- * @typedef {object} MeshOptions
- * @property {MediaStream} [localStream] audio to send (e.g. the microphone)
- * @property {RTCIceTransportPolicy} [iceTransportPolicy] `relay` forces TURN
- * @property {(peerId: string, stream: MediaStream) => void} [onTrack]
- * @property {(peerId: string, state: RTCPeerConnectionState) => void} [onState]
- */
+export interface MeshOptions {
+  /** Audio to send (e.g. the microphone). */
+  localStream?: MediaStream;
+  /** `relay` forces TURN. */
+  iceTransportPolicy?: RTCIceTransportPolicy;
+  onTrack?: (peerId: string, stream: MediaStream) => void;
+  onState?: (peerId: string, state: RTCPeerConnectionState) => void;
+}
 
 export class AudioMesh {
-  /** @param {StudioClient} client @param {MeshOptions} [options] */
-  constructor(client, options = {}) {
-    this.client = client;
-    this.options = options;
-    /** @type {Map<string, RTCPeerConnection>} */
-    this.peers = new Map();
-    /** @type {RTCIceServer[]} */
-    this.iceServers = [];
+  readonly peers = new Map<string, RTCPeerConnection>();
+  private iceServers: RTCIceServer[] = [];
 
+  constructor(
+    readonly client: StudioClient,
+    readonly options: MeshOptions = {},
+  ) {
     client.on('welcome', (welcome) => {
       this.iceServers = welcome.iceServers;
       if (welcome.resumed) return; // connections survive a signaling reconnect
@@ -41,11 +39,10 @@ export class AudioMesh {
     client.on('peer-left', (message) => this.hangUp(message.peerId));
   }
 
-  /** @param {string} peerId */
-  connection(peerId) {
-    let pc = this.peers.get(peerId);
-    if (pc) return pc;
-    pc = new RTCPeerConnection({ iceServers: this.iceServers, iceTransportPolicy: this.options.iceTransportPolicy ?? 'all' });
+  connection(peerId: string): RTCPeerConnection {
+    const existing = this.peers.get(peerId);
+    if (existing) return existing;
+    const pc = new RTCPeerConnection({ iceServers: this.iceServers, iceTransportPolicy: this.options.iceTransportPolicy ?? 'all' });
     this.peers.set(peerId, pc);
     const stream = this.options.localStream;
     if (stream) for (const track of stream.getAudioTracks()) pc.addTrack(track, stream);
@@ -55,33 +52,29 @@ export class AudioMesh {
       this.client.candidate(peerId, init ? { ...init, candidate: init.candidate ?? '' } : null);
     };
     pc.ontrack = (event) => this.options.onTrack?.(peerId, event.streams[0] ?? new MediaStream([event.track]));
-    const current = pc;
-    pc.onconnectionstatechange = () => this.options.onState?.(peerId, current.connectionState);
+    pc.onconnectionstatechange = () => this.options.onState?.(peerId, pc.connectionState);
     return pc;
   }
 
-  /** @param {string} peerId */
-  async call(peerId) {
+  async call(peerId: string): Promise<void> {
     const pc = this.connection(peerId);
     await pc.setLocalDescription(await pc.createOffer());
     this.client.offer(peerId, pc.localDescription?.sdp ?? '');
   }
 
-  /** @param {string} peerId @param {string} sdp */
-  async answerOffer(peerId, sdp) {
+  async answerOffer(peerId: string, sdp: string): Promise<void> {
     const pc = this.connection(peerId);
     await pc.setRemoteDescription({ type: 'offer', sdp });
     await pc.setLocalDescription(await pc.createAnswer());
     this.client.answer(peerId, pc.localDescription?.sdp ?? '');
   }
 
-  /** @param {string} peerId */
-  hangUp(peerId) {
+  hangUp(peerId: string): void {
     this.peers.get(peerId)?.close();
     this.peers.delete(peerId);
   }
 
-  close() {
+  close(): void {
     for (const peerId of [...this.peers.keys()]) this.hangUp(peerId);
   }
 }

@@ -1,30 +1,29 @@
 // The studio page: create a room and share its invite links, or join one from a link
 // (`#room=<id>&token=<token>`), talk over WebRTC, and moderate as host or producer.
-import { StudioClient } from './studio-client.js';
-import { AudioMesh } from './mesh.js';
-import { Broadcaster, ProgramMix } from './broadcaster.js';
+import { AudioMesh, Broadcaster, ProgramMix, StudioClient } from '../lib';
+import type { Participant } from '../lib';
 
-/** @param {string} id */
-const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
+const $ = (id: string) => document.getElementById(id) as HTMLElement;
 
-/** @param {string} roomId @param {string} token */
-function inviteLink(roomId, token) {
+function inviteLink(roomId: string, token: string): string {
   return `${location.origin}/#room=${encodeURIComponent(roomId)}&token=${encodeURIComponent(token)}`;
 }
 
 $('create').addEventListener('click', async () => {
-  const lobby = /** @type {HTMLInputElement} */ ($('lobby')).checked;
+  const lobby = ($('lobby') as HTMLInputElement).checked;
   const response = await fetch('/rooms', { method: 'POST', body: JSON.stringify({ lobby }) });
   const body = await response.json();
   if (!response.ok) return void ($('invites').textContent = body.error?.message ?? 'could not create a room');
   $('invites').replaceChildren(
-    ...Object.entries(body.tokens).map(([role, token]) => {
+    ...Object.entries(body.tokens as Record<string, string>).map(([role, token]) => {
       const item = document.createElement('li');
-      const link = inviteLink(body.roomId, /** @type {string} */ (token));
-      item.innerHTML = `<strong>${role}</strong>: <a></a>`;
-      const anchor = /** @type {HTMLAnchorElement} */ (item.querySelector('a'));
+      const link = inviteLink(body.roomId, token);
+      const strong = document.createElement('strong');
+      strong.textContent = role;
+      const anchor = document.createElement('a');
       anchor.href = link;
       anchor.textContent = link;
+      item.append(strong, ': ', anchor);
       return item;
     }),
   );
@@ -40,8 +39,7 @@ async function join() {
   const wsUrl = `${location.origin.replace(/^http/, 'ws')}/rooms/${encodeURIComponent(roomId)}/ws`;
   const client = new StudioClient({ url: wsUrl, token });
   const localStream = await navigator.mediaDevices.getUserMedia({ audio: true });
-  /** @type {Map<string, import('../protocol/messages').Participant>} */
-  const people = new Map();
+  const people = new Map<string, Participant>();
 
   const render = () => {
     const me = client.welcome;
@@ -51,8 +49,7 @@ async function join() {
         const item = document.createElement('li');
         item.textContent = `${p.name ?? p.peerId} (${p.role})${p.muted ? ' muted' : ''}${p.connected ? '' : ' reconnecting'}${p.waiting ? ' waiting' : ''}`;
         if (me && me.role !== 'caller') {
-          /** @type {[string, () => void][]} */
-          const actions = [
+          const actions: [string, () => void][] = [
             [p.muted ? 'Unmute' : 'Mute', () => client.mute(p.peerId, !p.muted)],
             ['Kick', () => client.kick(p.peerId)],
           ];
@@ -108,8 +105,7 @@ async function join() {
     const b = m.broadcast;
     $('onair').textContent = b.state === 'live' ? `ON AIR — ${b.listenUrl}` : b.state === 'error' ? `broadcast error: ${b.error}` : b.state;
   });
-  /** @type {Broadcaster | null} */
-  let broadcaster = null;
+  let broadcaster: Broadcaster | null = null;
   $('live').addEventListener('click', async () => {
     if (broadcaster) {
       broadcaster.stop();
@@ -124,9 +120,9 @@ async function join() {
   });
 
   let muted = false;
-  $('mic').addEventListener('click', () => client.mute(/** @type {string} */ (client.peerId), (muted = !muted)));
+  $('mic').addEventListener('click', () => client.mute(client.peerId as string, (muted = !muted)));
   $('leave').addEventListener('click', () => client.leave());
-  const welcome = await client.connect().catch((error) => void ($('status').textContent = String(error.message)));
+  const welcome = await client.connect().catch((error: Error) => void ($('status').textContent = error.message));
   if (welcome && welcome.role !== 'caller') $('live').hidden = false;
   render();
 }

@@ -1,71 +1,78 @@
 // OpenStudio browser client: one signaling connection to a room, with keepalive and
-// automatic resume. Plain ES module (no build step); types come from protocol/messages.ts
-// through JSDoc and are checked by `npm run typecheck`.
+// automatic resume. Message types come from protocol/messages.ts.
+import { CLOSE_CODES, SUBPROTOCOL } from '../../../protocol/messages';
+import type { ClientMessage, IceCandidate, ServerMessage } from '../../../protocol/messages';
 
-/** @typedef {import('../protocol/messages').ServerMessage} ServerMessage */
-/** @typedef {import('../protocol/messages').ClientMessage} ClientMessage */
-/** @typedef {Extract<ServerMessage, { type: 'welcome' }>} Welcome */
-/** @typedef {import('../protocol/messages').IceCandidate} IceCandidate */
+export { SUBPROTOCOL };
+export type Welcome = Extract<ServerMessage, { type: 'welcome' }>;
+export type ErrorMessage = Extract<ServerMessage, { type: 'error' }>;
 
-export const SUBPROTOCOL = 'openstudio.v1';
+/** What `on('close', …)` receives. `final`: the client will not reconnect by itself. */
+export interface CloseEvent {
+  code: number;
+  reason: string;
+  final: boolean;
+}
+
+type Events = { [T in ServerMessage['type']]: Extract<ServerMessage, { type: T }> } & { close: CloseEvent };
 
 /** Close codes after which reconnecting cannot help. */
-const FINAL_CLOSE_CODES = new Set([1000, 4001, 4003, 4004, 4008, 4009, 4010]);
+const FINAL_CLOSE_CODES = new Set<number>([
+  CLOSE_CODES.normal,
+  CLOSE_CODES.unauthorized,
+  CLOSE_CODES.forbidden,
+  CLOSE_CODES.roomNotFound,
+  CLOSE_CODES.policy,
+  CLOSE_CODES.roomFull,
+  CLOSE_CODES.replaced,
+]);
 
 const PING_FRAME = '{"type":"ping"}';
 
-/**
- * @typedef {object} StudioClientOptions
- * @property {string} url WebSocket URL of the room, e.g. `wss://host/rooms/<roomId>/ws`
- * @property {string} token room token (host, producer or caller)
- * @property {number} [pingIntervalMs] keepalive period (default 20 s; the room answers without waking)
- * @property {number} [maxBackoffMs] longest wait between reconnect attempts (default 5 s)
- */
+export interface StudioClientOptions {
+  /** WebSocket URL of the room, e.g. `wss://host/rooms/<roomId>/ws`. */
+  url: string;
+  /** Room token (host, producer or caller). */
+  token: string;
+  /** Keepalive period (default 20 s; the room answers without waking). */
+  pingIntervalMs?: number;
+  /** Longest wait between reconnect attempts (default 5 s). */
+  maxBackoffMs?: number;
+}
 
 export class StudioClient {
-  /** @param {StudioClientOptions} options */
-  constructor(options) {
+  readonly options: Required<StudioClientOptions>;
+  socket: WebSocket | null = null;
+  welcome: Welcome | null = null;
+  resumeToken: string | null = null;
+  private handlers = new Map<string, Set<(message: never) => void>>();
+  private attempt = 0;
+  private stopped = false;
+  private pingTimer: ReturnType<typeof setInterval> | undefined;
+
+  constructor(options: StudioClientOptions) {
     this.options = { pingIntervalMs: 20_000, maxBackoffMs: 5_000, ...options };
-    /** @type {WebSocket | null} */
-    this.socket = null;
-    /** @type {Welcome | null} */
-    this.welcome = null;
-    /** @type {string | null} */
-    this.resumeToken = null;
-    /** @type {Map<string, Set<(message: any) => void>>} */
-    this.handlers = new Map();
-    this.attempt = 0;
-    this.stopped = false;
-    /** @type {ReturnType<typeof setInterval> | undefined} */
-    this.pingTimer = undefined;
   }
 
   /** The peer id the room gave us (stable across resumes). */
-  get peerId() {
+  get peerId(): string | null {
     return this.welcome?.peerId ?? null;
   }
 
-  /**
-   * Listen for a server message type, or `close` (`{code, reason, final}`).
-   * @template {ServerMessage['type'] | 'close'} T
-   * @param {T} type
-   * @param {(message: T extends ServerMessage['type'] ? Extract<ServerMessage, { type: T }> : { code: number, reason: string, final: boolean }) => void} handler
-   * @returns {() => void} unsubscribe
-   */
-  on(type, handler) {
+  /** Listen for a server message type, or `close`. Returns an unsubscribe function. */
+  on<T extends keyof Events>(type: T, handler: (message: Events[T]) => void): () => void {
     let set = this.handlers.get(type);
     if (!set) this.handlers.set(type, (set = new Set()));
-    set.add(handler);
-    return () => set.delete(handler);
+    set.add(handler as (message: never) => void);
+    return () => set.delete(handler as (message: never) => void);
   }
 
-  /** @param {string} type @param {unknown} message */
-  emit(type, message) {
-    for (const handler of this.handlers.get(type) ?? []) handler(message);
+  private emit<T extends keyof Events>(type: T, message: Events[T]): void {
+    for (const handler of this.handlers.get(type) ?? []) (handler as (message: Events[T]) => void)(message);
   }
 
-  /** Connect (or reconnect); resolves with the welcome. @returns {Promise<Welcome>} */
-  connect() {
+  /** Connect (or reconnect); resolves with the welcome. */
+  connect(): Promise<Welcome> {
     this.stopped = false;
     return new Promise((resolve, reject) => {
       const url = new URL(this.options.url);
@@ -74,8 +81,7 @@ export class StudioClient {
       this.socket = socket;
       let welcomed = false;
       socket.onmessage = (event) => {
-        /** @type {ServerMessage} */
-        const message = JSON.parse(String(event.data));
+        const message = JSON.parse(String(event.data)) as ServerMessage;
         if (message.type === 'welcome') {
           welcomed = true;
           this.attempt = 0;
@@ -90,7 +96,7 @@ export class StudioClient {
         }
         if (message.type === 'kicked' || message.type === 'room-closed') this.stopped = true;
         if (message.type === 'error' && message.code === 'resume-failed') this.resumeToken = null;
-        this.emit(message.type, message);
+        this.emit(message.type, message as never);
       };
       socket.onclose = (event) => {
         this.stopPing();
@@ -104,70 +110,66 @@ export class StudioClient {
     });
   }
 
-  scheduleReconnect() {
+  private scheduleReconnect(): void {
     const base = Math.min(this.options.maxBackoffMs, 250 * 2 ** this.attempt);
     this.attempt += 1;
-    setTimeout(() => {
-      if (!this.stopped) this.connect().catch(() => {});
-    }, base / 2 + Math.random() * (base / 2));
+    setTimeout(
+      () => {
+        if (!this.stopped) this.connect().catch(() => {});
+      },
+      base / 2 + Math.random() * (base / 2),
+    );
   }
 
-  startPing() {
+  private startPing(): void {
     this.stopPing();
     this.pingTimer = setInterval(() => this.socket?.send(PING_FRAME), this.options.pingIntervalMs);
   }
 
-  stopPing() {
+  private stopPing(): void {
     clearInterval(this.pingTimer);
   }
 
-  /** @param {ClientMessage} message */
-  send(message) {
+  send(message: ClientMessage): void {
     if (this.socket?.readyState !== WebSocket.OPEN) throw new Error('not connected');
     this.socket.send(JSON.stringify(message));
   }
 
-  /** @param {string} to @param {string} sdp */
-  offer(to, sdp) {
+  offer(to: string, sdp: string): void {
     this.send({ type: 'offer', to, sdp });
   }
 
-  /** @param {string} to @param {string} sdp */
-  answer(to, sdp) {
+  answer(to: string, sdp: string): void {
     this.send({ type: 'answer', to, sdp });
   }
 
-  /** @param {string} to @param {IceCandidate | null} candidate `null` ends the candidates */
-  candidate(to, candidate) {
+  /** `null` ends the candidates. */
+  candidate(to: string, candidate: IceCandidate | null): void {
     this.send({ type: 'ice-candidate', to, candidate });
   }
 
-  /** @param {string} peerId @param {boolean} muted */
-  mute(peerId, muted) {
+  mute(peerId: string, muted: boolean): void {
     this.send({ type: 'mute', peerId, muted });
   }
 
-  /** @param {string} peerId */
-  kick(peerId) {
+  kick(peerId: string): void {
     this.send({ type: 'kick', peerId });
   }
 
-  /** @param {string} peerId */
-  admit(peerId) {
+  admit(peerId: string): void {
     this.send({ type: 'admit', peerId });
   }
 
-  /** @param {string} name */
-  setName(name) {
+  setName(name: string): void {
     this.send({ type: 'set-name', name });
   }
 
-  closeRoom() {
+  closeRoom(): void {
     this.send({ type: 'close-room' });
   }
 
   /** Leave for good (no resume). */
-  leave() {
+  leave(): void {
     this.stopped = true;
     this.stopPing();
     if (this.socket?.readyState === WebSocket.OPEN) this.send({ type: 'leave' });

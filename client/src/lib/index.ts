@@ -1,0 +1,10 @@
+// The OpenStudio client library: signaling with resume, the audio mesh, the program mix
+// and the program feed. See docs/client.md.
+export { StudioClient, SUBPROTOCOL } from './studio-client';
+export type { StudioClientOptions, Welcome, ErrorMessage, CloseEvent } from './studio-client';
+export { AudioMesh } from './mesh';
+export type { MeshOptions } from './mesh';
+export { ProgramMix } from './program-mix';
+export { Broadcaster } from './broadcaster';
+export type { BroadcasterOptions } from './broadcaster';
+export type { Participant, BroadcastInfo, Role } from '../../../protocol/messages';

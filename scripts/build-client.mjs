@@ -1,0 +1,27 @@
+#!/usr/bin/env node
+// Builds the studio into client/dist/, the Worker's static assets: the studio app
+// (studio.js), the client library as one ES module (lib/openstudio.js) for anyone building
+// another studio, and the files of client/public/. wrangler.toml's [build] runs this for
+// `wrangler dev` (again on every change) and `wrangler deploy`; `npm test` runs it too.
+import { build } from 'esbuild';
+import { cpSync, mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+
+const root = join(import.meta.dirname, '..');
+const client = join(root, 'client');
+const dist = join(client, 'dist');
+
+export async function buildClient() {
+  rmSync(dist, { recursive: true, force: true });
+  mkdirSync(dist, { recursive: true });
+  cpSync(join(client, 'public'), dist, { recursive: true });
+  const common = { bundle: true, format: 'esm', target: 'es2022', sourcemap: true, minify: true, logLevel: 'warning' };
+  await build({ ...common, entryPoints: [join(client, 'src/app/main.ts')], outfile: join(dist, 'studio.js') });
+  await build({ ...common, entryPoints: [join(client, 'src/lib/index.ts')], outfile: join(dist, 'lib/openstudio.js') });
+}
+
+if (process.argv[1] === import.meta.filename) {
+  const started = Date.now();
+  await buildClient();
+  console.log(`client built into client/dist in ${Date.now() - started} ms`);
+}
