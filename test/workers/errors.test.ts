@@ -30,6 +30,7 @@ describe('bad frames', () => {
   for (const [what, frame, code] of cases) {
     it(`answers ${what} with ${code}, keeps the socket and tells nobody else`, async () => {
       const { a, b } = await twoPeers();
+      const mark = b.client.mark();
       a.client.send(frame);
       const error = await a.client.next('error');
       expect(error.code).toBe(code);
@@ -37,19 +38,20 @@ describe('bad frames', () => {
       // Still open and working, and the other peer saw nothing.
       a.client.send({ type: 'offer', to: b.peerId, sdp: 'still here' });
       expect(await b.client.next('offer')).toMatchObject({ from: a.peerId, sdp: 'still here' });
+      expect(b.client.since(mark)).toHaveLength(1);
       expect(a.client.closed).toBeNull();
     });
   }
 
   it('answers a frame over the size limit with too-large', async () => {
     const { a, b } = await twoPeers();
+    const mark = b.client.mark();
     a.client.send({ type: 'offer', to: b.peerId, sdp: 'x'.repeat(70 * 1024) });
     expect(await a.client.next('error')).toMatchObject({ code: 'too-large' });
     // Multi-byte characters count as bytes, not as string length.
     a.client.send({ type: 'offer', to: b.peerId, sdp: 'é'.repeat(33 * 1024) });
-    await settle(a.client);
+    await settle(a.client, b.client);
     expect(a.client.frames.filter((f) => f.type === 'error' && f.code === 'too-large')).toHaveLength(1); // once per run of refusals
-    await settle(b.client);
-    expect(b.client.unread().filter((f) => f.type === 'offer')).toEqual([]);
+    expect(b.client.since(mark)).toEqual([]);
   });
 });

@@ -108,6 +108,31 @@ export class TestClient {
     return this.frames.slice(this.cursor);
   }
 
+  /** A position in everything this client has received; `since(mark)` lists what came after. */
+  mark(): number {
+    return this.frames.length;
+  }
+
+  /** Every frame received after `mark`, read or not. */
+  since(mark: number): Frame[] {
+    return this.frames.slice(mark);
+  }
+
+  /**
+   * One round trip through the room: a ping the room itself answers (not the exact
+   * auto-response string). Its pong is taken out of `frames`, and nothing is read.
+   */
+  async roundTrip(): Promise<void> {
+    const from = this.frames.length;
+    this.send({ type: 'ping', n: 1 });
+    const index = await this.until(() => {
+      const i = this.frames.findIndex((f, at) => at >= from && f.type === 'pong');
+      return i === -1 ? undefined : i;
+    }, 'the pong of a round trip');
+    this.frames.splice(index, 1);
+    if (this.cursor > index) this.cursor -= 1;
+  }
+
   async waitClosed(): Promise<{ code: number; reason: string }> {
     return this.until(() => this.closed ?? undefined, 'close');
   }
@@ -155,8 +180,12 @@ export async function join(roomId: string, token: string) {
   return { client, welcome, peerId: welcome.peerId };
 }
 
-/** Make sure everything sent so far has been processed: a round trip through the room. */
-export async function settle(client: TestClient): Promise<void> {
-  client.send({ type: 'ping', n: 1 }); // not the exact auto-response string: the room itself answers
-  await client.nextOf('pong');
+/**
+ * Make sure the room has handled everything these clients sent so far, and that each has
+ * received everything the room sent it before that: one round trip per client, in order.
+ * For "nobody else received anything", settle the sender first, then the observers, and
+ * look at `observer.since(mark)` with a mark taken before the sender acted.
+ */
+export async function settle(...clients: TestClient[]): Promise<void> {
+  for (const client of clients) await client.roundTrip();
 }

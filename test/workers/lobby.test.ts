@@ -1,38 +1,61 @@
 import { describe, expect, it } from 'vitest';
 import { createRoom, join, settle } from './helpers';
 
+/** A lobby room with a host, a producer and an admitted caller on air, then a waiting caller. */
 async function lobbyRoom() {
   const room = await createRoom({ lobby: true });
   const host = await join(room.roomId, room.tokens.host);
   const producer = await join(room.roomId, room.tokens.producer);
-  await host.client.next('peer-joined');
-  const onAir = await join(room.roomId, room.tokens.producer); // stands in for an admitted guest
-  await host.client.next('peer-joined');
-  await producer.client.next('peer-joined');
+  const onAir = await join(room.roomId, room.tokens.caller);
+  host.client.send({ type: 'admit', peerId: onAir.peerId });
+  await onAir.client.nextOf('admitted');
+  await host.client.nextOf('participant-updated');
+  await producer.client.nextOf('participant-updated');
+  // Everything the on-air caller receives from here on is checked by the tests.
+  const onAirMark = onAir.client.mark();
   const caller = await join(room.roomId, room.tokens.caller);
-  return { room, host, producer, onAir, caller };
+  return { room, host, producer, onAir, onAirMark, caller };
 }
 
 describe('lobby (call screening)', () => {
   it('puts callers into a waiting state visible only to hosts and producers', async () => {
-    const { host, producer, onAir, caller, room } = await lobbyRoom();
+    const { host, producer, onAir, onAirMark, caller, room } = await lobbyRoom();
     expect(caller.welcome.waiting).toBe(true);
-    expect(caller.welcome.participants.map((p) => p.role).sort()).toEqual(['host', 'producer', 'producer']);
+    expect(caller.welcome.participants.map((p) => p.role).sort()).toEqual(['host', 'producer']);
     expect((await host.client.next('peer-joined')).participant).toMatchObject({ peerId: caller.peerId, waiting: true });
     expect((await producer.client.next('peer-joined')).participant).toMatchObject({ peerId: caller.peerId, waiting: true });
 
     // A second waiting caller does not see the first, nor is seen by it.
+    const callerMark = caller.client.mark();
     const second = await join(room.roomId, room.tokens.caller);
     expect(second.welcome.participants.some((p) => p.peerId === caller.peerId)).toBe(false);
-    await settle(caller.client);
-    expect(caller.client.unread().filter((f) => f.type === 'peer-joined')).toEqual([]);
-    await settle(onAir.client);
-    expect(onAir.client.unread().filter((f) => f.type === 'peer-joined')).toEqual([]);
+    expect(second.welcome.participants.some((p) => p.peerId === onAir.peerId)).toBe(false);
+    await settle(second.client, caller.client);
+    expect(caller.client.since(callerMark)).toEqual([]);
+
+    // Nor do their departures reach anyone on air: a leave, a lost connection, its timeout.
+    caller.client.send({ type: 'leave' });
+    expect(await host.client.nextOf('peer-left')).toMatchObject({ peerId: caller.peerId, reason: 'left' });
+    second.client.close();
+    expect((await host.client.nextOf('participant-updated')).participant).toMatchObject({ peerId: second.peerId, connected: false });
+    expect(await host.client.nextOf('peer-left', 6000)).toMatchObject({ peerId: second.peerId, reason: 'timeout' });
+    await settle(host.client, onAir.client);
+    expect(onAir.client.since(onAirMark)).toEqual([]);
+  });
+
+  it('a kick of a waiting caller reaches staff only', async () => {
+    const { host, producer, onAir, onAirMark, caller } = await lobbyRoom();
+    producer.client.send({ type: 'kick', peerId: caller.peerId });
+    expect(await caller.client.nextOf('kicked')).toEqual({ type: 'kicked' });
+    expect(await host.client.nextOf('peer-left')).toMatchObject({ peerId: caller.peerId, reason: 'kicked' });
+    await settle(producer.client, onAir.client);
+    expect(onAir.client.since(onAirMark)).toEqual([]);
   });
 
   it('lets a waiting caller signal only with hosts and producers', async () => {
-    const { host, caller, room } = await lobbyRoom();
+    const { host, caller, room, onAir, onAirMark } = await lobbyRoom();
     const other = await join(room.roomId, room.tokens.caller);
+    const otherMark = other.client.mark();
     caller.client.send({ type: 'offer', to: host.peerId, sdp: 'screening call' });
     expect(await host.client.nextOf('offer')).toMatchObject({ from: caller.peerId, sdp: 'screening call' });
     host.client.send({ type: 'answer', to: caller.peerId, sdp: 'screening answer' });
@@ -40,20 +63,26 @@ describe('lobby (call screening)', () => {
 
     caller.client.send({ type: 'offer', to: other.peerId, sdp: 'sneaking past the screener' });
     expect(await caller.client.nextOf('error')).toMatchObject({ code: 'peer-not-found' });
-    other.client.send({ type: 'ice-candidate', to: caller.peerId, candidate: null });
-    expect(await other.client.nextOf('error')).toMatchObject({ code: 'peer-not-found' });
-    await settle(other.client);
-    expect(other.client.unread().filter((f) => f.type === 'offer')).toEqual([]);
+    caller.client.send({ type: 'offer', to: onAir.peerId, sdp: 'sneaking onto the air' });
+    expect(await caller.client.nextOf('error')).toMatchObject({ code: 'peer-not-found' });
+    onAir.client.send({ type: 'ice-candidate', to: caller.peerId, candidate: null });
+    expect(await onAir.client.nextOf('error')).toMatchObject({ code: 'peer-not-found' });
+    await settle(caller.client, onAir.client, other.client);
+    expect(other.client.since(otherMark)).toEqual([]);
+    expect(onAir.client.since(onAirMark).filter((f) => f.type !== 'error')).toEqual([]);
+    expect(caller.client.unread().filter((f) => f.type === 'ice-candidate')).toEqual([]);
   });
 
   it('a waiting caller cannot admit itself or others, nor see on-air peers by guessing ids', async () => {
-    const { caller, onAir, room } = await lobbyRoom();
+    const { caller, onAir, host, room } = await lobbyRoom();
     const other = await join(room.roomId, room.tokens.caller);
     caller.client.send({ type: 'admit', peerId: caller.peerId });
     expect(await caller.client.nextOf('error')).toMatchObject({ code: 'forbidden' });
     caller.client.send({ type: 'admit', peerId: other.peerId });
     expect(await caller.client.nextOf('error')).toMatchObject({ code: 'peer-not-found' });
     caller.client.send({ type: 'mute', peerId: onAir.peerId, muted: true });
+    expect(await caller.client.nextOf('error')).toMatchObject({ code: 'peer-not-found' });
+    caller.client.send({ type: 'mute', peerId: host.peerId, muted: true });
     expect(await caller.client.nextOf('error')).toMatchObject({ code: 'forbidden' });
   });
 

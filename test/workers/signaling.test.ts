@@ -127,10 +127,14 @@ describe('relay', () => {
     const room = await createRoom();
     const a = await join(room.roomId, room.tokens.host);
     const b = await join(room.roomId, room.tokens.caller);
+    const c = await join(room.roomId, room.tokens.caller);
+    await settle(a.client, b.client);
+    const marks = [b.client.mark(), c.client.mark()] as const;
     a.client.send({ type: 'offer', to: 'nobody', sdp: 'x' });
     expect(await a.client.nextOf('error')).toMatchObject({ code: 'peer-not-found' });
-    await settle(b.client);
-    expect(b.client.unread().filter((f) => f.type !== 'pong')).toEqual([]);
+    await settle(a.client, b.client, c.client);
+    expect(b.client.since(marks[0])).toEqual([]);
+    expect(c.client.since(marks[1])).toEqual([]);
   });
 
   it('answers a ping that is not the exact auto-response string too', async () => {
