@@ -33,6 +33,7 @@ import {
   sendError,
   sendRaw,
   TokenBucket,
+  utf8Length,
   type SocketAttachment,
 } from './transport';
 
@@ -97,7 +98,8 @@ export class Room extends DurableObject<Env> {
   private readonly sockets = new Map<string, WebSocket>();
   /** Per-socket memory: its peer and rate bucket (rebuilt from the attachment after hibernation). */
   private readonly connections = new WeakMap<WebSocket, { peerId: string; bucket: TokenBucket }>();
-  private readonly queued = new Map<string, number>();
+  /** Frames held for each reconnecting peer: how many, and their size in UTF-8 bytes. */
+  private readonly queued = new Map<string, { count: number; bytes: number }>();
   /** Last report from the Worker holding the program feed (not persisted: a heartbeat). */
   private broadcastSeenAt = Date.now();
   /** The alarm as last set by this instance: a time, none (null), or not known yet (undefined). */
@@ -125,10 +127,10 @@ export class Room extends DurableObject<Env> {
       this.peers.set(peer.peerId, peer);
     }
     this.queued.clear();
-    for (const { peer_id, n } of this.sql.exec<{ peer_id: string; n: number }>(
-      'SELECT peer_id, COUNT(*) AS n FROM outbox GROUP BY peer_id',
+    for (const { peer_id, count, bytes } of this.sql.exec<{ peer_id: string; count: number; bytes: number }>(
+      'SELECT peer_id, COUNT(*) AS count, SUM(LENGTH(CAST(frame AS BLOB))) AS bytes FROM outbox GROUP BY peer_id',
     )) {
-      this.queued.set(peer_id, n);
+      this.queued.set(peer_id, { count, bytes });
     }
     this.sockets.clear();
     for (const ws of this.ctx.getWebSockets()) {
@@ -438,12 +440,14 @@ export class Room extends DurableObject<Env> {
     const socket = this.sockets.get(to.peerId);
     if (socket) return sendRaw(socket, frame);
     // Reconnecting: keep it, in order, until the peer resumes or its grace period ends.
-    const count = this.queued.get(to.peerId) ?? 0;
-    if (count >= this.config.resumeQueueMax) {
+    // Both caps bound the storage one reconnecting peer can take.
+    const { count, bytes } = this.queued.get(to.peerId) ?? { count: 0, bytes: 0 };
+    const size = utf8Length(frame);
+    if (count + 1 > this.config.resumeQueueMax || bytes + size > this.config.resumeQueueMaxBytes) {
       return sendError(ws, 'rate-limited', `peer "${to.peerId}" is reconnecting and has too many messages waiting`);
     }
     this.sql.exec('INSERT INTO outbox (peer_id, frame) VALUES (?, ?)', to.peerId, frame);
-    this.queued.set(to.peerId, count + 1);
+    this.queued.set(to.peerId, { count: count + 1, bytes: bytes + size });
   }
 
   private mute(actor: PeerRecord, ws: WebSocket, peerId: string, muted: boolean): void {

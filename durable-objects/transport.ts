@@ -48,11 +48,17 @@ export function rejectUpgrade(code: ErrorCode, closeCode: number, message: strin
   return new Response(null, { status: 101, webSocket: client, headers });
 }
 
-/** UTF-8 length of a string, computed only when the cheap bound is not enough. */
+const encoder = new TextEncoder();
+
+export function utf8Length(text: string): number {
+  return encoder.encode(text).length;
+}
+
+/** Is the UTF-8 form of `text` longer than `maxBytes`? Encodes only when the cheap bound is not enough. */
 export function exceedsBytes(text: string, maxBytes: number): boolean {
   if (text.length > maxBytes) return true;
   if (text.length * 3 <= maxBytes) return false;
-  return new TextEncoder().encode(text).length > maxBytes;
+  return utf8Length(text) > maxBytes;
 }
 
 /**

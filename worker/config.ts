@@ -13,8 +13,9 @@ export interface Config {
   maxParticipants: number;
   resumeGraceSeconds: number;
   roomIdleSeconds: number;
-  /** Relayed frames kept per disconnected peer during its grace period. */
+  /** Relayed frames kept per disconnected peer during its grace period, by count and by bytes. */
   resumeQueueMax: number;
+  resumeQueueMaxBytes: number;
   allowedOrigins: string[];
   stunUrls: string[];
   turnUrls: string[];
@@ -35,6 +36,7 @@ export const DEFAULTS: Config = {
   resumeGraceSeconds: 30,
   roomIdleSeconds: 86_400,
   resumeQueueMax: 500,
+  resumeQueueMaxBytes: 256 * 1024,
   allowedOrigins: [],
   stunUrls: [],
   turnUrls: [],
@@ -85,6 +87,7 @@ export function readConfig(env: object): Config {
     resumeGraceSeconds: positiveInt(vars, 'RESUME_GRACE_SECONDS', DEFAULTS.resumeGraceSeconds),
     roomIdleSeconds: positiveInt(vars, 'ROOM_IDLE_SECONDS', DEFAULTS.roomIdleSeconds),
     resumeQueueMax: positiveInt(vars, 'RESUME_QUEUE_MAX', DEFAULTS.resumeQueueMax),
+    resumeQueueMaxBytes: positiveInt(vars, 'RESUME_QUEUE_MAX_BYTES', DEFAULTS.resumeQueueMaxBytes),
     allowedOrigins: list(vars, 'ALLOWED_ORIGINS'),
     stunUrls: list(vars, 'STUN_URLS'),
     turnUrls: list(vars, 'TURN_URLS'),

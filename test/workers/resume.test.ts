@@ -41,6 +41,55 @@ describe('reconnect and resume', () => {
     expect(host.client.since(hostMark)).toEqual([reconnected]);
   });
 
+  it('refuses a resume with a valid token of another role', async () => {
+    const room = await createRoom();
+    const host = await join(room.roomId, room.tokens.host);
+    const caller = await join(room.roomId, room.tokens.caller);
+    caller.client.close();
+    await host.client.nextOf('participant-updated');
+    for (const token of [room.tokens.host, room.tokens.producer]) {
+      const stolen = await connect(room.roomId, { token, resume: caller.welcome.resumeToken });
+      expect(await stolen.next('error')).toMatchObject({ code: 'resume-failed' });
+      expect((await stolen.waitClosed()).code).toBe(4001);
+    }
+    const back = await connect(room.roomId, { token: room.tokens.caller, resume: caller.welcome.resumeToken });
+    expect(await back.next('welcome')).toMatchObject({ peerId: caller.peerId, role: 'caller', resumed: true });
+  });
+
+  it('caps what is held for a reconnecting peer, by count and by bytes', async () => {
+    // The workers project runs with RESUME_QUEUE_MAX=20; RESUME_QUEUE_MAX_BYTES is 256 KiB.
+    const room = await createRoom();
+    const host = await join(room.roomId, room.tokens.host);
+    const few = await join(room.roomId, room.tokens.caller);
+    const big = await join(room.roomId, room.tokens.caller);
+    few.client.close();
+    big.client.close();
+    await host.client.nextOf('participant-updated');
+    await host.client.nextOf('participant-updated');
+    const mark = host.client.mark();
+
+    for (let i = 0; i < 21; i++) host.client.send({ type: 'ice-candidate', to: few.peerId, candidate: { candidate: `c${i}` } });
+    const sdp = 'x'.repeat(59_999); // four such offers fit in 256 KiB, five do not
+    for (let i = 0; i < 5; i++) host.client.send({ type: 'offer', to: big.peerId, sdp: `${i}${sdp}` });
+    await settle(host.client);
+    expect(host.client.since(mark).map((f) => f.type === 'error' && f.code)).toEqual(['rate-limited', 'rate-limited']);
+    expect(host.client.since(mark).map((f) => String(f.message))).toEqual([
+      expect.stringContaining(few.peerId),
+      expect.stringContaining(big.peerId),
+    ]);
+
+    const fewBack = await connect(room.roomId, { token: room.tokens.caller, resume: few.welcome.resumeToken });
+    await fewBack.next('welcome');
+    await settle(fewBack);
+    expect(fewBack.unread().map((f) => f.type === 'ice-candidate' && f.candidate?.candidate)).toEqual(
+      Array.from({ length: 20 }, (_, i) => `c${i}`),
+    );
+    const bigBack = await connect(room.roomId, { token: room.tokens.caller, resume: big.welcome.resumeToken });
+    await bigBack.next('welcome');
+    await settle(bigBack);
+    expect(bigBack.unread().map((f) => f.type === 'offer' && f.sdp.slice(0, 1))).toEqual(['0', '1', '2', '3']);
+  });
+
   it('a resume token works once: the old one is replaced', async () => {
     const room = await createRoom();
     const caller = await join(room.roomId, room.tokens.caller);
