@@ -21,8 +21,8 @@ export function sendRaw(ws: WebSocket, frame: string): void {
   }
 }
 
-export function sendError(ws: WebSocket, code: ErrorCode, message: string): void {
-  send(ws, { type: 'error', code, message });
+export function sendError(ws: WebSocket, code: ErrorCode, message: string, extra?: { retryAfterSeconds: number }): void {
+  send(ws, { type: 'error', code, message, ...extra });
 }
 
 export function close(ws: WebSocket, code: number, reason: string): void {
@@ -39,10 +39,16 @@ export function close(ws: WebSocket, code: number, reason: string): void {
  * frame, then close with a code (a browser cannot read an HTTP error on an upgrade).
  * `protocol` is echoed when the client offered one, or browsers fail the handshake first.
  */
-export function rejectUpgrade(code: ErrorCode, closeCode: number, message: string, protocol?: string | null): Response {
+export function rejectUpgrade(
+  code: ErrorCode,
+  closeCode: number,
+  message: string,
+  protocol?: string | null,
+  extra?: { retryAfterSeconds: number },
+): Response {
   const { 0: client, 1: server } = new WebSocketPair();
   server.accept();
-  sendError(server, code, message);
+  sendError(server, code, message, extra);
   close(server, closeCode, message);
   const headers = protocol ? { 'Sec-WebSocket-Protocol': protocol } : undefined;
   return new Response(null, { status: 101, webSocket: client, headers });

@@ -130,6 +130,8 @@ export type ErrorCode = (typeof ERROR_CODES)[number];
 export const CLOSE_CODES = {
   normal: 1000,
   serverRestart: 1012,
+  /** A transient refusal (per-client join rate): reconnect after the wait the error names. */
+  tryAgainLater: 1013,
   unauthorized: 4001,
   forbidden: 4003,
   roomNotFound: 4004,
@@ -163,7 +165,7 @@ export type ServerMessage =
   | { type: 'offer'; from: string; sdp: string }
   | { type: 'answer'; from: string; sdp: string }
   | { type: 'ice-candidate'; from: string; candidate: IceCandidate | null }
-  | { type: 'error'; code: ErrorCode; message: string; ref?: string }
+  | { type: 'error'; code: ErrorCode; message: string; ref?: string; retryAfterSeconds?: number }
   | { type: 'kicked' }
   | { type: 'admitted'; participants: Participant[] }
   | { type: 'room-closed' }

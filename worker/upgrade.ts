@@ -15,6 +15,9 @@ import { TokenError, verifyToken, type TokenClaims } from './tokens';
 
 const JWT_SHAPE = /^[\w-]+\.[\w-]+\.[\w-]+$/;
 
+/** The JOIN_LIMITER window (wrangler.toml): after it, a refused client has a fresh budget. */
+const JOIN_RETRY_SECONDS = 60;
+
 /** Token from `?token=` or from a `Sec-WebSocket-Protocol` entry; which protocol to echo. */
 function upgradeCredentials(request: IRequest): { token: string | null; protocol: string | null } {
   const offered = (request.headers.get('Sec-WebSocket-Protocol') ?? '')
@@ -50,7 +53,10 @@ export async function checkUpgrade(request: IRequest, env: Env): Promise<Checked
   }
   const { success } = await env.JOIN_LIMITER.limit({ key: clientKey(request) });
   if (!success) {
-    return rejectUpgrade('rate-limited', CLOSE_CODES.policy, 'too many joins from this client; try again in a minute', protocol);
+    // Transient (a shared NAT after a reconnect storm): a retryable close, with the wait.
+    return rejectUpgrade('rate-limited', CLOSE_CODES.tryAgainLater, `too many joins from this client; try again in ${JOIN_RETRY_SECONDS} s`, protocol, {
+      retryAfterSeconds: JOIN_RETRY_SECONDS,
+    });
   }
   const roomId = request.params.roomId ?? '';
   if (!ROOM_ID_PATTERN.test(roomId)) {

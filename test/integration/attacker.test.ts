@@ -184,7 +184,7 @@ describe('an attacker against wrangler dev', () => {
       const error = await client.frame('error');
       if (error.code === 'rate-limited') refused.push(await client.closedWith());
     }
-    expect(refused).toEqual([4008]);
+    expect(refused).toEqual([1013]);
   });
 
   it('is cut off when flooding or sending oversized frames', async () => {
