@@ -106,6 +106,22 @@ export function readConfig(env: object): Config {
 /** Secrets shorter than this are refused: an HMAC key must not be guessable. */
 export const MIN_SECRET_LENGTH = 32;
 
+/**
+ * A secret the deployment may leave unset (`undefined`). Once set it must be a real key:
+ * a short or empty value is a misconfiguration, never "no key".
+ */
+export function optionalSecret(env: object, name: string): string | undefined {
+  const value = (env as Vars)[name];
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || value.length < MIN_SECRET_LENGTH) {
+    throw new ConfigError(
+      `secret ${name} is set but shorter than ${MIN_SECRET_LENGTH} characters; ` +
+        `set a longer value (e.g. \`openssl rand -hex 32\`) or remove it`,
+    );
+  }
+  return value;
+}
+
 export function requireSecret(env: object, name: string): string {
   const value = (env as Vars)[name];
   if (typeof value !== 'string' || value.length < MIN_SECRET_LENGTH) {

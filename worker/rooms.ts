@@ -6,12 +6,12 @@ import type { IRequest } from 'itty-router';
 import * as v from 'valibot';
 import type { CreateRoomSettings, Room } from '../durable-objects/room';
 import { CreateRoomBody, describeIssues, MintTokenBody, RevokeBody, ROLES, ROOM_ID_PATTERN, type Role } from '../protocol/messages';
-import { readConfig, requireSecret } from './config';
+import { optionalSecret, readConfig, requireSecret } from './config';
 import { enforceRateLimit } from './guards';
 import { HttpError, json, readJsonBody } from './http';
 import { iceServersFor } from './ice';
 import { randomId } from './random';
-import { signToken, TokenError, verifyToken, type TokenClaims } from './tokens';
+import { ROLE_POWER, signToken, TokenError, verifyToken, type TokenClaims } from './tokens';
 
 /** HTTP request bodies are small JSON objects; anything bigger is refused unread. */
 const MAX_BODY_BYTES = 4 * 1024;
@@ -61,22 +61,30 @@ async function authenticate(request: IRequest, env: Env, roomId: string): Promis
   return claims;
 }
 
-function mint(env: Env, roomId: string, role: Role, generation: number, ttlSeconds?: number) {
-  const ttl = ttlSeconds ?? readConfig(env).tokenTtlSeconds;
+/**
+ * Sign a token for `role`. One minted by another token (`minter`) never outlives it when
+ * the new role has as much power or more: a day-long host token cannot mint a month-long one.
+ */
+function mint(env: Env, roomId: string, role: Role, generation: number, ttlSeconds?: number, minter?: TokenClaims) {
+  let ttl = ttlSeconds ?? readConfig(env).tokenTtlSeconds;
+  if (minter && ROLE_POWER[role] >= ROLE_POWER[minter.role]) {
+    ttl = Math.min(ttl, minter.expiresAt - Math.floor(Date.now() / 1000));
+  }
   return signToken(requireSecret(env, 'TOKEN_SECRET'), { roomId, role, generation }, ttl);
 }
 
 /** `POST /rooms` */
 export async function createRoom(request: IRequest, env: Env): Promise<Response> {
   const config = readConfig(env);
-  const key = (env as { ROOM_CREATION_KEY?: string }).ROOM_CREATION_KEY;
-  if (key) {
+  const key = optionalSecret(env, 'ROOM_CREATION_KEY');
+  // Before the key check, so every wrong guess uses up the client's budget too.
+  await enforceRateLimit(env.CREATE_LIMITER, request, 'room creations');
+  if (key !== undefined) {
     const given = bearer(request);
     if (!given || !safeEqual(given, key)) {
       throw new HttpError(401, 'unauthorized', 'creating rooms needs "Authorization: Bearer <room creation key>"');
     }
   }
-  await enforceRateLimit(env.CREATE_LIMITER, request, 'room creations');
   const settings = await body(request, CreateRoomBody);
   if (settings.maxParticipants !== undefined && settings.maxParticipants > config.maxParticipants) {
     throw new HttpError(400, 'invalid-request', `maxParticipants: at most ${config.maxParticipants} on this deployment`);
@@ -107,7 +115,7 @@ export async function mintInvite(request: IRequest, env: Env): Promise<Response>
   const { role, ttlSeconds } = await body(request, MintTokenBody);
   const result = await roomStub(env, roomId).generationFor(claims, role);
   if (!result.ok) throw new HttpError(result.status, result.code, result.message);
-  return json({ role, ...(await mint(env, roomId, role, result.generation!, ttlSeconds)) }, 201);
+  return json({ role, ...(await mint(env, roomId, role, result.generation!, ttlSeconds, claims)) }, 201);
 }
 
 /** `POST /rooms/:roomId/revoke` (host): every outstanding invite of a role stops working. */
@@ -119,7 +127,7 @@ export async function revokeInvites(request: IRequest, env: Env): Promise<Respon
   const result = await roomStub(env, roomId).revoke(claims, role);
   if (!result.ok) throw new HttpError(result.status, result.code, result.message);
   // The replacement invite (a host revoking host invites needs a new one itself).
-  return json({ role, generation: result.generation, ...(await mint(env, roomId, role, result.generation!)) });
+  return json({ role, generation: result.generation, ...(await mint(env, roomId, role, result.generation!, undefined, claims)) });
 }
 
 /** `GET /rooms/:roomId/ice`: STUN/TURN servers with fresh TURN REST credentials. */

@@ -9,13 +9,13 @@ import { connect, createRoom, ORIGIN } from './helpers';
 describe('room creation key', () => {
   const key = 'k'.repeat(48);
   const withKey = { ...env, ROOM_CREATION_KEY: key } as Env;
-  const create = (authorization?: string) =>
+  const create = (authorization?: string, ip: string = crypto.randomUUID(), environment: Env = withKey) =>
     worker.fetch(
       new Request(`${ORIGIN}/rooms`, {
         method: 'POST',
-        headers: { 'CF-Connecting-IP': crypto.randomUUID(), ...(authorization ? { Authorization: authorization } : {}) },
+        headers: { 'CF-Connecting-IP': ip, ...(authorization ? { Authorization: authorization } : {}) },
       }),
-      withKey,
+      environment,
       createExecutionContext(),
     );
 
@@ -23,6 +23,26 @@ describe('room creation key', () => {
     expect((await create()).status).toBe(401);
     expect((await create(`Bearer ${'k'.repeat(47)}x`)).status).toBe(401);
     expect((await create(`Bearer ${key}`)).status).toBe(201);
+  });
+
+  it('counts every wrong guess against the client: 10 a minute, then 429 even with the key', async () => {
+    const ip = crypto.randomUUID();
+    for (let i = 0; i < 10; i++) expect((await create(`Bearer guess-${i}-${'g'.repeat(40)}`, ip)).status).toBe(401);
+    const blocked = await create(`Bearer ${key}`, ip);
+    expect(blocked.status).toBe(429);
+    expect(await blocked.json()).toMatchObject({ error: { code: 'rate-limited' } });
+    expect((await create(`Bearer ${key}`)).status).toBe(201); // another client is unaffected
+  });
+
+  it('a key set but shorter than 32 characters is a misconfiguration, not an open door', async () => {
+    for (const short of ['k'.repeat(31), '']) {
+      const misconfigured = { ...env, ROOM_CREATION_KEY: short } as Env;
+      for (const authorization of [undefined, `Bearer ${short}`]) {
+        const response = await create(authorization, undefined, misconfigured);
+        expect(response.status).toBe(500);
+        expect(await response.json()).toMatchObject({ error: { code: 'misconfigured', message: expect.stringContaining('ROOM_CREATION_KEY') } });
+      }
+    }
   });
 
   it('is open without one (development)', async () => {

@@ -93,6 +93,32 @@ describe('invites', () => {
     expect((await join(room.roomId, invite.token)).welcome.role).toBe('producer');
   });
 
+  it('a minted token of equal or more power never outlives the token that minted it', async () => {
+    const room = await createRoom();
+    const month = 30 * 86400;
+    const now = () => Math.floor(Date.now() / 1000);
+    // A host token that expires in ten minutes.
+    const { token: shortHost } = await signToken(secret(), { roomId: room.roomId, role: 'host', generation: 0 }, 600);
+    const host = (await (await mintAs(room.roomId, shortHost, { role: 'host', ttlSeconds: month })).json()) as { token: string; expiresAt: number };
+    expect(host.expiresAt).toBeLessThanOrEqual(now() + 600);
+    // … nor can the minted one renew itself: the chain stays within the first token's life.
+    const again = (await (await mintAs(room.roomId, host.token, { role: 'host', ttlSeconds: month })).json()) as { expiresAt: number };
+    expect(again.expiresAt).toBeLessThanOrEqual(now() + 600);
+    // Less power may live longer: a host invites callers and producers for the month.
+    for (const role of ['producer', 'caller']) {
+      const invite = (await (await mintAs(room.roomId, shortHost, { role, ttlSeconds: month })).json()) as { expiresAt: number };
+      expect(invite.expiresAt).toBeGreaterThanOrEqual(now() + month - 5);
+    }
+    // The replacement host token of a revocation follows the same rule.
+    const revoked = await call(`/rooms/${room.roomId}/revoke`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${shortHost}` },
+      body: JSON.stringify({ role: 'host' }),
+    });
+    expect(revoked.status).toBe(200);
+    expect(((await revoked.json()) as { expiresAt: number }).expiresAt).toBeLessThanOrEqual(now() + 600);
+  });
+
   it('producers and callers cannot mint invites (no escalation to host)', async () => {
     const room = await createRoom();
     for (const token of [room.tokens.producer, room.tokens.caller]) {
