@@ -17,9 +17,11 @@ export default defineConfig({
         plugins: [
           cloudflareTest({
             wrangler: { configPath: './wrangler.toml' },
-            // Short timers so grace-period and idle-expiry tests run in seconds; a small
-            // resume queue so its cap is reached by a test.
-            miniflare: { bindings: { RESUME_GRACE_SECONDS: '2', ROOM_IDLE_SECONDS: '4', RESUME_QUEUE_MAX: '20' } },
+            // Short timers so grace-period, idle-expiry and silence tests run in seconds; a
+            // small resume queue so its cap is reached by a test.
+            miniflare: {
+              bindings: { RESUME_GRACE_SECONDS: '2', ROOM_IDLE_SECONDS: '4', PEER_SILENCE_SECONDS: '3', RESUME_QUEUE_MAX: '20' },
+            },
           }),
         ],
         test: { name: 'workers', include: ['test/workers/**/*.test.ts'] },

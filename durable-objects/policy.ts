@@ -70,6 +70,26 @@ export function decideAdmit(actor: Participant, target: Participant): Decision {
   return allow;
 }
 
+/**
+ * Seats: a room holds at most `maxParticipants` peers (waiting, on air or reconnecting).
+ * Callers may fill all but `staffSeats` of them (at least one seat stays a caller's), so
+ * hosts and producers can always join however many callers share the link.
+ */
+export function decideSeat(
+  role: Role,
+  seated: readonly Pick<Participant, 'role'>[],
+  maxParticipants: number,
+  staffSeats: number,
+): Decision {
+  if (seated.length >= maxParticipants) return deny('room is full');
+  if (role !== 'caller') return allow;
+  const callerSeats = maxParticipants - Math.min(staffSeats, maxParticipants - 1);
+  if (seated.filter((p) => !isStaff(p)).length >= callerSeats) {
+    return deny('every caller seat is taken (the rest are kept for the hosts and producers)');
+  }
+  return allow;
+}
+
 export function decideCloseRoom(actor: Participant): Decision {
   return PERMISSIONS[actor.role].closeRoom ? allow : deny('only a host can close the room');
 }

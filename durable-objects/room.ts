@@ -4,7 +4,8 @@
  * State lives in the object's SQLite storage (room settings, participants, messages held
  * for peers that are reconnecting) and is rebuilt in the constructor, so hibernation and
  * eviction lose nothing. Live sockets are found again through `ctx.getWebSockets()` and
- * their attachments. Relaying to a connected peer touches no storage.
+ * their attachments. Relaying to a connected peer touches no storage; relaying to one that
+ * is reconnecting stores the frame until it resumes.
  */
 import { DurableObject } from 'cloudflare:workers';
 import {
@@ -24,7 +25,7 @@ import {
 import { readConfig, requireSecret, type Config } from '../worker/config';
 import { iceServersFor } from '../worker/ice';
 import { randomId } from '../worker/random';
-import { canSee, canSignal, decideAdmit, decideCloseRoom, decideKick, decideMute, PERMISSIONS } from './policy';
+import { canSee, canSignal, decideAdmit, decideCloseRoom, decideKick, decideMute, decideSeat, PERMISSIONS } from './policy';
 import {
   close,
   exceedsBytes,
@@ -41,6 +42,7 @@ import {
 export const UPGRADE_HEADERS = {
   role: 'X-OpenStudio-Role',
   generation: 'X-OpenStudio-Generation',
+  tokenId: 'X-OpenStudio-Token-Id',
   protocol: 'X-OpenStudio-Protocol',
 } as const;
 
@@ -56,6 +58,8 @@ interface RoomState extends RoomInfo {
 
 interface PeerRecord extends Participant {
   resumeToken: string;
+  /** Id of the token it joined with; a kick bars that token from the air. */
+  tokenId: string;
   /** Set while the socket is gone and the grace period runs. */
   disconnectedAt: number | null;
 }
@@ -81,6 +85,7 @@ const SCHEMA = `
   CREATE TABLE IF NOT EXISTS peers (peer_id TEXT PRIMARY KEY, data TEXT NOT NULL) WITHOUT ROWID;
   CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, peer_id TEXT NOT NULL, frame TEXT NOT NULL);
   CREATE INDEX IF NOT EXISTS outbox_peer ON outbox (peer_id, seq);
+  CREATE TABLE IF NOT EXISTS kicked (token_id TEXT PRIMARY KEY) WITHOUT ROWID;
 `;
 
 function publicView(peer: PeerRecord): Participant {
@@ -96,8 +101,8 @@ export class Room extends DurableObject<Env> {
   private room: RoomState | null = null;
   private readonly peers = new Map<string, PeerRecord>();
   private readonly sockets = new Map<string, WebSocket>();
-  /** Per-socket memory: its peer and rate bucket (rebuilt from the attachment after hibernation). */
-  private readonly connections = new WeakMap<WebSocket, { peerId: string; bucket: TokenBucket }>();
+  /** Per-socket memory: its attachment and rate bucket (rebuilt from the attachment after hibernation). */
+  private readonly connections = new WeakMap<WebSocket, { attachment: SocketAttachment; bucket: TokenBucket }>();
   /** Frames held for each reconnecting peer: how many, and their size in UTF-8 bytes. */
   private readonly queued = new Map<string, { count: number; bytes: number }>();
   /** Last report from the Worker holding the program feed (not persisted: a heartbeat). */
@@ -227,8 +232,9 @@ export class Room extends DurableObject<Env> {
   override async fetch(request: Request): Promise<Response> {
     const role = request.headers.get(UPGRADE_HEADERS.role) as Role | null;
     const generation = Number(request.headers.get(UPGRADE_HEADERS.generation));
+    const tokenId = request.headers.get(UPGRADE_HEADERS.tokenId);
     const protocol = request.headers.get(UPGRADE_HEADERS.protocol);
-    if (!role || !(role in PERMISSIONS) || request.headers.get('Upgrade') !== 'websocket') {
+    if (!role || !(role in PERMISSIONS) || !tokenId || request.headers.get('Upgrade') !== 'websocket') {
       return new Response('expected a WebSocket upgrade from the Worker', { status: 400 });
     }
     const url = new URL(request.url);
@@ -241,9 +247,12 @@ export class Room extends DurableObject<Env> {
 
     const auth = await this.authorize(role, generation);
     if (!auth.ok) return rejectUpgrade(auth.code, CLOSE_CODES.unauthorized, auth.message, protocol);
-    if (this.peers.size >= Math.min(room.maxParticipants, this.config.maxParticipants)) {
-      return rejectUpgrade('room-full', CLOSE_CODES.roomFull, 'room is full', protocol);
+    const kicked = this.sql.exec('SELECT 1 FROM kicked WHERE token_id = ?', tokenId).toArray().length > 0;
+    if (kicked && role !== 'caller') {
+      return rejectUpgrade('forbidden', CLOSE_CODES.forbidden, 'this invite was kicked from the room; ask the host for a new one', protocol);
     }
+    const seat = decideSeat(role, [...this.peers.values()], Math.min(room.maxParticipants, this.config.maxParticipants), this.config.staffSeats);
+    if (!seat.ok) return rejectUpgrade('room-full', CLOSE_CODES.roomFull, seat.reason, protocol);
 
     const peer: PeerRecord = {
       peerId: randomId(9),
@@ -251,14 +260,17 @@ export class Room extends DurableObject<Env> {
       muted: false,
       mutedBy: null,
       connected: true,
-      waiting: room.lobby && role === 'caller',
+      // A caller whose invite was kicked waits in the lobby until staff admit it again.
+      waiting: role === 'caller' && (room.lobby || kicked),
       resumeToken: randomId(24),
+      tokenId,
       disconnectedAt: null,
     };
     const response = this.accept(peer, protocol);
     this.savePeer(peer);
     await this.sendWelcome(peer, false);
     this.broadcast(peer, { type: 'peer-joined', participant: publicView(peer) });
+    await this.scheduleAlarm();
     return response;
   }
 
@@ -286,7 +298,7 @@ export class Room extends DurableObject<Env> {
   private accept(peer: PeerRecord, protocol: string | null): Response {
     const { 0: client, 1: server } = new WebSocketPair();
     this.ctx.acceptWebSocket(server, [peer.peerId]);
-    server.serializeAttachment({ peerId: peer.peerId } satisfies SocketAttachment);
+    server.serializeAttachment({ peerId: peer.peerId, seenAt: Date.now() } satisfies SocketAttachment);
     this.sockets.set(peer.peerId, server);
     const headers = protocol ? { 'Sec-WebSocket-Protocol': protocol } : undefined;
     return new Response(null, { status: 101, webSocket: client, headers });
@@ -346,11 +358,12 @@ export class Room extends DurableObject<Env> {
   override async webSocketMessage(ws: WebSocket, data: string | ArrayBuffer): Promise<void> {
     this.framesHandled += 1;
     const connection = this.connection(ws);
-    const peer = connection && this.peers.get(connection.peerId);
+    const peer = connection && this.peers.get(connection.attachment.peerId);
     if (!connection || !peer || this.sockets.get(peer.peerId) !== ws) {
       close(ws, CLOSE_CODES.forbidden, 'session no longer exists');
       return;
     }
+    this.heardFrom(ws, connection.attachment);
     const bucket = connection.bucket;
     if (!bucket.take()) return this.strike(ws, bucket, 'rate-limited', 'too many messages; slow down');
     if (typeof data !== 'string') {
@@ -368,15 +381,30 @@ export class Room extends DurableObject<Env> {
     await this.handle(peer, ws, parsed.message);
   }
 
-  private connection(ws: WebSocket): { peerId: string; bucket: TokenBucket } | undefined {
+  private connection(ws: WebSocket): { attachment: SocketAttachment; bucket: TokenBucket } | undefined {
     let connection = this.connections.get(ws);
     if (!connection) {
-      const peerId = (ws.deserializeAttachment() as SocketAttachment | null)?.peerId;
-      if (peerId === undefined) return undefined;
-      connection = { peerId, bucket: new TokenBucket(this.config.rateLimitPerSecond, this.config.rateLimitBurst) };
+      const attachment = ws.deserializeAttachment() as SocketAttachment | null;
+      if (!attachment) return undefined;
+      attachment.seenAt ??= Date.now(); // a socket accepted before the room kept this
+      connection = { attachment, bucket: new TokenBucket(this.config.rateLimitPerSecond, this.config.rateLimitBurst) };
       this.connections.set(ws, connection);
     }
     return connection;
+  }
+
+  /** Remember that this socket is alive (in its attachment, so hibernation keeps it; at most once a second). */
+  private heardFrom(ws: WebSocket, attachment: SocketAttachment): void {
+    const now = Date.now();
+    if (now - attachment.seenAt < 1000) return;
+    attachment.seenAt = now;
+    ws.serializeAttachment(attachment);
+  }
+
+  /** Last sign of life from a socket: a frame the room handled, or a ping the runtime answered. */
+  private lastHeard(ws: WebSocket): number {
+    const seenAt = this.connection(ws)?.attachment.seenAt ?? 0;
+    return Math.max(seenAt, this.ctx.getWebSocketAutoResponseTimestamp(ws)?.getTime() ?? 0);
   }
 
   private strike(ws: WebSocket, bucket: TokenBucket, code: 'rate-limited' | 'too-large', message: string): void {
@@ -471,6 +499,9 @@ export class Room extends DurableObject<Env> {
     if (!target) return;
     const decision = decideKick(actor, target);
     if (!decision.ok) return sendError(ws, 'forbidden', decision.reason);
+    // The invite it came with stays off the air: a caller's rejoin waits in the lobby, a
+    // producer's or host's is refused.
+    if (target.tokenId) this.sql.exec('INSERT OR IGNORE INTO kicked (token_id) VALUES (?)', target.tokenId);
     const socket = this.sockets.get(target.peerId);
     if (socket) {
       send(socket, { type: 'kicked' });
@@ -585,20 +616,33 @@ export class Room extends DurableObject<Env> {
   }
 
   private async disconnected(ws: WebSocket): Promise<void> {
-    const peerId = this.connection(ws)?.peerId;
-    if (peerId === undefined || this.sockets.get(peerId) !== ws) return; // left, kicked or replaced
+    if (this.dropSocket(ws)) await this.scheduleAlarm();
+  }
+
+  /** The peer's socket is gone: its grace period starts. False if the socket no longer held a peer. */
+  private dropSocket(ws: WebSocket): boolean {
+    const peerId = this.connection(ws)?.attachment.peerId;
+    if (peerId === undefined || this.sockets.get(peerId) !== ws) return false; // left, kicked or replaced
     this.sockets.delete(peerId);
     const peer = this.peers.get(peerId);
-    if (!peer) return;
+    if (!peer) return false;
     const dropped: PeerRecord = { ...peer, connected: false, disconnectedAt: Date.now() };
     this.savePeer(dropped);
     this.broadcast(dropped, { type: 'participant-updated', participant: publicView(dropped) });
-    await this.scheduleAlarm();
+    return true;
   }
 
   override async alarm(): Promise<void> {
     this.alarmAt = null; // a fired alarm is gone
     const now = Date.now();
+    // A socket whose network vanished stays open without a word: after PEER_SILENCE_SECONDS
+    // of silence (pings answered by the runtime count as words) it is treated as lost.
+    const silenceMs = this.config.peerSilenceSeconds * 1000;
+    for (const ws of [...this.sockets.values()]) {
+      if (now - this.lastHeard(ws) < silenceMs) continue;
+      this.dropSocket(ws);
+      close(ws, CLOSE_CODES.silent, `nothing received for ${this.config.peerSilenceSeconds} s; reconnect with resume`);
+    }
     const graceMs = this.config.resumeGraceSeconds * 1000;
     for (const peer of [...this.peers.values()]) {
       if (!peer.connected && peer.disconnectedAt !== null && peer.disconnectedAt + graceMs <= now) {
@@ -615,22 +659,29 @@ export class Room extends DurableObject<Env> {
     await this.scheduleAlarm();
   }
 
-  /** One alarm covers the nearest grace-period end or, when nobody is here, idle expiry. */
+  /**
+   * One alarm covers the nearest of: a connected socket's silence deadline, a grace-period
+   * end, and (when nobody is here) idle expiry.
+   */
   private async scheduleAlarm(): Promise<void> {
     const room = this.room;
     if (!room) return;
     const graceMs = this.config.resumeGraceSeconds * 1000;
+    const silenceMs = this.config.peerSilenceSeconds * 1000;
     let next = Number.POSITIVE_INFINITY;
+    for (const ws of this.sockets.values()) next = Math.min(next, this.lastHeard(ws) + silenceMs);
     for (const peer of this.peers.values()) {
       if (!peer.connected && peer.disconnectedAt !== null) next = Math.min(next, peer.disconnectedAt + graceMs);
     }
     if (this.peers.size === 0) next = Math.min(next, room.activeAt + this.config.roomIdleSeconds * 1000);
-    // Storage operations are billed: only touch the alarm when it changes.
+    // Each setAlarm is a billed row write: an alarm already due earlier is kept (when it
+    // fires it schedules the next one), so joins and messages rarely write one.
+    if (this.alarmAt === undefined) this.alarmAt = await this.ctx.storage.getAlarm();
     if (next === Number.POSITIVE_INFINITY) {
       if (this.alarmAt === null) return;
       await this.ctx.storage.deleteAlarm();
       this.alarmAt = null;
-    } else if (next !== this.alarmAt) {
+    } else if (this.alarmAt === null || next < this.alarmAt) {
       await this.ctx.storage.setAlarm(next);
       this.alarmAt = next;
     }

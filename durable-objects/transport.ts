@@ -7,6 +7,8 @@ import type { ErrorCode, ServerMessage } from '../protocol/messages';
 /** What a hibernated socket remembers about itself (kept by the runtime, ≤ 2 KiB). */
 export interface SocketAttachment {
   peerId: string;
+  /** When the room last heard from this socket (accept or a frame it handled), epoch ms. */
+  seenAt: number;
 }
 
 export function send(ws: WebSocket, message: ServerMessage): void {

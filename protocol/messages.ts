@@ -139,6 +139,8 @@ export const CLOSE_CODES = {
   roomFull: 4009,
   /** The same peer resumed on a newer socket; this one is superseded. */
   replaced: 4010,
+  /** Nothing arrived from this socket for PEER_SILENCE_SECONDS: reconnect with `resume`. */
+  silent: 4011,
 } as const;
 
 export type LeaveReason = 'left' | 'kicked' | 'timeout' | 'room-closed';

@@ -11,6 +11,10 @@ export interface Config {
   /** Rejected frames (rate or size) in a row before the socket is closed with 4008. */
   abuseStrikes: number;
   maxParticipants: number;
+  /** Seats in every room that callers cannot take, so hosts and producers can always join. */
+  staffSeats: number;
+  /** A connected peer that sends nothing (not even a ping) for this long counts as disconnected. */
+  peerSilenceSeconds: number;
   resumeGraceSeconds: number;
   roomIdleSeconds: number;
   /** Relayed frames kept per disconnected peer during its grace period, by count and by bytes. */
@@ -33,6 +37,8 @@ export const DEFAULTS: Config = {
   rateLimitBurst: 100,
   abuseStrikes: 20,
   maxParticipants: 16,
+  staffSeats: 2,
+  peerSilenceSeconds: 60,
   resumeGraceSeconds: 30,
   roomIdleSeconds: 86_400,
   resumeQueueMax: 500,
@@ -84,6 +90,8 @@ export function readConfig(env: object): Config {
     rateLimitBurst: positiveInt(vars, 'RATE_LIMIT_BURST', DEFAULTS.rateLimitBurst),
     abuseStrikes: positiveInt(vars, 'ABUSE_STRIKES', DEFAULTS.abuseStrikes),
     maxParticipants: positiveInt(vars, 'MAX_PARTICIPANTS', DEFAULTS.maxParticipants),
+    staffSeats: positiveInt(vars, 'STAFF_SEATS', DEFAULTS.staffSeats),
+    peerSilenceSeconds: positiveInt(vars, 'PEER_SILENCE_SECONDS', DEFAULTS.peerSilenceSeconds),
     resumeGraceSeconds: positiveInt(vars, 'RESUME_GRACE_SECONDS', DEFAULTS.resumeGraceSeconds),
     roomIdleSeconds: positiveInt(vars, 'ROOM_IDLE_SECONDS', DEFAULTS.roomIdleSeconds),
     resumeQueueMax: positiveInt(vars, 'RESUME_QUEUE_MAX', DEFAULTS.resumeQueueMax),

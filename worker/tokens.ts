@@ -18,6 +18,8 @@ export interface TokenClaims {
   role: Role;
   generation: number;
   expiresAt: number;
+  /** The token's own id (`jti`): a kick bars this token, not the whole role. */
+  tokenId: string;
 }
 
 const Payload = v.object({
@@ -25,13 +27,14 @@ const Payload = v.object({
   role: Role,
   gen: v.pipe(v.number(), v.integer(), v.minValue(0)),
   exp: v.number(),
+  jti: v.pipe(v.string(), v.minLength(1), v.maxLength(64)),
 });
 
 const encoder = new TextEncoder();
 
 export async function signToken(
   secret: string,
-  claims: Omit<TokenClaims, 'expiresAt'>,
+  claims: Omit<TokenClaims, 'expiresAt' | 'tokenId'>,
   ttlSeconds: number,
   nowMs = Date.now(),
 ): Promise<{ token: string; expiresAt: number }> {
@@ -78,5 +81,6 @@ export async function verifyToken(secret: string, token: string, roomId: string)
     role: parsed.output.role,
     generation: parsed.output.gen,
     expiresAt: parsed.output.exp,
+    tokenId: parsed.output.jti,
   };
 }

@@ -84,6 +84,7 @@ export async function upgrade(request: IRequest, env: Env): Promise<Response> {
     Upgrade: 'websocket',
     [UPGRADE_HEADERS.role]: claims.role,
     [UPGRADE_HEADERS.generation]: String(claims.generation),
+    [UPGRADE_HEADERS.tokenId]: claims.tokenId,
   });
   if (protocol) headers.set(UPGRADE_HEADERS.protocol, protocol);
   const forward = new URL(`https://room/${roomId}/ws`);

@@ -39,24 +39,55 @@ export function roomStub(roomId: string) {
 
 type Frame = ServerMessage & Record<string, unknown>;
 
+/**
+ * The workers project treats a socket silent for PEER_SILENCE_SECONDS (3 s there) as lost,
+ * so test clients ping as the client library does, only faster, until `goSilent()`.
+ */
+const KEEPALIVE_MS = 1000;
+const PING_FRAME = '{"type":"ping"}';
+
 export class TestClient {
   readonly frames: Frame[] = [];
   closed: { code: number; reason: string } | null = null;
   private waiters: (() => void)[] = [];
   private cursor = 0;
+  private keepalive: ReturnType<typeof setInterval> | undefined;
+  /** Keepalive pings not yet answered: that many pongs are not test frames. */
+  private keepalivePongs = 0;
 
   constructor(
     readonly ws: WebSocket,
     readonly response: Response,
   ) {
     ws.addEventListener('message', (event) => {
-      this.frames.push(JSON.parse(event.data as string) as Frame);
+      const frame = JSON.parse(event.data as string) as Frame;
+      // Pongs are all alike: drop as many as keepalive pings were sent.
+      if (frame.type === 'pong' && this.keepalivePongs > 0) {
+        this.keepalivePongs -= 1;
+        return;
+      }
+      this.frames.push(frame);
       this.wake();
     });
     ws.addEventListener('close', (event) => {
       this.closed = { code: event.code, reason: event.reason };
+      this.goSilent();
       this.wake();
     });
+    this.keepalive = setInterval(() => {
+      try {
+        this.ws.send(PING_FRAME);
+        this.keepalivePongs += 1;
+      } catch {
+        this.goSilent();
+      }
+    }, KEEPALIVE_MS);
+  }
+
+  /** Stop the keepalive pings: the connection stays open but says nothing, as after a network loss. */
+  goSilent(): void {
+    if (this.keepalive !== undefined) clearInterval(this.keepalive);
+    this.keepalive = undefined;
   }
 
   private wake() {
@@ -142,6 +173,7 @@ export class TestClient {
   }
 
   close(code = 1000): void {
+    this.goSilent();
     try {
       this.ws.close(code);
     } catch {

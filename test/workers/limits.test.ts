@@ -2,13 +2,42 @@ import { describe, expect, it } from 'vitest';
 import { DEFAULTS, readConfig, ConfigError } from '../../worker/config';
 import { connect, createRoom, join, settle } from './helpers';
 
+async function refusedAsFull(roomId: string, token: string) {
+  const extra = await connect(roomId, { token });
+  expect(await extra.next('error')).toMatchObject({ code: 'room-full' });
+  expect((await extra.waitClosed()).code).toBe(4009);
+}
+
 describe('participant limit', () => {
   it('refuses the joiner over maxParticipants with room-full and 4009', async () => {
-    const room = await createRoom({ maxParticipants: 3 });
+    const room = await createRoom({ maxParticipants: 5 });
     for (let i = 0; i < 3; i++) await join(room.roomId, room.tokens.caller);
-    const extra = await connect(room.roomId, { token: room.tokens.caller });
-    expect(await extra.next('error')).toMatchObject({ code: 'room-full' });
-    expect((await extra.waitClosed()).code).toBe(4009);
+    await join(room.roomId, room.tokens.host);
+    await join(room.roomId, room.tokens.producer);
+    await refusedAsFull(room.roomId, room.tokens.producer);
+    await refusedAsFull(room.roomId, room.tokens.host);
+  });
+
+  it('callers sharing one link cannot lock staff out: two seats stay theirs', async () => {
+    // The default room (16 seats): the 15th caller is refused, a host and a producer still join.
+    const room = await createRoom({ lobby: true });
+    for (let i = 0; i < 14; i++) await join(room.roomId, room.tokens.caller); // waiting callers count too
+    await refusedAsFull(room.roomId, room.tokens.caller);
+    expect((await join(room.roomId, room.tokens.host)).welcome.role).toBe('host');
+    expect((await join(room.roomId, room.tokens.producer)).welcome.role).toBe('producer');
+    await refusedAsFull(room.roomId, room.tokens.producer);
+  });
+
+  it('staff may also take free caller seats; a room of two keeps one seat for a caller', async () => {
+    const room = await createRoom({ maxParticipants: 4 });
+    for (let i = 0; i < 3; i++) await join(room.roomId, room.tokens.producer);
+    expect((await join(room.roomId, room.tokens.caller)).welcome.role).toBe('caller');
+    await refusedAsFull(room.roomId, room.tokens.host);
+
+    const pair = await createRoom({ maxParticipants: 2 });
+    await join(pair.roomId, pair.tokens.caller);
+    await refusedAsFull(pair.roomId, pair.tokens.caller);
+    expect((await join(pair.roomId, pair.tokens.host)).welcome.role).toBe('host');
   });
 
   it('a peer in its grace period keeps its seat; a leave frees it', async () => {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Role } from '../../protocol/messages';
-import { createRoom, join, settle } from './helpers';
+import { evictDurableObject } from 'cloudflare:test';
+import { call, connect, createRoom, join, roomStub, settle } from './helpers';
 
 /** A room with one connected peer of every role, everyone's joins already read. */
 async function fullCast() {
@@ -98,6 +99,57 @@ describe('kick', () => {
       }
     });
   }
+
+  it('a kicked caller who rejoins with the same link waits in the lobby until staff admit it', async () => {
+    const room = await createRoom(); // no lobby: callers normally go straight on air
+    const stub = roomStub(room.roomId);
+    const host = await join(room.roomId, room.tokens.host);
+    const onAir = await join(room.roomId, room.tokens.caller);
+    const kicked = await join(room.roomId, room.tokens.caller);
+    await host.client.nextOf('peer-joined');
+    await host.client.nextOf('peer-joined');
+    host.client.send({ type: 'kick', peerId: kicked.peerId });
+    await kicked.client.waitClosed();
+    await onAir.client.nextOf('peer-left');
+    await host.client.nextOf('peer-left');
+    await evictDurableObject(stub, { webSockets: 'hibernate' }); // the bar is kept in storage
+    const onAirMark = onAir.client.mark();
+
+    const back = await join(room.roomId, room.tokens.caller);
+    expect(back.welcome.waiting).toBe(true);
+    expect(back.welcome.participants.map((p) => p.peerId)).toEqual([host.peerId]);
+    expect((await host.client.nextOf('peer-joined')).participant).toMatchObject({ peerId: back.peerId, waiting: true });
+    // Off the air: it cannot reach on-air callers, and they do not learn it is back.
+    back.client.send({ type: 'offer', to: onAir.peerId, sdp: 'back on air?' });
+    expect(await back.client.nextOf('error')).toMatchObject({ code: 'peer-not-found' });
+    await settle(back.client, onAir.client);
+    expect(onAir.client.since(onAirMark)).toEqual([]);
+
+    // A fresh invite is not barred; and staff decide when the kicked link is on air again.
+    const invite = await call(`/rooms/${room.roomId}/tokens`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${room.tokens.host}` },
+      body: JSON.stringify({ role: 'caller' }),
+    });
+    const fresh = await join(room.roomId, ((await invite.json()) as { token: string }).token);
+    expect(fresh.welcome.waiting).toBe(false);
+    host.client.send({ type: 'admit', peerId: back.peerId });
+    await back.client.nextOf('admitted');
+    expect((await onAir.client.nextOf('peer-joined')).participant).toMatchObject({ peerId: fresh.peerId });
+    expect((await onAir.client.nextOf('peer-joined')).participant).toMatchObject({ peerId: back.peerId, waiting: false });
+  });
+
+  it('a kicked producer’s invite no longer opens the room', async () => {
+    const room = await createRoom();
+    const host = await join(room.roomId, room.tokens.host);
+    const producer = await join(room.roomId, room.tokens.producer);
+    host.client.send({ type: 'kick', peerId: producer.peerId });
+    await producer.client.waitClosed();
+    const back = await connect(room.roomId, { token: room.tokens.producer });
+    expect(await back.next('error')).toMatchObject({ code: 'forbidden', message: expect.stringContaining('kicked') });
+    expect((await back.waitClosed()).code).toBe(4003);
+    expect((await join(room.roomId, room.tokens.caller)).welcome.waiting).toBe(false); // other invites unaffected
+  });
 
   it('refuses kicking oneself', async () => {
     const { host } = await fullCast();

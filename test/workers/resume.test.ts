@@ -146,6 +146,28 @@ describe('reconnect and resume', () => {
   });
 });
 
+describe('silent peers', () => {
+  // The workers project runs with PEER_SILENCE_SECONDS=3; test clients ping every second.
+  it('a connection that goes silent is treated as lost: grace period, then resume works', async () => {
+    const room = await createRoom();
+    const stub = roomStub(room.roomId);
+    const host = await join(room.roomId, room.tokens.host);
+    const caller = await join(room.roomId, room.tokens.caller);
+    await host.client.nextOf('peer-joined');
+    await evictDurableObject(stub, { webSockets: 'hibernate' }); // silence is noticed by a sleeping room too
+    caller.client.goSilent(); // the socket stays open, as when a network vanishes
+    const lost = await host.client.nextOf('participant-updated', 8000);
+    expect(lost.participant).toMatchObject({ peerId: caller.peerId, connected: false });
+    expect((await caller.client.waitClosed()).code).toBe(4011);
+    // The host only pinged (answered by the runtime) and is still connected.
+    expect(host.client.closed).toBeNull();
+
+    const back = await connect(room.roomId, { token: room.tokens.caller, resume: caller.welcome.resumeToken });
+    expect(await back.next('welcome')).toMatchObject({ peerId: caller.peerId, resumed: true });
+    expect((await host.client.nextOf('participant-updated')).participant).toMatchObject({ peerId: caller.peerId, connected: true });
+  });
+});
+
 describe('hibernation and eviction', () => {
   it('keeps every piece of state across eviction with hibernated sockets', async () => {
     const room = await createRoom({ name: 'Late show' });
@@ -201,6 +223,18 @@ describe('hibernation and eviction', () => {
 });
 
 describe('idle expiry', () => {
+  it('never deletes a room with someone in it, however long ago it was created', async () => {
+    const room = await createRoom();
+    const stub = roomStub(room.roomId);
+    const host = await join(room.roomId, room.tokens.host);
+    // Past ROOM_IDLE_SECONDS (4 s) while the host stays: the room's alarms run meanwhile.
+    await new Promise((resolve) => setTimeout(resolve, 4500));
+    await runDurableObjectAlarm(stub);
+    const caller = await join(room.roomId, room.tokens.caller);
+    expect(caller.welcome.participants.map((p) => p.peerId)).toEqual([host.peerId]);
+    expect(host.client.closed).toBeNull();
+  });
+
   it('deletes an empty room after the idle period; its tokens then find no room', async () => {
     const room = await createRoom();
     const stub = roomStub(room.roomId);
