@@ -18,7 +18,7 @@ async function lobbyRoom() {
 }
 
 describe('lobby (call screening)', () => {
-  it('puts callers into a waiting state visible only to hosts and producers', async () => {
+  it('puts callers into a waiting state visible only to hosts and producers', { timeout: 20_000 }, async () => {
     const { host, producer, onAir, onAirMark, caller, room } = await lobbyRoom();
     expect(caller.welcome.waiting).toBe(true);
     expect(caller.welcome.participants.map((p) => p.role).sort()).toEqual(['host', 'producer']);

@@ -110,7 +110,7 @@ describe('reconnect and resume', () => {
     expect((await caller.client.waitClosed()).code).toBe(4010);
   });
 
-  it('ends the peer with peer-left timeout after the grace period', async () => {
+  it('ends the peer with peer-left timeout after the grace period', { timeout: 20_000 }, async () => {
     const room = await createRoom();
     const host = await join(room.roomId, room.tokens.host);
     const caller = await join(room.roomId, room.tokens.caller);
@@ -148,7 +148,7 @@ describe('reconnect and resume', () => {
 
 describe('silent peers', () => {
   // The workers project runs with PEER_SILENCE_SECONDS=3; test clients ping every second.
-  it('a connection that goes silent is treated as lost: grace period, then resume works', async () => {
+  it('a connection that goes silent is treated as lost: grace period, then resume works', { timeout: 20_000 }, async () => {
     const room = await createRoom();
     const stub = roomStub(room.roomId);
     const host = await join(room.roomId, room.tokens.host);
@@ -223,7 +223,7 @@ describe('hibernation and eviction', () => {
 });
 
 describe('idle expiry', () => {
-  it('never deletes a room with someone in it, however long ago it was created', async () => {
+  it('never deletes a room with someone in it, however long ago it was created', { timeout: 20_000 }, async () => {
     const room = await createRoom();
     const stub = roomStub(room.roomId);
     const host = await join(room.roomId, room.tokens.host);
@@ -235,7 +235,7 @@ describe('idle expiry', () => {
     expect(host.client.closed).toBeNull();
   });
 
-  it('deletes an empty room after the idle period; its tokens then find no room', async () => {
+  it('deletes an empty room after the idle period; its tokens then find no room', { timeout: 20_000 }, async () => {
     const room = await createRoom();
     const stub = roomStub(room.roomId);
     expect(await runDurableObjectAlarm(stub)).toBe(true); // not yet idle long enough: rescheduled
