@@ -25,6 +25,7 @@ import {
 import { readConfig, requireSecret, type Config } from '../worker/config';
 import { iceServersFor } from '../worker/ice';
 import { randomId } from '../worker/random';
+import { isRunning, REASONS } from './broadcast-state';
 import { canSee, canSignal, decideAdmit, decideCloseRoom, decideKick, decideMute, decideSeat, PERMISSIONS } from './policy';
 import {
   close,
@@ -67,11 +68,16 @@ interface PeerRecord extends Participant {
 export type AuthorizeResult = { ok: true } | { ok: false; code: ErrorCode; status: number; message: string };
 
 export type BeginBroadcastResult =
-  | { ok: true; id: string; name?: string }
+  | { ok: true; id: string; name?: string; since?: number; peak?: number }
   | { ok: false; code: ErrorCode; closeCode: number; message: string };
 
-/** Without a report for this long, a running feed is taken for dead. */
-const BROADCAST_STALE_MS = 20_000;
+/**
+ * A running feed reports at least every 8 s (FEED_HEARTBEAT_MS). Without a report for this
+ * long it is shown `reconnecting` (and no longer blocks a new feed)...
+ */
+export const BROADCAST_STALE_MS = 20_000;
+/** ...and without one for this long it is over (`error`): the state follows reality. */
+export const BROADCAST_LOST_MS = 60_000;
 
 export interface CreateRoomSettings {
   roomId: string;
@@ -105,7 +111,11 @@ export class Room extends DurableObject<Env> {
   private readonly connections = new WeakMap<WebSocket, { attachment: SocketAttachment; bucket: TokenBucket }>();
   /** Frames held for each reconnecting peer: how many, and their size in UTF-8 bytes. */
   private readonly queued = new Map<string, { count: number; bytes: number }>();
-  /** Last report from the Worker holding the program feed (not persisted: a heartbeat). */
+  /**
+   * Last report from the show's feed. Not persisted (a heartbeat would cost a write every
+   * few seconds): after a restart of this object it counts from the restart, which only
+   * delays the staleness verdict by one period.
+   */
   private broadcastSeenAt = Date.now();
   /** The alarm as last set by this instance: a time, none (null), or not known yet (undefined). */
   private alarmAt: number | null | undefined = undefined;
@@ -321,7 +331,8 @@ export class Room extends DurableObject<Env> {
       iceExpiresAt: ice.expiresAt,
       participants: this.visibleTo(peer),
       room: this.info(this.room),
-      broadcast: this.room.broadcast?.info ?? { state: 'idle' },
+      // A waiting caller learns nothing about the show but its own state.
+      ...(peer.waiting ? {} : { broadcast: this.broadcastInfo() }),
     });
   }
 
@@ -525,7 +536,7 @@ export class Room extends DurableObject<Env> {
       const viewer = this.peers.get(viewerId);
       if (!viewer) continue;
       if (viewerId === admitted.peerId) {
-        send(socket, { type: 'admitted', participants: this.visibleTo(admitted) });
+        send(socket, { type: 'admitted', participants: this.visibleTo(admitted), broadcast: this.broadcastInfo() });
       } else if (canSee(viewer, target)) {
         sendRaw(socket, updated); // staff saw it waiting
       } else if (canSee(viewer, admitted)) {
@@ -563,23 +574,38 @@ export class Room extends DurableObject<Env> {
 
   // ---- broadcast --------------------------------------------------------------------
 
-  /** A host or producer opens a feed (the Worker asks); one per room at a time. */
-  async beginBroadcast(actor: { role: Role; generation: number }): Promise<BeginBroadcastResult> {
+  private broadcastInfo(): BroadcastInfo {
+    return this.room?.broadcast?.info ?? { state: 'idle' };
+  }
+
+  /**
+   * A host or producer opens a feed (the Worker asks); one per room at a time. The
+   * broadcaster of the running show may take it up again after a drop with `resumeId`
+   * (the broadcast id its feed socket was given).
+   */
+  async beginBroadcast(actor: { role: Role; generation: number }, resumeId?: string): Promise<BeginBroadcastResult> {
     const auth = await this.authorize(actor.role, actor.generation);
     if (!auth.ok) return { ok: false, code: auth.code, closeCode: CLOSE_CODES.unauthorized, message: auth.message };
     if (!PERMISSIONS[actor.role].broadcast) {
       return { ok: false, code: 'forbidden', closeCode: CLOSE_CODES.forbidden, message: `a ${actor.role} cannot broadcast` };
     }
     const room = this.room!;
-    const running = room.broadcast && ['connecting', 'live'].includes(room.broadcast.info.state);
-    // A feed that stopped reporting (its Worker died) no longer holds the room.
-    if (running && Date.now() - this.broadcastSeenAt < BROADCAST_STALE_MS) {
+    const current = room.broadcast;
+    const named = room.name === undefined ? {} : { name: room.name };
+    if (current && isRunning(current.info) && resumeId === current.id && !current.stop) {
+      this.broadcastSeenAt = Date.now();
+      const { since, listeners } = current.info;
+      return { ok: true, id: current.id, ...named, ...(since === undefined ? {} : { since }), ...(listeners ? { peak: listeners.peak } : {}) };
+    }
+    // A feed that stopped reporting (its object restarted, its broadcaster is gone) no longer holds the room.
+    if (current && isRunning(current.info) && Date.now() - this.broadcastSeenAt < BROADCAST_STALE_MS) {
       return { ok: false, code: 'broadcast-busy', closeCode: CLOSE_CODES.forbidden, message: 'a broadcast is already running in this room' };
     }
     const id = randomId(9);
     this.broadcastSeenAt = Date.now();
     this.setBroadcast({ id, info: { state: 'connecting', by: actor.role } });
-    return room.name === undefined ? { ok: true, id } : { ok: true, id, name: room.name };
+    await this.scheduleAlarm();
+    return { ok: true, id, ...named };
   }
 
   /** The feed's state report and heartbeat; the answer tells it whether to stop. */
@@ -587,20 +613,42 @@ export class Room extends DurableObject<Env> {
     const current = this.room?.broadcast;
     if (!this.room || this.room.closed || current?.id !== id) return { stop: true };
     this.broadcastSeenAt = Date.now();
-    if (JSON.stringify(current.info) !== JSON.stringify(info)) this.setBroadcast({ ...current, info });
+    if (JSON.stringify(current.info) !== JSON.stringify(info)) {
+      this.setBroadcast({ ...current, info });
+      // Idle expiry counts from the end of the show, never from before it.
+      if (!isRunning(info) && this.peers.size === 0) this.touch();
+      await this.scheduleAlarm();
+    }
     return { stop: current.stop === true };
   }
 
-  private requestBroadcastStop(): void {
+  private requestBroadcastStop(): Promise<void> | void {
     const current = this.room?.broadcast;
-    // The state itself changes when the feed stops; only the request is recorded here.
-    if (current && ['connecting', 'live'].includes(current.info.state)) this.saveRoom({ ...this.room!, broadcast: { ...current, stop: true } });
+    if (!current || !isRunning(current.info)) return;
+    // Nothing reports any more: there is no feed to tell, the show is over now.
+    if (Date.now() - this.broadcastSeenAt >= BROADCAST_STALE_MS) return this.setBroadcast({ id: current.id, info: { state: 'idle' } });
+    // Otherwise the state changes when the feed stops; only the request is recorded here.
+    this.saveRoom({ ...this.room!, broadcast: { ...current, stop: true } });
+  }
+
+  /** Alarm: a running feed that stopped reporting leaves `live`, then ends. */
+  private checkBroadcast(now: number): void {
+    const current = this.room?.broadcast;
+    if (!current || !isRunning(current.info)) return;
+    const silentMs = now - this.broadcastSeenAt;
+    if (silentMs >= BROADCAST_LOST_MS) {
+      this.setBroadcast({ id: current.id, info: { state: 'error', reason: REASONS.feedLost, ...(current.info.by ? { by: current.info.by } : {}) } });
+    } else if (silentMs >= BROADCAST_STALE_MS && current.info.reason !== REASONS.feedSilent) {
+      this.setBroadcast({ ...current, info: { ...current.info, state: 'reconnecting', reason: REASONS.feedSilent } });
+    }
   }
 
   private setBroadcast(broadcast: NonNullable<RoomState['broadcast']>): void {
     this.saveRoom({ ...this.room!, broadcast });
     const frame = JSON.stringify({ type: 'broadcast-updated', broadcast: broadcast.info } satisfies ServerMessage);
-    for (const ws of this.sockets.values()) sendRaw(ws, frame);
+    for (const [peerId, ws] of this.sockets) {
+      if (this.peers.get(peerId)?.waiting === false) sendRaw(ws, frame);
+    }
   }
 
   // ---- disconnects, grace period, expiry --------------------------------------------
@@ -649,8 +697,11 @@ export class Room extends DurableObject<Env> {
         this.removePeer(peer, 'timeout');
       }
     }
+    this.checkBroadcast(now);
     const room = this.room;
-    if (room && this.peers.size === 0 && room.activeAt + this.config.roomIdleSeconds * 1000 <= now) {
+    // A room whose feed still runs is not idle, whoever is connected.
+    const idle = room && this.peers.size === 0 && !isRunning(room.broadcast?.info);
+    if (idle && room.activeAt + this.config.roomIdleSeconds * 1000 <= now) {
       // Idle long enough: forget the room entirely; its tokens now find no room.
       await this.ctx.storage.deleteAll();
       this.load();
@@ -674,6 +725,10 @@ export class Room extends DurableObject<Env> {
       if (!peer.connected && peer.disconnectedAt !== null) next = Math.min(next, peer.disconnectedAt + graceMs);
     }
     if (this.peers.size === 0) next = Math.min(next, room.activeAt + this.config.roomIdleSeconds * 1000);
+    if (isRunning(room.broadcast?.info)) {
+      const silent = room.broadcast!.info.reason === REASONS.feedSilent;
+      next = Math.min(next, this.broadcastSeenAt + (silent ? BROADCAST_LOST_MS : BROADCAST_STALE_MS));
+    }
     // Each setAlarm is a billed row write: an alarm already due earlier is kept (when it
     // fires it schedules the next one), so joins and messages rarely write one.
     if (this.alarmAt === undefined) this.alarmAt = await this.ctx.storage.getAlarm();

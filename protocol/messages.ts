@@ -88,18 +88,34 @@ export interface RoomInfo {
   createdAt: number;
 }
 
-export type BroadcastState = 'idle' | 'connecting' | 'live' | 'error';
+export type BroadcastState = 'idle' | 'connecting' | 'live' | 'reconnecting' | 'error';
 
 /** The room's program feed to Icecast. */
 export interface BroadcastInfo {
   state: BroadcastState;
+  /**
+   * Why the state is what it is, as a plain sentence for the console (`reconnecting`,
+   * `error`, and why a show ended). One of a fixed set: never upstream text or addresses.
+   */
+  reason?: string;
   /** Role of whoever started it. */
   by?: Role;
-  /** Where listeners hear the program. */
+  /** Where listeners hear the program: this show's own Icecast mount. */
   listenUrl?: string;
-  /** Why it failed, when `state` is `error`. */
-  error?: string;
+  /** When the show went on air (epoch ms), kept through reconnects: the on-air clock. */
+  since?: number;
+  /** Listeners of the show's mount now, and the most at once since it went on air. */
+  listeners?: { current: number; peak: number };
 }
+
+/** Text frames the server sends on the program feed socket (`/rooms/:roomId/broadcast`). */
+export type FeedMessage =
+  /** First frame: the feed is accepted; `broadcastId` lets the broadcaster resume it after a drop. */
+  | { type: 'feed-accepted'; broadcastId: string }
+  /** Start a new stream (a fresh recorder: container and codec headers first); audio until then is dropped. */
+  | { type: 'restart-stream'; reason: string }
+  | { type: 'broadcast-updated'; broadcast: BroadcastInfo }
+  | { type: 'error'; code: ErrorCode; message: string };
 
 export interface IceServersInfo {
   iceServers: { urls: string[]; username?: string; credential?: string }[];
@@ -159,7 +175,8 @@ export type ServerMessage =
       iceExpiresAt: number;
       participants: Participant[];
       room: RoomInfo;
-      broadcast: BroadcastInfo;
+      /** Absent for a caller waiting in the lobby: it learns nothing about the show. */
+      broadcast?: BroadcastInfo;
     }
   | { type: 'peer-joined'; participant: Participant }
   | { type: 'peer-left'; peerId: string; reason: LeaveReason }
@@ -169,7 +186,7 @@ export type ServerMessage =
   | { type: 'ice-candidate'; from: string; candidate: IceCandidate | null }
   | { type: 'error'; code: ErrorCode; message: string; ref?: string; retryAfterSeconds?: number }
   | { type: 'kicked' }
-  | { type: 'admitted'; participants: Participant[] }
+  | { type: 'admitted'; participants: Participant[]; broadcast: BroadcastInfo }
   | { type: 'room-closed' }
   | { type: 'broadcast-updated'; broadcast: BroadcastInfo }
   | { type: 'pong' };

@@ -24,10 +24,9 @@ export interface Config {
   stunUrls: string[];
   turnUrls: string[];
   turnTtlSeconds: number;
-  /** Icecast for the program feed: where sources push, which mount, where listeners go. */
+  /** Icecast for the program feed: where sources push, and the base URL listeners open. */
   icecastUrl: string;
-  icecastMount: string;
-  icecastListenUrl: string;
+  icecastPublicUrl: string;
 }
 
 export const DEFAULTS: Config = {
@@ -48,8 +47,7 @@ export const DEFAULTS: Config = {
   turnUrls: [],
   turnTtlSeconds: 3_600,
   icecastUrl: '',
-  icecastMount: '/live.ogg',
-  icecastListenUrl: '',
+  icecastPublicUrl: '',
 };
 
 type Vars = Partial<Record<string, unknown>>;
@@ -101,12 +99,21 @@ export function readConfig(env: object): Config {
     turnUrls: list(vars, 'TURN_URLS'),
     turnTtlSeconds: positiveInt(vars, 'TURN_TTL_SECONDS', DEFAULTS.turnTtlSeconds),
     icecastUrl: text(vars, 'ICECAST_URL', DEFAULTS.icecastUrl),
-    icecastMount: text(vars, 'ICECAST_MOUNT', DEFAULTS.icecastMount),
-    icecastListenUrl: '',
+    icecastPublicUrl: '',
   };
-  if (!config.icecastMount.startsWith('/')) throw new ConfigError('ICECAST_MOUNT must start with "/"');
-  config.icecastListenUrl =
-    text(vars, 'ICECAST_LISTEN_URL', '') || (config.icecastUrl ? new URL(config.icecastMount, config.icecastUrl).toString() : '');
+  // Every show has its own mount now: a setting naming one program mount would be ignored,
+  // and a station relying on it would be surprised. Refuse it.
+  for (const gone of ['ICECAST_MOUNT', 'ICECAST_LISTEN_URL']) {
+    if (text(vars, gone, '')) throw new ConfigError(`${gone} is no longer used: each show has its own mount; set ICECAST_PUBLIC_URL`);
+  }
+  config.icecastPublicUrl = text(vars, 'ICECAST_PUBLIC_URL', config.icecastUrl);
+  if (config.icecastUrl && !/^https?:\/\/[^/?#]+\/?$/.test(config.icecastUrl)) {
+    throw new ConfigError(`ICECAST_URL must be an http(s) origin without a path, got ${JSON.stringify(config.icecastUrl)}`);
+  }
+  if (config.icecastPublicUrl && !/^https?:\/\/[^?#]+$/.test(config.icecastPublicUrl)) {
+    throw new ConfigError(`ICECAST_PUBLIC_URL must be an http(s) URL without query, got ${JSON.stringify(config.icecastPublicUrl)}`);
+  }
+  config.icecastPublicUrl = config.icecastPublicUrl.replace(/\/+$/, '');
   cache.set(env, config);
   return config;
 }

@@ -12,6 +12,7 @@ import { createRoom, iceServers, mintInvite, revokeInvites } from './rooms';
 import { broadcastFeed } from './broadcast';
 import { upgrade } from './upgrade';
 
+export { Feed } from '../durable-objects/feed';
 export { Room } from '../durable-objects/room';
 
 type Args = [Env, ExecutionContext];

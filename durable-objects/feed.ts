@@ -1,0 +1,344 @@
+/**
+ * One Durable Object per show (keyed by room id): the program feed. It holds the
+ * broadcaster's WebSocket (binary frames of encoded audio from the browser's MediaRecorder)
+ * and the Icecast source connection, and keeps the show on air through faults:
+ *
+ * - Icecast drops, refuses or stalls: the source reconnects with backoff and jitter; audio
+ *   of a dead source is dropped, never queued; once a new source is accepted the
+ *   broadcaster is asked (`restart-stream`) for a fresh recorder, whose first slice carries
+ *   the container and codec headers, so listeners' players can decode the new stream.
+ * - The broadcaster's socket drops (network, a deploy): the source is held for a few
+ *   seconds and the broadcaster's next stream is chained onto it (Ogg), so listeners stay
+ *   connected; the broadcaster reconnects by itself with `?resume=<broadcastId>`.
+ * - Every incoming frame is its own event, and periodic work (liveness probe and listener
+ *   count from Icecast, the report to the room) runs from the alarm, each alarm a fresh
+ *   invocation: no per-invocation CPU or subrequest budget grows with the show's length.
+ *
+ * The room is a separate object and keeps hibernating; it hears the state from here (RPC)
+ * and answers whether a host asked to stop. Nothing here is persisted: after a restart the
+ * broadcaster reconnects and the room's own staleness check covers the gap.
+ */
+import { DurableObject } from 'cloudflare:workers';
+import { CLOSE_CODES, type BroadcastInfo, type FeedMessage, type Role } from '../protocol/messages';
+import { readConfig } from '../worker/config';
+import { REASONS } from './broadcast-state';
+import { IcecastSource, mountListeners, SourceFault, startsStream, type FaultKind, type IcecastTarget, type SourceFormat } from './icecast';
+import type { Room } from './room';
+import { close, sendRaw } from './transport';
+
+/** The Worker hands over a verified feed connection with this header (URI-encoded JSON `FeedSession`). */
+export const FEED_HEADER = 'X-OpenStudio-Feed';
+
+export interface FeedSession {
+  broadcastId: string;
+  roomId: string;
+  by: Role;
+  format: SourceFormat;
+  mount: string;
+  listenUrl: string;
+  name?: string;
+  /** Kept by the room through restarts of this object. */
+  since?: number;
+  peak?: number;
+  /** `Sec-WebSocket-Protocol` to echo. */
+  protocol: string | null;
+}
+
+/** Periodic work: liveness probe, listener count, report. */
+export const FEED_ALARM_MS = 4_000;
+/** A liveness probe Icecast has not answered within this is a stall. */
+const PROBE_TIMEOUT_MS = 3_000;
+/** The room hears from a running feed at least this often. */
+export const FEED_HEARTBEAT_MS = 8_000;
+/** After the broadcaster dropped, keep the source this long (Icecast's source-timeout is 10 s). */
+const HOLD_SOURCE_MS = 8_000;
+/** After the broadcaster dropped, end the show if it has not come back within this. */
+const BROADCASTER_WAIT_MS = 60_000;
+/** Reconnecting to Icecast: give up after failing this long. */
+const GIVE_UP_MS = 120_000;
+const RETRY_BASE_MS = 250;
+const RETRY_MAX_MS = 3_000;
+/** Audio kept while Icecast has not answered yet (from the stream start on). */
+const MAX_EARLY_BYTES = 1024 * 1024;
+
+const FAULT_REASONS: Record<FaultKind, string> = {
+  unreachable: REASONS.unreachable,
+  'refused-password': REASONS.password,
+  'mount-busy': REASONS.mountBusy,
+  refused: REASONS.refused,
+  closed: REASONS.closed,
+  stalled: REASONS.stalled,
+};
+
+export class Feed extends DurableObject<Env> {
+  private session: FeedSession | null = null;
+  /** The broadcaster's socket now (an older one may still be closing). */
+  private current: WebSocket | null = null;
+  private info: BroadcastInfo = { state: 'idle' };
+  private source: IcecastSource | null = null;
+  private connecting = false;
+  /** After any (re)start, audio is dropped until a slice that starts a stream. */
+  private awaitingStart = true;
+  private early: Uint8Array[] = [];
+  private earlyBytes = 0;
+  private failingSince: number | null = null;
+  private failures = 0;
+  private retryTimer: ReturnType<typeof setTimeout> | null = null;
+  private broadcasterGoneAt: number | null = null;
+  private lastReport = '';
+  private lastReportAt = 0;
+  private reports: Promise<void> = Promise.resolve();
+
+  override async fetch(request: Request): Promise<Response> {
+    const session = JSON.parse(decodeURIComponent(request.headers.get(FEED_HEADER) ?? 'null')) as FeedSession | null;
+    if (!session || request.headers.get('Upgrade') !== 'websocket') {
+      return new Response('expected a feed upgrade from the Worker', { status: 400 });
+    }
+    const resumed = this.session?.broadcastId === session.broadcastId;
+    if (!resumed) {
+      this.stopSource();
+      this.session = session;
+      this.failures = 0;
+      this.failingSince = null;
+      this.info = {
+        state: session.since === undefined ? 'connecting' : 'reconnecting',
+        by: session.by,
+        listenUrl: session.listenUrl,
+        ...(session.since === undefined ? {} : { since: session.since, reason: REASONS.broadcasterDropped }),
+        ...(session.peak === undefined ? {} : { listeners: { current: 0, peak: session.peak } }),
+      };
+    }
+    for (const old of this.ctx.getWebSockets()) close(old, CLOSE_CODES.replaced, 'replaced by a newer feed connection');
+    const { 0: client, 1: server } = new WebSocketPair();
+    this.ctx.acceptWebSocket(server);
+    this.current = server;
+    this.sendTo(server, { type: 'feed-accepted', broadcastId: session.broadcastId });
+    this.broadcasterGoneAt = null;
+    this.awaitingStart = true;
+    this.early = [];
+    this.earlyBytes = 0;
+    if (!this.source) this.connectSource();
+    if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(Date.now() + FEED_ALARM_MS);
+    this.report();
+    const headers = session.protocol ? { 'Sec-WebSocket-Protocol': session.protocol } : undefined;
+    return new Response(null, { status: 101, webSocket: client, headers });
+  }
+
+  private broadcaster(): WebSocket | undefined {
+    return this.current ?? undefined;
+  }
+
+  private sendTo(ws: WebSocket | undefined, message: FeedMessage): void {
+    if (ws) sendRaw(ws, JSON.stringify(message));
+  }
+
+  private target(): IcecastTarget {
+    const session = this.session!;
+    const config = readConfig(this.env);
+    const password = (this.env as { ICECAST_SOURCE_PASSWORD?: string }).ICECAST_SOURCE_PASSWORD ?? '';
+    return {
+      url: config.icecastUrl,
+      mount: session.mount,
+      password,
+      format: session.format,
+      ...(session.name === undefined ? {} : { name: session.name }),
+    };
+  }
+
+  // ---- audio ------------------------------------------------------------------------
+
+  override async webSocketMessage(ws: WebSocket, data: string | ArrayBuffer): Promise<void> {
+    if (typeof data === 'string' || !this.session || ws !== this.broadcaster()) return; // audio is binary only
+    const chunk = new Uint8Array(data);
+    if (startsStream(chunk, this.session.format)) {
+      this.awaitingStart = false;
+      this.early = [];
+      this.earlyBytes = 0;
+      // WebM cannot be chained in one source: a new stream needs a new source connection.
+      if (this.source && this.session.format === 'webm' && this.source.bytesWritten > 0) {
+        this.stopSource();
+        this.connectSource();
+      }
+    }
+    if (this.awaitingStart) return;
+    if (this.source) {
+      this.source.write(chunk);
+      if (this.source && this.info.state !== 'live') this.goLive();
+      return;
+    }
+    this.earlyBytes += chunk.byteLength;
+    if (this.earlyBytes > MAX_EARLY_BYTES) {
+      // Icecast is slow to come back: drop it all and ask for a fresh stream once it is.
+      this.awaitingStart = true;
+      this.early = [];
+      this.earlyBytes = 0;
+      return;
+    }
+    this.early.push(chunk);
+  }
+
+  private goLive(): void {
+    const session = this.session!;
+    session.since ??= Date.now();
+    const { listeners } = this.info;
+    this.info = { state: 'live', by: session.by, listenUrl: session.listenUrl, since: session.since, ...(listeners ? { listeners } : {}) };
+    this.report();
+  }
+
+  // ---- the Icecast source -----------------------------------------------------------
+
+  private async connectSource(): Promise<void> {
+    const session = this.session;
+    if (this.connecting || !session) return;
+    this.connecting = true;
+    clearTimeout(this.retryTimer);
+    let source: IcecastSource;
+    try {
+      source = await IcecastSource.open(this.target(), (fault) => this.onFault(source, fault));
+    } catch (error) {
+      const fault = error instanceof SourceFault ? error : new SourceFault('unreachable', String(error));
+      return this.onFault(null, fault);
+    } finally {
+      this.connecting = false;
+    }
+    if (this.session !== session) return source.close();
+    this.source = source;
+    this.failures = 0;
+    this.failingSince = null;
+    if (!this.awaitingStart && this.early.length > 0) {
+      for (const chunk of this.early) source.write(chunk);
+      this.early = [];
+      this.earlyBytes = 0;
+      this.goLive();
+    } else if (this.broadcaster()) {
+      this.awaitingStart = true;
+      this.sendTo(this.broadcaster(), { type: 'restart-stream', reason: 'new source connection' });
+    }
+  }
+
+  private onFault(source: IcecastSource | null, fault: SourceFault): void {
+    if (source !== this.source || !this.session) return;
+    this.source = null;
+    console.error(`feed ${this.session.roomId}: Icecast source ${fault.kind}: ${fault.message}`);
+    if (fault.kind === 'refused-password') return this.end('error', REASONS.password, 1011);
+    const now = Date.now();
+    this.failingSince ??= now;
+    if (now - this.failingSince > GIVE_UP_MS) return this.end('error', REASONS.gaveUp, 1011);
+    this.awaitingStart = true;
+    this.early = [];
+    this.earlyBytes = 0;
+    this.setReconnecting(FAULT_REASONS[fault.kind]);
+    this.failures += 1;
+    const backoff = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** (this.failures - 1));
+    const delay = backoff / 2 + Math.random() * (backoff / 2); // jitter: shows sharing an Icecast do not retry in step
+    clearTimeout(this.retryTimer);
+    if (this.broadcaster()) this.retryTimer = setTimeout(() => void this.connectSource(), delay);
+  }
+
+  private setReconnecting(reason: string): void {
+    const session = this.session!;
+    const { since, listeners } = this.info;
+    this.info = {
+      state: since === undefined && this.info.state === 'connecting' ? 'connecting' : 'reconnecting',
+      reason,
+      by: session.by,
+      listenUrl: session.listenUrl,
+      ...(since === undefined ? {} : { since }),
+      ...(listeners ? { listeners } : {}),
+    };
+    this.report();
+  }
+
+  private stopSource(): void {
+    clearTimeout(this.retryTimer);
+    this.source?.close();
+    this.source = null;
+  }
+
+  // ---- the broadcaster's socket -----------------------------------------------------
+
+  override async webSocketClose(ws: WebSocket, code: number): Promise<void> {
+    close(ws, code === 1005 || code === 1006 ? 1000 : code, 'closed');
+    this.broadcasterLeft(ws, code === 1000);
+  }
+
+  override async webSocketError(ws: WebSocket): Promise<void> {
+    this.broadcasterLeft(ws, false);
+  }
+
+  private broadcasterLeft(ws: WebSocket, stopped: boolean): void {
+    if (!this.session || ws !== this.current) return; // replaced by a newer connection
+    this.current = null;
+    if (stopped) return this.end('idle');
+    this.broadcasterGoneAt = Date.now();
+    clearTimeout(this.retryTimer);
+    this.setReconnecting(REASONS.broadcasterDropped);
+  }
+
+  // ---- periodic work ----------------------------------------------------------------
+
+  override async alarm(): Promise<void> {
+    if (!this.session) return;
+    const now = Date.now();
+    if (this.broadcasterGoneAt !== null) {
+      if (now - this.broadcasterGoneAt > BROADCASTER_WAIT_MS) return this.end('error', REASONS.broadcasterGone);
+      if (this.source && now - this.broadcasterGoneAt > HOLD_SOURCE_MS) this.stopSource();
+    }
+    const source = this.source;
+    source?.checkFlow();
+    if (source && this.source === source) {
+      try {
+        const current = await mountListeners(this.target(), PROBE_TIMEOUT_MS);
+        const peak = Math.max(current, this.info.listeners?.peak ?? 0);
+        if (this.session && this.source === source) this.info = { ...this.info, listeners: { current, peak } };
+      } catch (error) {
+        // A frozen Icecast still takes bytes into socket buffers for a while: this probe is
+        // what notices it within seconds.
+        if (this.source === source) source.fail(new SourceFault('stalled', `liveness probe: ${String(error)}`));
+      }
+    } else if (!this.source && !this.connecting && this.broadcaster() && this.session) {
+      void this.connectSource(); // e.g. the retry timer was lost
+    }
+    if (!this.session) return;
+    this.report(Date.now() - this.lastReportAt >= FEED_HEARTBEAT_MS);
+    await this.ctx.storage.setAlarm(Date.now() + FEED_ALARM_MS);
+  }
+
+  /** Tell the room (and the broadcaster) the state when it changed or a heartbeat is due. */
+  private report(heartbeat = false): void {
+    const session = this.session;
+    if (!session) return;
+    const frame = JSON.stringify(this.info);
+    if (frame === this.lastReport && !heartbeat) return;
+    const changed = frame !== this.lastReport;
+    this.lastReport = frame;
+    this.lastReportAt = Date.now();
+    const info = this.info;
+    if (changed) this.sendTo(this.broadcaster(), { type: 'broadcast-updated', broadcast: info });
+    this.reports = this.reports
+      .then(() => this.room(session.roomId).broadcastChanged(session.broadcastId, info))
+      .then((answer) => {
+        if (answer.stop && this.session === session && info.state !== 'idle' && info.state !== 'error') this.end('idle');
+      })
+      .catch((error) => console.error(`feed ${session.roomId}: cannot reach the room`, error));
+  }
+
+  private room(roomId: string): DurableObjectStub<Room> {
+    const namespace = this.env.ROOMS as DurableObjectNamespace<Room>;
+    return namespace.get(namespace.idFromName(roomId));
+  }
+
+  /** The show is over: the source ends, the broadcaster is told, the room hears the last state. */
+  private end(state: 'idle' | 'error', reason?: string, closeCode = 1000): void {
+    const session = this.session;
+    if (!session) return;
+    this.stopSource();
+    this.info = state === 'idle' ? (reason ? { state, reason } : { state }) : { state, by: session.by, ...(reason ? { reason } : {}) };
+    this.report();
+    this.session = null;
+    for (const ws of this.ctx.getWebSockets()) close(ws, closeCode, reason ?? 'broadcast stopped');
+    this.current = null;
+    this.lastReport = '';
+    void this.ctx.storage.deleteAlarm();
+  }
+}
