@@ -18,9 +18,16 @@ export default defineConfig({
           cloudflareTest({
             wrangler: { configPath: './wrangler.toml' },
             // Short timers so grace-period, idle-expiry and silence tests run in seconds; a
-            // small resume queue so its cap is reached by a test.
+            // small resume queue so its cap is reached by a test; Icecast on the discard port,
+            // where nothing listens: every source connection is refused.
             miniflare: {
-              bindings: { RESUME_GRACE_SECONDS: '2', ROOM_IDLE_SECONDS: '4', PEER_SILENCE_SECONDS: '3', RESUME_QUEUE_MAX: '20' },
+              bindings: {
+                RESUME_GRACE_SECONDS: '2',
+                ROOM_IDLE_SECONDS: '4',
+                PEER_SILENCE_SECONDS: '3',
+                RESUME_QUEUE_MAX: '20',
+                ICECAST_URL: 'http://127.0.0.1:9',
+              },
             },
           }),
         ],

@@ -103,7 +103,7 @@ async function join() {
 
   client.on('broadcast-updated', (m) => {
     const b = m.broadcast;
-    $('onair').textContent = b.state === 'live' ? `ON AIR — ${b.listenUrl}` : b.state === 'error' ? `broadcast error: ${b.error}` : b.state;
+    $('onair').textContent = b.state === 'live' ? `ON AIR — ${b.listenUrl}` : b.reason ? `${b.state}: ${b.reason}` : b.state;
   });
   let broadcaster: Broadcaster | null = null;
   $('live').addEventListener('click', async () => {
