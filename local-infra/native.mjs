@@ -4,6 +4,8 @@
 //
 //   node local-infra/native.mjs up | down | status
 //
+// `up` starts what is not running; after a crash of one service it starts only that one.
+//
 // Secrets come from the environment, else from local-infra/.env (`node scripts/secrets.mjs`
 // writes it); nothing starts without them. Ports and the run dir can be moved with
 // environment variables so a test run does not collide with a developer's stack:
@@ -266,34 +268,40 @@ export async function up(env = process.env) {
     .update(readFileSync(ICECAST_TEMPLATE))
     .digest('hex');
   const previous = readState(s.runDir);
-  const running = previous && SERVICES.every(({ name, bin }) => isOurProcess(previous[name]?.pid, bin));
-  if (running && previous.fingerprint === fingerprint) {
+  const alive = SERVICES.filter(({ name, bin }) => isOurProcess(previous?.[name]?.pid, bin)).map(({ name }) => name);
+  const same = previous?.fingerprint === fingerprint;
+  if (same && alive.length === SERVICES.length) {
     log(`already running from ${s.runDir} (coturn pid ${previous.coturn.pid}, icecast pid ${previous.icecast.pid})`);
     return { started: false, state: previous };
   }
-  if (running) log('settings or config files changed: restarting');
-  if (previous) await down(env, { quiet: true });
+  if (alive.length > 0 && !same) log('settings or config files changed: restarting');
+  // Same settings and one of them died (or was stopped): start only that one again.
+  const keep = same ? alive : [];
+  if (previous && keep.length === 0) await down(env, { quiet: true });
   ensurePackages();
-  await requirePortsFree('coturn', s.turnPort, ['udp', 'tcp']);
-  await requirePortsFree('icecast', s.icecastPort, ['tcp']);
+  if (!keep.includes('coturn')) await requirePortsFree('coturn', s.turnPort, ['udp', 'tcp']);
+  if (!keep.includes('icecast')) await requirePortsFree('icecast', s.icecastPort, ['tcp']);
   mkdirSync(s.runDir, { recursive: true, mode: 0o700 });
 
-  const state = { runDir: s.runDir, fingerprint };
+  const state = { runDir: s.runDir, fingerprint, ...(keep.length ? Object.fromEntries(keep.map((name) => [name, previous[name]])) : {}) };
   const save = () => writeFileSync(statePath(s.runDir), `${JSON.stringify(state, null, 2)}\n`);
   try {
-    log(`starting coturn on 127.0.0.1:${s.turnPort} (udp+tcp)`);
-    const coturn = startCoturn(s);
-    state.coturn = { pid: coturn.pid, port: s.turnPort, log: coturn.logFile };
-    save();
-    const coturnMs = await waitReady('coturn', coturn.pid, 'turnserver', coturn.logFile, () => stunAnswers(s.turnPort));
-    log(`coturn ready in ${coturnMs} ms (pid ${coturn.pid}): stun:127.0.0.1:${s.turnPort} turn:127.0.0.1:${s.turnPort}`);
-
-    log(`starting icecast on 127.0.0.1:${s.icecastPort}`);
-    const icecast = startIcecast(s);
-    state.icecast = { pid: icecast.pid, port: s.icecastPort, log: icecast.logFile };
-    save();
-    const icecastMs = await waitReady('icecast', icecast.pid, 'icecast2', icecast.logFile, () => icecastAnswers(s.icecastPort));
-    log(`icecast ready in ${icecastMs} ms (pid ${icecast.pid}): http://127.0.0.1:${s.icecastPort}/ (program mount /live.ogg)`);
+    if (!keep.includes('coturn')) {
+      log(`starting coturn on 127.0.0.1:${s.turnPort} (udp+tcp)`);
+      const coturn = startCoturn(s);
+      state.coturn = { pid: coturn.pid, port: s.turnPort, log: coturn.logFile };
+      save();
+      const coturnMs = await waitReady('coturn', coturn.pid, 'turnserver', coturn.logFile, () => stunAnswers(s.turnPort));
+      log(`coturn ready in ${coturnMs} ms (pid ${coturn.pid}): stun:127.0.0.1:${s.turnPort} turn:127.0.0.1:${s.turnPort}`);
+    }
+    if (!keep.includes('icecast')) {
+      log(`starting icecast on 127.0.0.1:${s.icecastPort}`);
+      const icecast = startIcecast(s);
+      state.icecast = { pid: icecast.pid, port: s.icecastPort, log: icecast.logFile };
+      save();
+      const icecastMs = await waitReady('icecast', icecast.pid, 'icecast2', icecast.logFile, () => icecastAnswers(s.icecastPort));
+      log(`icecast ready in ${icecastMs} ms (pid ${icecast.pid}): http://127.0.0.1:${s.icecastPort}/ (one mount per show, /show-….ogg)`);
+    }
   } catch (error) {
     await down(env, { quiet: true });
     throw error;

@@ -34,7 +34,7 @@ const wranglerArgs = [
   '--var', `ICECAST_URL:http://127.0.0.1:${icecastPort}`,
   ...process.argv.slice(2),
 ];
-console.log(`local-infra: Icecast listeners: http://127.0.0.1:${icecastPort}/live.ogg`);
+console.log(`local-infra: Icecast on http://127.0.0.1:${icecastPort}; each show's listen URL is shown in the studio when it goes live`);
 const child = spawn('npm', ['run', 'dev', '--', ...wranglerArgs], { stdio: 'inherit', env });
 
 // Ctrl-C reaches the whole foreground group (npm, wrangler) by itself; a signal sent to

@@ -1,151 +1,133 @@
 // The program feed end to end: a host streams Ogg/Opus over the broadcast WebSocket, the
-// Worker pushes it into the real Icecast as the source, and a listener hears audio that
-// ffmpeg decodes. The room sees the state; callers cannot broadcast.
-import { spawn, spawnSync } from 'node:child_process';
+// show's feed pushes it into the real Icecast as the source of the show's own mount, and a
+// listener hears audio that ffmpeg decodes. The room sees the state; callers cannot
+// broadcast; several shows are on air at once, each on its own mount.
+import { spawn } from 'node:child_process';
 import { describe, expect, inject, it } from 'vitest';
 import WebSocket from 'ws';
+import { REASONS } from '../../durable-objects/broadcast-state';
+import {
+  clientIp,
+  createRoom,
+  decodes,
+  listen,
+  Listener,
+  mountLive,
+  NodeBroadcaster,
+  toneLevel,
+  until,
+  watchRoom,
+  workerWs,
+} from './feed-client';
 
-const http = () => inject('workerUrl');
-const ws = () => http().replace(/^http/, 'ws');
-const ip = () => `broadcast-${Math.random().toString(36).slice(2)}`;
+const stateOf = (room: { states: { broadcast: any }[] }) => room.states.at(-1)?.broadcast;
 
-/** Four seconds of a 440 Hz sine as Ogg/Opus, the way a browser's MediaRecorder sends it. */
-function oggOpus(seconds: number): Buffer {
-  const out = spawnSync(
-    'ffmpeg',
-    ['-v', 'error', '-f', 'lavfi', '-i', `sine=frequency=440:duration=${seconds}`, '-c:a', 'libopus', '-b:a', '64k', '-f', 'ogg', '-'],
-    { maxBuffer: 10 * 1024 * 1024 },
-  );
-  if (out.status !== 0) throw new Error(`ffmpeg failed: ${out.stderr}`);
-  return out.stdout;
-}
-
-function opened(url: string): Promise<{ socket: WebSocket; frames: any[]; closed: Promise<number> }> {
-  return new Promise((resolve, reject) => {
-    const socket = new WebSocket(url, { headers: { 'CF-Connecting-IP': ip() } });
-    const frames: any[] = [];
-    socket.on('message', (data, binary) => !binary && frames.push(JSON.parse(String(data))));
-    const closed = new Promise<number>((r) => socket.on('close', (code) => r(code)));
-    socket.on('open', () => resolve({ socket, frames, closed }));
-    socket.on('error', reject);
-  });
-}
-
-function mountTaken(): boolean {
-  const status = spawnSync('curl', ['-s', `${inject('icecastUrl')}/status-json.xsl`], { encoding: 'utf8' }).stdout;
-  return status.includes('/live.ogg');
-}
-
-async function until<T>(check: () => T | undefined, what: string, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-describe('broadcast to Icecast through the Worker', () => {
-  it('a host streams the program; listeners hear decodable Ogg/Opus; the room sees the state', { timeout: 60_000 }, async () => {
-    await until(() => (mountTaken() ? undefined : true), 'the mount to be free of earlier tests');
-    const created = await fetch(`${http()}/rooms`, { method: 'POST', headers: { 'CF-Connecting-IP': ip() }, body: '{"name":"Drive time"}' });
-    const room = (await created.json()) as { roomId: string; tokens: Record<string, string> };
-    const signaling = await opened(`${ws()}/rooms/${room.roomId}/ws?token=${room.tokens.caller}`);
-    const welcome = await until(() => signaling.frames.find((f) => f.type === 'welcome'), 'welcome');
-    expect(welcome.broadcast).toEqual({ state: 'idle' });
+describe('broadcast to Icecast through the show’s feed', () => {
+  it('a host streams the program to the show’s own mount; listeners hear it; the room sees the state', { timeout: 60_000 }, async () => {
+    const room = await createRoom({ name: 'Drive time' });
+    const watcher = await watchRoom(room.roomId, room.tokens.caller!);
+    await until(() => watcher.frames.find((f) => f.type === 'welcome'), 'welcome');
+    expect(watcher.frames[0].broadcast).toEqual({ state: 'idle' });
 
     // A caller may not broadcast.
-    const refused = await opened(`${ws()}/rooms/${room.roomId}/broadcast?token=${room.tokens.caller}`);
-    expect(await until(() => refused.frames[0], 'error')).toMatchObject({ type: 'error', code: 'forbidden' });
-    expect(await refused.closed).toBe(4003);
+    const refused = new WebSocket(`${workerWs()}/rooms/${room.roomId}/broadcast?token=${room.tokens.caller}`, { headers: { 'CF-Connecting-IP': clientIp() } });
+    const refusal = await new Promise<any>((resolve) => refused.on('message', (data) => resolve(JSON.parse(String(data)))));
+    expect(refusal).toMatchObject({ type: 'error', code: 'forbidden' });
 
-    const audio = oggOpus(5);
-    const slices = 20;
-    const sliceBytes = Math.ceil(audio.length / slices);
-    const feed = await opened(`${ws()}/rooms/${room.roomId}/broadcast?token=${room.tokens.host}&format=ogg`);
-    // The first slice (the Opus headers) goes out at once, as MediaRecorder's would, without
-    // waiting for Icecast's answer: the Worker must keep it rather than drop it.
-    feed.socket.send(audio.subarray(0, sliceBytes));
-    const live = await until(
-      () => signaling.frames.find((f) => f.type === 'broadcast-updated' && f.broadcast.state === 'live'),
-      'broadcast live',
-    );
-    expect(live.broadcast).toMatchObject({ by: 'host', listenUrl: `${inject('icecastUrl')}/live.ogg` });
-    expect(JSON.stringify(signaling.frames)).not.toContain(inject('icecastSourcePassword'));
+    const show = new NodeBroadcaster(room.roomId, room.tokens.host!, 440).start();
+    const live = await until(() => (stateOf(watcher)?.state === 'live' ? stateOf(watcher) : undefined), 'live');
+    expect(live).toMatchObject({ by: 'host' });
+    expect(live.since).toBeGreaterThan(Date.now() - 30_000);
+    // The show's own mount: on this Icecast, named for this show only, not after the room id.
+    expect(live.listenUrl).toMatch(new RegExp(`^${inject('icecastUrl')}/show-[A-Za-z0-9_-]{22}\\.ogg$`));
+    expect(live.listenUrl).not.toContain(room.roomId);
+    expect(JSON.stringify(watcher.frames)).not.toContain(inject('icecastSourcePassword'));
+    // ...and hidden from Icecast's public status page, so a private show's mount is not listed.
+    expect(await (await fetch(`${inject('icecastUrl')}/status-json.xsl`)).text()).not.toContain(new URL(live.listenUrl).pathname);
 
-    // Only one program at a time.
-    const second = await opened(`${ws()}/rooms/${room.roomId}/broadcast?token=${room.tokens.producer}`);
-    expect(await until(() => second.frames[0], 'error')).toMatchObject({ code: 'broadcast-busy' });
+    // Only one program per room at a time.
+    const second = new WebSocket(`${workerWs()}/rooms/${room.roomId}/broadcast?token=${room.tokens.producer}`, { headers: { 'CF-Connecting-IP': clientIp() } });
+    expect(await new Promise<any>((resolve) => second.on('message', (data) => resolve(JSON.parse(String(data)))))).toMatchObject({ code: 'broadcast-busy' });
 
-    // Stream the rest in real time (250 ms slices, like MediaRecorder) while a listener records.
-    const listener = spawn('curl', ['-s', '--max-time', '4', live.broadcast.listenUrl]);
-    const heard: Buffer[] = [];
-    listener.stdout.on('data', (chunk: Buffer) => heard.push(chunk));
-    const listened = new Promise((r) => listener.on('close', r));
-    for (let i = 1; i < slices; i++) {
-      feed.socket.send(audio.subarray(i * sliceBytes, (i + 1) * sliceBytes));
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    await listened;
-    const recording = Buffer.concat(heard);
-    expect(recording.length).toBeGreaterThan(10_000);
-    const decode = spawnSync('ffmpeg', ['-v', 'error', '-i', '-', '-f', 'null', '-'], { input: recording, encoding: 'utf8' });
-    expect(decode.status).toBe(0);
-    expect(decode.stderr).toBe('');
-    const probe = spawnSync('ffprobe', ['-v', 'error', '-show_entries', 'stream=codec_name', '-of', 'csv=p=0', '-'], {
-      input: recording,
-      encoding: 'utf8',
-    });
-    expect(probe.stdout.trim()).toBe('opus');
+    const heard = await listen(live.listenUrl, 3_000);
+    expect(heard.status).toBe(200);
+    expect(heard.bytes.length).toBeGreaterThan(10_000);
+    expect(decodes(heard.bytes)).toBe(true);
+    expect(toneLevel(heard.bytes, 440)).toBeGreaterThan(-35);
 
-    // Closing the feed ends the broadcast; the room sees it go idle.
-    feed.socket.close(1000);
-    await until(() => signaling.frames.find((f) => f.type === 'broadcast-updated' && f.broadcast.state === 'idle'), 'idle');
-    // ...and Icecast lets go of the mount.
-    await until(() => (mountTaken() ? undefined : true), 'the mount to be free');
-    signaling.socket.close();
+    // Listener count reaches the room (the feed reads it from Icecast every few seconds).
+    const listener = new Listener(live.listenUrl);
+    const counted = await until(() => (stateOf(watcher)?.listeners?.current >= 1 ? stateOf(watcher) : undefined), 'a listener counted', 15_000);
+    expect(counted.listeners.peak).toBeGreaterThanOrEqual(counted.listeners.current);
+    listener.close();
+
+    // Stopping the feed ends the broadcast; the room sees it go idle; Icecast frees the mount.
+    show.stop();
+    await until(() => (stateOf(watcher)?.state === 'idle' ? true : undefined), 'idle');
+    await until(async () => ((await mountLive(live.listenUrl)) ? undefined : true), 'the mount to be free');
+    watcher.socket.close();
   });
 
-  it('reports an Icecast refusal as an error state (mount already taken by another source)', { timeout: 30_000 }, async () => {
-    // Another source holds the mount: Icecast refuses ours with 403.
+  it('two shows on air at once, each heard on its own listen URL with its own audio', { timeout: 60_000 }, async () => {
+    const rooms = [await createRoom(), await createRoom()];
+    const watchers = await Promise.all(rooms.map((room) => watchRoom(room.roomId, room.tokens.host!)));
+    const shows = [new NodeBroadcaster(rooms[0]!.roomId, rooms[0]!.tokens.host!, 440).start(), new NodeBroadcaster(rooms[1]!.roomId, rooms[1]!.tokens.host!, 660).start()];
+    const urls = await Promise.all(
+      watchers.map((w) => until(() => (stateOf(w)?.state === 'live' ? (stateOf(w).listenUrl as string) : undefined), 'live')),
+    );
+    expect(urls[0]).not.toBe(urls[1]);
+    const [a, b] = await Promise.all(urls.map((url) => listen(url, 3_000)));
+    expect(decodes(a!.bytes) && decodes(b!.bytes)).toBe(true);
+    // Each tone ≈ −21 dB in its own band; the other show's band only sees filter leakage (≈ −49 dB).
+    expect(toneLevel(a!.bytes, 440)).toBeGreaterThan(-35);
+    expect(toneLevel(a!.bytes, 660)).toBeLessThan(toneLevel(a!.bytes, 440) - 20);
+    expect(toneLevel(b!.bytes, 660)).toBeGreaterThan(-35);
+    expect(toneLevel(b!.bytes, 440)).toBeLessThan(toneLevel(b!.bytes, 660) - 20);
+    for (const show of shows) show.stop();
+    for (const w of watchers) w.socket.close();
+  });
+
+  it('a mount held by another source is retried with a plain reason, and the show goes live once it is free', { timeout: 60_000 }, async () => {
+    const room = await createRoom();
+    const watcher = await watchRoom(room.roomId, room.tokens.host!);
+    // Learn the show's mount, then let another source take it first.
+    const first = new NodeBroadcaster(room.roomId, room.tokens.host!, 440).start();
+    const listenUrl = await until(() => stateOf(watcher)?.listenUrl as string | undefined, 'the listen URL');
+    first.stop();
+    await until(() => (stateOf(watcher)?.state === 'idle' ? true : undefined), 'idle');
+    await until(async () => ((await mountLive(listenUrl)) ? undefined : true), 'the mount to be free');
     const squatter = spawn('ffmpeg', [
-      '-v', 'error', '-re', '-f', 'lavfi', '-i', 'sine=frequency=220:duration=20', '-c:a', 'libopus', '-f', 'ogg',
-      '-content_type', 'audio/ogg', `icecast://source:${inject('icecastSourcePassword')}@${new URL(inject('icecastUrl')).host}/live.ogg`,
+      '-v', 'error', '-re', '-f', 'lavfi', '-i', 'sine=frequency=220:duration=30', '-c:a', 'libopus', '-f', 'ogg',
+      '-content_type', 'audio/ogg', `icecast://source:${inject('icecastSourcePassword')}@${new URL(inject('icecastUrl')).host}${new URL(listenUrl).pathname}`,
     ]);
     try {
-      await until(() => (mountTaken() ? true : undefined), 'squatter on the mount');
-      const created = await fetch(`${http()}/rooms`, { method: 'POST', headers: { 'CF-Connecting-IP': ip() } });
-      const room = (await created.json()) as { roomId: string; tokens: Record<string, string> };
-      const signaling = await opened(`${ws()}/rooms/${room.roomId}/ws?token=${room.tokens.host}`);
-      const feed = await opened(`${ws()}/rooms/${room.roomId}/broadcast?token=${room.tokens.host}`);
-      feed.socket.send(oggOpus(1));
-      const failed = await until(
-        () => signaling.frames.find((f) => f.type === 'broadcast-updated' && f.broadcast.state === 'error'),
-        'error state',
-      );
-      expect(failed.broadcast.error).toMatch(/busy|403/);
-      expect(await feed.closed).toBe(1011);
-      signaling.socket.close();
+      await until(async () => ((await mountLive(listenUrl)) ? true : undefined), 'squatter on the mount');
+      const show = new NodeBroadcaster(room.roomId, room.tokens.host!, 440).start();
+      const busy = await until(() => watcher.states.find((s) => /in use/.test(s.broadcast.reason ?? ''))?.broadcast, 'the busy reason');
+      expect(busy.reason).toBe('The streaming server says the show’s mount is still in use; retrying.');
+      // Reasons are sentences from a fixed set: no status code, no address.
+      for (const { broadcast } of watcher.states) if (broadcast.reason) expect(Object.values(REASONS)).toContain(broadcast.reason);
+      squatter.kill('SIGKILL');
+      await until(() => (stateOf(watcher)?.state === 'live' ? true : undefined), 'live once the mount is free', 20_000);
+      show.stop();
     } finally {
       squatter.kill('SIGKILL');
     }
+    watcher.socket.close();
   });
 
   it('a host stops a producer’s broadcast from the signaling socket', { timeout: 30_000 }, async () => {
-    await until(() => (mountTaken() ? undefined : true), 'the mount to be free of earlier tests');
-    const created = await fetch(`${http()}/rooms`, { method: 'POST', headers: { 'CF-Connecting-IP': ip() } });
-    const room = (await created.json()) as { roomId: string; tokens: Record<string, string> };
-    const host = await opened(`${ws()}/rooms/${room.roomId}/ws?token=${room.tokens.host}`);
-    const feed = await opened(`${ws()}/rooms/${room.roomId}/broadcast?token=${room.tokens.producer}`);
-    feed.socket.send(oggOpus(1));
-    const live = await until(() => host.frames.find((f) => f.type === 'broadcast-updated' && f.broadcast.state === 'live'), 'live');
-    expect(live.broadcast.by).toBe('producer');
+    const room = await createRoom();
+    const host = await watchRoom(room.roomId, room.tokens.host!);
+    const show = new NodeBroadcaster(room.roomId, room.tokens.producer!, 440).start();
+    const live = await until(() => (stateOf(host)?.state === 'live' ? stateOf(host) : undefined), 'live');
+    expect(live.by).toBe('producer');
     host.socket.send(JSON.stringify({ type: 'stop-broadcast' }));
-    // The feed's next heartbeat (every 5 s) learns of the stop.
-    expect(await feed.closed).toBe(1000);
-    await until(() => host.frames.find((f) => f.type === 'broadcast-updated' && f.broadcast.state === 'idle'), 'idle');
-    await until(() => (mountTaken() ? undefined : true), 'the mount to be free');
+    // The feed's next report (every few seconds) learns of the stop; the broadcaster is told with 1000.
+    await until(() => (show.closes.includes(1000) ? true : undefined), 'the feed closed with 1000');
+    await until(() => (stateOf(host)?.state === 'idle' ? true : undefined), 'idle');
+    await until(async () => ((await mountLive(live.listenUrl)) ? undefined : true), 'the mount to be free');
+    expect(show.connects).toBe(1); // a stop is final: no reconnect
     host.socket.close();
   });
 });

@@ -7,7 +7,8 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,6 +26,13 @@ declare module 'vitest' {
     icecastUrl: string;
     icecastSourcePassword: string;
     icecastAdminPassword: string;
+    /** Environment for `local-infra/native.mjs` of this run (to restart its Icecast). */
+    infraEnv: Record<string, string>;
+    /**
+     * `POST <controlUrl>/restart-worker?downMs=N` stops this run's `wrangler dev` and starts it
+     * again; `GET <controlUrl>/worker-rss` is the resident memory of its processes, in bytes.
+     */
+    controlUrl: string;
   }
 }
 
@@ -79,6 +87,23 @@ function tail(file: string, lines = 30): string {
 
 const secret = () => randomBytes(24).toString('hex');
 
+/** Resident memory of every process in a process group (wrangler, workerd), from /proc. */
+function groupRssBytes(pgid: number | undefined): number {
+  if (pgid === undefined) return 0;
+  let total = 0;
+  for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
+    try {
+      // Fields after the command name: state ppid pgrp … ; rss is field 24 (pages).
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(fields[2]) === pgid) total += Number(fields[21]) * 4096;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return total;
+}
+
 export default async function setup(project: TestProject) {
   const dir = mkdtempSync(join(tmpdir(), 'openstudio-integration-'));
   const infraEnv = {
@@ -103,12 +128,14 @@ export default async function setup(project: TestProject) {
   let workerExited: Promise<unknown> = Promise.resolve();
   let cleanedUp = false;
   let icecastLink: net.Server | undefined;
+  let control: http.Server | undefined;
   // Synchronous, so it can also run from an 'exit' handler if vitest is interrupted
   // before teardown: nothing of this run may be left behind.
   const cleanup = () => {
     if (cleanedUp) return;
     cleanedUp = true;
     icecastLink?.close();
+    control?.close();
     if (workerPgid !== undefined) {
       try {
         process.kill(-workerPgid, 'SIGKILL'); // wrangler → workerd: the whole process group
@@ -121,16 +148,24 @@ export default async function setup(project: TestProject) {
     rmSync(dir, { recursive: true, force: true });
   };
   process.once('exit', cleanup);
-  const teardown = async () => {
-    if (workerPgid !== undefined) {
-      // Let wrangler shut workerd down itself first; the group kill in cleanup() catches the rest.
-      try {
-        process.kill(-workerPgid, 'SIGTERM');
-      } catch {
-        // already gone
-      }
-      await Promise.race([workerExited, new Promise((r) => setTimeout(r, 5_000))]);
+  /** Let wrangler shut workerd down itself first; then the whole process group goes. */
+  const stopWorker = async () => {
+    if (workerPgid === undefined) return;
+    try {
+      process.kill(-workerPgid, 'SIGTERM');
+    } catch {
+      // already gone
     }
+    await Promise.race([workerExited, new Promise((r) => setTimeout(r, 5_000))]);
+    try {
+      process.kill(-workerPgid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+    workerPgid = undefined;
+  };
+  const teardown = async () => {
+    await stopWorker();
     cleanup();
     process.off('exit', cleanup);
   };
@@ -152,7 +187,8 @@ export default async function setup(project: TestProject) {
       TURN_SECRET: infraEnv.TURN_SECRET,
       ICECAST_SOURCE_PASSWORD: infraEnv.ICECAST_SOURCE_PASSWORD,
       ICECAST_URL: `http://127.0.0.1:${(icecastLink.address() as net.AddressInfo).port}`,
-      ICECAST_LISTEN_URL: `http://127.0.0.1:${infraEnv.ICECAST_PORT}/live.ogg`,
+      // Listeners go to Icecast directly, not through the slow link.
+      ICECAST_PUBLIC_URL: `http://127.0.0.1:${infraEnv.ICECAST_PORT}`,
       STUN_URLS: `stun:${turnHost}`,
       TURN_URLS: `turn:${turnHost}?transport=udp,turn:${turnHost}?transport=tcp`,
     };
@@ -161,44 +197,66 @@ export default async function setup(project: TestProject) {
     const workerPort = await freePort();
     const inspectorPort = await freePort();
     const workerLog = join(dir, 'wrangler.log');
-    const logFd = openSync(workerLog, 'a');
+    const workerUrl = `http://127.0.0.1:${workerPort}`;
     const childEnv: NodeJS.ProcessEnv = toolEnv();
     // wrangler also reads secrets from its environment: make sure none of the
     // developer's shell values win over this run's.
     for (const key of Object.keys(workerVars)) delete childEnv[key];
-    const wrangler = spawn(
-      join(bin, 'wrangler'),
-      [
-        'dev',
-        '--ip', '127.0.0.1',
-        '--port', String(workerPort),
-        '--inspector-port', String(inspectorPort),
-        '--env-file', envFile,
-        '--persist-to', join(dir, 'wrangler-state'),
-        '--show-interactive-dev-session=false',
-      ],
-      { cwd: root, env: childEnv, detached: true, stdio: ['ignore', logFd, logFd] },
-    );
-    closeSync(logFd);
-    workerPgid = wrangler.pid;
-    let exited: number | null = null;
-    workerExited = new Promise((resolve) => wrangler.once('exit', (code) => resolve((exited = code ?? -1))));
-
-    const workerUrl = `http://127.0.0.1:${workerPort}`;
-    const workerStarted = Date.now();
-    for (;;) {
-      if (exited !== null) throw new Error(`wrangler dev exited (${exited}):\n${tail(workerLog)}`);
-      if (Date.now() - workerStarted > 60_000) throw new Error(`wrangler dev did not answer /health in 60 s:\n${tail(workerLog)}`);
-      try {
-        if ((await fetch(`${workerUrl}/health`, { signal: AbortSignal.timeout(2_000) })).ok) break;
-      } catch {
-        // not listening yet
+    /** Start `wrangler dev` (same port, same state dir) and wait until it answers /health. */
+    const startWorker = async () => {
+      const logFd = openSync(workerLog, 'a');
+      const wrangler = spawn(
+        join(bin, 'wrangler'),
+        [
+          'dev',
+          '--ip', '127.0.0.1',
+          '--port', String(workerPort),
+          '--inspector-port', String(inspectorPort),
+          '--env-file', envFile,
+          '--persist-to', join(dir, 'wrangler-state'),
+          '--show-interactive-dev-session=false',
+        ],
+        { cwd: root, env: childEnv, detached: true, stdio: ['ignore', logFd, logFd] },
+      );
+      closeSync(logFd);
+      workerPgid = wrangler.pid;
+      let exited: number | null = null;
+      workerExited = new Promise((resolve) => wrangler.once('exit', (code) => resolve((exited = code ?? -1))));
+      const workerStarted = Date.now();
+      for (;;) {
+        if (exited !== null) throw new Error(`wrangler dev exited (${exited}):\n${tail(workerLog)}`);
+        if (Date.now() - workerStarted > 60_000) throw new Error(`wrangler dev did not answer /health in 60 s:\n${tail(workerLog)}`);
+        try {
+          if ((await fetch(`${workerUrl}/health`, { signal: AbortSignal.timeout(2_000) })).ok) break;
+        } catch {
+          // not listening yet
+        }
+        await new Promise((r) => setTimeout(r, 100));
       }
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    console.log(
-      `integration: coturn + Icecast up in ${infraMs} ms, wrangler dev answering in ${Date.now() - workerStarted} ms at ${workerUrl}`,
-    );
+      return Date.now() - workerStarted;
+    };
+    const workerMs = await startWorker();
+    console.log(`integration: coturn + Icecast up in ${infraMs} ms, wrangler dev answering in ${workerMs} ms at ${workerUrl}`);
+
+    // Fault tests restart the Worker as a deploy would; only this run's wrangler, by its group.
+    const controlPath = `/${randomBytes(12).toString('hex')}`;
+    control = http.createServer(async (request, response) => {
+      const url = new URL(request.url ?? '/', 'http://control');
+      if (request.method === 'GET' && url.pathname === `${controlPath}/worker-rss`) {
+        return void response.writeHead(200).end(String(groupRssBytes(workerPgid)));
+      }
+      if (request.method !== 'POST' || url.pathname !== `${controlPath}/restart-worker`) return void response.writeHead(404).end();
+      try {
+        const downMs = Math.min(Number(url.searchParams.get('downMs') ?? 0) || 0, 30_000);
+        await stopWorker();
+        await new Promise((r) => setTimeout(r, downMs));
+        const upMs = await startWorker();
+        response.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ upMs }));
+      } catch (error) {
+        response.writeHead(500).end(String(error));
+      }
+    });
+    await new Promise<void>((resolve) => control!.listen(0, '127.0.0.1', resolve));
 
     project.provide('workerUrl', workerUrl);
     project.provide('turnSecret', infraEnv.TURN_SECRET);
@@ -208,6 +266,8 @@ export default async function setup(project: TestProject) {
     project.provide('icecastUrl', `http://127.0.0.1:${infraEnv.ICECAST_PORT}`);
     project.provide('icecastSourcePassword', infraEnv.ICECAST_SOURCE_PASSWORD);
     project.provide('icecastAdminPassword', infraEnv.ICECAST_ADMIN_PASSWORD);
+    project.provide('infraEnv', infraEnv);
+    project.provide('controlUrl', `http://127.0.0.1:${(control.address() as net.AddressInfo).port}${controlPath}`);
   } catch (error) {
     await teardown();
     throw error;

@@ -1,0 +1,154 @@
+// A show stays on air through what a live show meets, with nobody touching anything:
+// Icecast killed and started again, Icecast frozen, the broadcaster's connection dropping,
+// the Worker (wrangler dev) restarting. Only this run's own Icecast and wrangler are
+// touched (their pids from this run's state), and every fault is undone by the test.
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import { createRoom, decodes, listen, Listener, NodeBroadcaster, toneLevel, until, watchRoom } from './feed-client';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+
+function icecastPid(): number {
+  const state = JSON.parse(readFileSync(join(inject('infraEnv').LOCAL_INFRA_RUN_DIR!, 'state.json'), 'utf8'));
+  return state.icecast.pid as number;
+}
+
+/** `native.mjs up` starts what is not running: here, Icecast again. */
+function startIcecastAgain(): void {
+  const up = spawnSync(process.execPath, [join(root, 'local-infra', 'native.mjs'), 'up'], {
+    env: { ...process.env, ...inject('infraEnv') },
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
+  if (up.status !== 0) throw new Error(`native.mjs up failed: ${up.stdout}${up.stderr}`);
+}
+
+const cleanups: (() => void)[] = [];
+afterEach(() => {
+  for (const cleanup of cleanups.splice(0)) cleanup();
+});
+
+async function onAir(frequency = 440) {
+  const room = await createRoom();
+  const watcher = await watchRoom(room.roomId, room.tokens.host!);
+  const show = new NodeBroadcaster(room.roomId, room.tokens.host!, frequency).start();
+  cleanups.push(() => (show.stop(), watcher.socket.close()));
+  const live = await until(() => watcher.states.find((s) => s.broadcast.state === 'live')?.broadcast, 'live', 20_000);
+  return { room, watcher, show, listenUrl: live.listenUrl as string };
+}
+
+/** Poll the listen URL until a short listen decodes to the show's tone; when it first did. */
+async function heardAgain(listenUrl: string, frequency: number, timeoutMs: number): Promise<number> {
+  return until(
+    async () => {
+      const { status, bytes } = await listen(listenUrl, 1_500);
+      return status === 200 && bytes.length > 4_000 && decodes(bytes) && toneLevel(bytes, frequency) > -35 ? Date.now() : undefined;
+    },
+    'the program on the listen URL',
+    timeoutMs,
+  );
+}
+
+const statesSince = (watcher: { states: { at: number; broadcast: any }[] }, at: number) =>
+  watcher.states.filter((s) => s.at >= at).map((s) => s.broadcast);
+
+describe('a show stays on air through faults', () => {
+  it('Icecast killed mid-show and started again: heard again within 10 s, reconnecting then live, nobody clicked', { timeout: 90_000 }, async () => {
+    const { watcher, show, listenUrl } = await onAir();
+    const killedAt = Date.now();
+    process.kill(icecastPid(), 'SIGKILL');
+    cleanups.push(() => startIcecastAgain()); // whatever happens below, Icecast comes back
+    const left = await until(() => statesSince(watcher, killedAt).find((b) => b.state === 'reconnecting'), 'reconnecting');
+    expect(left.reason).toMatch(/streaming server/);
+    await new Promise((r) => setTimeout(r, 2_000));
+    startIcecastAgain();
+    const backAt = Date.now();
+    const heardAt = await heardAgain(listenUrl, 440, 10_000);
+    console.log(`Icecast restart: program heard again ${heardAt - backAt} ms after Icecast was back`);
+    const after = statesSince(watcher, killedAt).map((b) => b.state);
+    expect(after.indexOf('live')).toBeGreaterThan(after.indexOf('reconnecting'));
+    expect(show.connects).toBe(1); // the broadcaster's socket survived; only its stream restarted
+    expect(show.streams).toBeGreaterThanOrEqual(2);
+  });
+
+  it('Icecast frozen for 20 s: the state leaves live within 10 s, memory stays bounded, the show recovers after', { timeout: 90_000 }, async () => {
+    const { watcher, show, listenUrl } = await onAir();
+    const rss = async () => Number(await (await fetch(`${inject('controlUrl')}/worker-rss`)).text());
+    const pid = icecastPid();
+    const frozenAt = Date.now();
+    process.kill(pid, 'SIGSTOP');
+    cleanups.push(() => process.kill(pid, 'SIGCONT'));
+    // A broadcaster that keeps sending hard (2 MiB/s) while Icecast takes nothing: whatever is
+    // kept instead of dropped shows up as memory that grows for as long as the freeze lasts.
+    const flood = Buffer.alloc(64 * 1024, 0x55);
+    let flooding = true;
+    const flooder = (async () => {
+      while (flooding && show.socket) {
+        show.socket.send(flood);
+        await new Promise((r) => setTimeout(r, 31));
+      }
+    })();
+    const left = await until(() => statesSince(watcher, frozenAt).find((b) => b.state !== 'live'), 'leaving live', 15_000);
+    const leftAfterMs = watcher.states.find((s) => s.broadcast === left)!.at - frozenAt;
+    console.log(`Icecast frozen: left live after ${leftAfterMs} ms (${left.state}: ${left.reason})`);
+    expect(leftAfterMs).toBeLessThan(10_000);
+    await new Promise((r) => setTimeout(r, Math.max(0, frozenAt + 8_000 - Date.now())));
+    const rssEarly = await rss();
+    await new Promise((r) => setTimeout(r, Math.max(0, frozenAt + 20_000 - Date.now())));
+    const rssLate = await rss();
+    flooding = false;
+    await flooder;
+    const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
+    console.log(`Worker memory while frozen and flooded (24 MiB over the last 12 s): ${mib(rssEarly)} MiB at 8 s, ${mib(rssLate)} MiB at 20 s`);
+    expect(rssLate - rssEarly).toBeLessThan(12 * 2 ** 20);
+    process.kill(pid, 'SIGCONT');
+    const thawedAt = Date.now();
+    const heardAt = await heardAgain(listenUrl, 440, 30_000);
+    console.log(`Icecast thawed: program heard again ${heardAt - thawedAt} ms later`);
+    await until(() => (watcher.states.at(-1)?.broadcast.state === 'live' ? true : undefined), 'live again');
+  });
+
+  it('the broadcaster’s connection drops: it reconnects by itself; a listener connected before stays connected and hears it', { timeout: 60_000 }, async () => {
+    const { watcher, show, listenUrl } = await onAir(550);
+    const listener = new Listener(listenUrl);
+    cleanups.push(() => listener.close());
+    await until(() => (listener.bytesSince(0) > 8_000 ? true : undefined), 'the listener hearing the show');
+    const droppedAt = Date.now();
+    show.dropConnection();
+    await until(() => (show.connects >= 2 ? true : undefined), 'the broadcaster to reconnect');
+    await until(() => (statesSince(watcher, droppedAt).some((b) => b.state === 'live') ? true : undefined), 'live again');
+    const resumedAt = Date.now();
+    await until(() => (listener.bytesSince(resumedAt) > 8_000 ? true : undefined), 'the listener hearing the show again');
+    expect(listener.ended).toBe(false);
+    expect(toneLevel(listener.recording(resumedAt - 1_000), 550)).toBeGreaterThan(-35);
+    const states = statesSince(watcher, droppedAt);
+    console.log(`broadcaster drop: ${states.map((b) => b.state).join(' → ')}`);
+  });
+
+  it('the Worker restarts mid-show: the broadcaster reconnects by itself and listeners hear the program again', { timeout: 120_000 }, async () => {
+    const { watcher, show, listenUrl } = await onAir(660);
+    const before = new Listener(listenUrl);
+    cleanups.push(() => before.close());
+    await until(() => (before.bytesSince(0) > 4_000 ? true : undefined), 'a listener hearing the show');
+    const restartAt = Date.now();
+    const restarted = await fetch(`${inject('controlUrl')}/restart-worker`, { method: 'POST' });
+    expect(restarted.status).toBe(200);
+    const { upMs } = (await restarted.json()) as { upMs: number };
+    const upAt = Date.now();
+    const heardAt = await heardAgain(listenUrl, 660, 30_000);
+    expect(show.connects).toBeGreaterThanOrEqual(2);
+    console.log(
+      `Worker restart: wrangler dev answering again after ${upMs} ms; program heard again ${heardAt - restartAt} ms after the restart began ` +
+        `(${heardAt - upAt} ms after the Worker was back); the listener connected before the restart ${before.ended ? 'was dropped' : 'stayed connected'}`,
+    );
+    // The room's view: the signaling socket dropped with the Worker; a new one sees the show live.
+    watcher.socket.close();
+    const again = await watchRoom(show.roomId, show.token);
+    cleanups.push(() => again.socket.close());
+    const welcome = await until(() => again.frames.find((f) => f.type === 'welcome'), 'welcome');
+    await until(() => ((again.states.at(-1)?.broadcast ?? welcome.broadcast).state === 'live' ? true : undefined), 'live in the room');
+  });
+});

@@ -1,0 +1,206 @@
+/**
+ * Test parts for the program feed: a broadcaster made of a WebSocket and ffmpeg that behaves
+ * like the browser's (a fresh encoder, with its Ogg/Opus headers, for every new socket and
+ * on the server's `restart-stream`; reconnects by itself with backoff), and listeners.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import http from 'node:http';
+import { inject } from 'vitest';
+import WebSocket from 'ws';
+
+export const workerHttp = () => inject('workerUrl');
+export const workerWs = () => workerHttp().replace(/^http/, 'ws');
+export const clientIp = () => `feed-${Math.random().toString(36).slice(2)}`;
+
+export async function until<T>(check: () => T | undefined | Promise<T | undefined>, what: string, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export async function createRoom(body: Record<string, unknown> = {}): Promise<{ roomId: string; tokens: Record<string, string> }> {
+  const created = await fetch(`${workerHttp()}/rooms`, { method: 'POST', headers: { 'CF-Connecting-IP': clientIp() }, body: JSON.stringify(body) });
+  if (created.status !== 201) throw new Error(`POST /rooms → ${created.status}`);
+  return (await created.json()) as { roomId: string; tokens: Record<string, string> };
+}
+
+/** A signaling socket that records every frame, and every broadcast state with its time. */
+export async function watchRoom(roomId: string, token: string) {
+  const socket = new WebSocket(`${workerWs()}/rooms/${roomId}/ws?token=${token}`, { headers: { 'CF-Connecting-IP': clientIp() } });
+  const frames: any[] = [];
+  const states: { at: number; broadcast: any }[] = [];
+  socket.on('message', (data) => {
+    const frame = JSON.parse(String(data));
+    frames.push(frame);
+    if (frame.type === 'broadcast-updated') states.push({ at: Date.now(), broadcast: frame.broadcast });
+  });
+  await new Promise((resolve, reject) => (socket.on('open', resolve), socket.on('error', reject)));
+  return { socket, frames, states };
+}
+
+/** An encoder like the browser's MediaRecorder: Ogg/Opus in real time, small pages. */
+function encoder(frequency: number): ChildProcess {
+  return spawn(
+    'ffmpeg',
+    [
+      '-hide_banner', '-nostdin', '-loglevel', 'error',
+      '-re', '-f', 'lavfi', '-i', `sine=frequency=${frequency}:sample_rate=48000`,
+      '-c:a', 'libopus', '-b:a', '64k', '-page_duration', '200000', '-f', 'ogg', '-',
+    ],
+    { stdio: ['ignore', 'pipe', 'ignore'] },
+  );
+}
+
+export class NodeBroadcaster {
+  socket: WebSocket | null = null;
+  broadcastId: string | null = null;
+  /** Text frames from the server, in order. */
+  readonly frames: any[] = [];
+  connects = 0;
+  streams = 0;
+  closes: number[] = [];
+  private ffmpeg: ChildProcess | null = null;
+  private stopped = false;
+  private attempt = 0;
+
+  constructor(
+    readonly roomId: string,
+    readonly token: string,
+    readonly frequency: number,
+  ) {}
+
+  start(): this {
+    this.connect();
+    return this;
+  }
+
+  private connect(): void {
+    if (this.stopped) return;
+    const url = new URL(`${workerWs()}/rooms/${this.roomId}/broadcast`);
+    url.searchParams.set('token', this.token);
+    url.searchParams.set('format', 'ogg');
+    if (this.broadcastId) url.searchParams.set('resume', this.broadcastId);
+    const socket = new WebSocket(url, { headers: { 'CF-Connecting-IP': clientIp() } });
+    this.socket = socket;
+    socket.on('open', () => {
+      this.connects += 1;
+      this.attempt = 0;
+      this.restartStream(); // a new socket always starts a new stream, headers first
+    });
+    socket.on('message', (data, binary) => {
+      if (binary) return;
+      const frame = JSON.parse(String(data));
+      this.frames.push(frame);
+      if (frame.type === 'feed-accepted') this.broadcastId = frame.broadcastId;
+      if (frame.type === 'restart-stream') this.restartStream();
+    });
+    socket.on('error', () => {});
+    socket.on('close', (code) => {
+      if (socket !== this.socket) return;
+      this.closes.push(code);
+      this.stopEncoder();
+      // Stopped, refused, or given up by the server: no reconnect; anything else: reconnect.
+      if (this.stopped || code === 1000 || code === 1011 || (code >= 4000 && code !== 4010)) return;
+      const backoff = Math.min(3_000, 250 * 2 ** this.attempt++);
+      setTimeout(() => this.connect(), backoff / 2 + (Math.random() * backoff) / 2);
+    });
+  }
+
+  private restartStream(): void {
+    this.stopEncoder();
+    const socket = this.socket;
+    const ffmpeg = encoder(this.frequency);
+    this.ffmpeg = ffmpeg;
+    this.streams += 1;
+    ffmpeg.stdout!.on('data', (chunk: Buffer) => {
+      if (this.ffmpeg === ffmpeg && socket?.readyState === WebSocket.OPEN) socket.send(chunk);
+    });
+  }
+
+  private stopEncoder(): void {
+    this.ffmpeg?.kill('SIGKILL');
+    this.ffmpeg = null;
+  }
+
+  /** The connection drops without a close handshake (network loss). */
+  dropConnection(): void {
+    this.socket?.terminate();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.stopEncoder();
+    this.socket?.close(1000);
+  }
+}
+
+/** A listener that stays connected and records what it receives, with arrival times. */
+export class Listener {
+  readonly chunks: { at: number; bytes: Buffer }[] = [];
+  status = 0;
+  ended = false;
+  private request: http.ClientRequest;
+
+  constructor(readonly url: string) {
+    this.request = http.get(url, (response) => {
+      this.status = response.statusCode ?? 0;
+      response.on('data', (bytes: Buffer) => this.chunks.push({ at: Date.now(), bytes }));
+      response.on('end', () => (this.ended = true));
+      response.on('error', () => (this.ended = true));
+    });
+    this.request.on('error', () => (this.ended = true));
+  }
+
+  bytesSince(at: number): number {
+    return this.chunks.filter((c) => c.at >= at).reduce((n, c) => n + c.bytes.length, 0);
+  }
+
+  recording(since = 0): Buffer {
+    return Buffer.concat(this.chunks.filter((c) => c.at >= since).map((c) => c.bytes));
+  }
+
+  close(): void {
+    this.request.destroy();
+  }
+}
+
+/** Listen for `ms` and return what arrived. */
+export async function listen(url: string, ms: number): Promise<{ status: number; bytes: Buffer }> {
+  const listener = new Listener(url);
+  await new Promise((r) => setTimeout(r, ms));
+  listener.close();
+  return { status: listener.status, bytes: listener.recording() };
+}
+
+/** ffmpeg decodes it without a complaint. */
+export function decodes(recording: Buffer): boolean {
+  const decode = spawnSync('ffmpeg', ['-v', 'error', '-i', '-', '-f', 'null', '-'], { input: recording, encoding: 'utf8' });
+  return recording.length > 0 && decode.status === 0 && decode.stderr === '';
+}
+
+/** Mean level (dB) of a narrow band around `frequency` in the decoded stream; ≈ −40 present, < −60 absent. */
+export function toneLevel(recording: Buffer, frequency: number): number {
+  const out = spawnSync(
+    'ffmpeg',
+    ['-v', 'info', '-nostats', '-i', '-', '-af', `bandpass=f=${frequency}:width_type=q:w=30,volumedetect`, '-f', 'null', '-'],
+    { input: recording, encoding: 'utf8' },
+  );
+  const match = /mean_volume: (-?[\d.]+|-inf) dB/.exec(out.stderr);
+  return match && match[1] !== '-inf' ? Number(match[1]) : -Infinity;
+}
+
+/** Is the mount on air (admin statistics: show mounts are hidden from the public status page)? */
+export async function mountLive(listenUrl: string): Promise<boolean> {
+  const mount = new URL(listenUrl).pathname;
+  const auth = Buffer.from(`admin:${inject('icecastAdminPassword')}`).toString('base64');
+  try {
+    const response = await fetch(`${inject('icecastUrl')}/admin/listmounts`, { headers: { Authorization: `Basic ${auth}` }, signal: AbortSignal.timeout(2_000) });
+    return (await response.text()).includes(`mount="${mount}"`);
+  } catch {
+    return false;
+  }
+}
