@@ -4,7 +4,10 @@
  * on the server's `restart-stream`; reconnects by itself with backoff), and listeners.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { inject } from 'vitest';
 import WebSocket from 'ws';
 
@@ -203,4 +206,38 @@ export async function mountLive(listenUrl: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+
+/** This run's Icecast (from this run's native.mjs state), for fault tests. */
+export function icecastPid(): number {
+  const state = JSON.parse(readFileSync(join(inject('infraEnv').LOCAL_INFRA_RUN_DIR!, 'state.json'), 'utf8'));
+  return state.icecast.pid as number;
+}
+
+/** `native.mjs up` starts what is not running: here, Icecast again. */
+export function startIcecastAgain(): void {
+  const up = spawnSync(process.execPath, [join(root, 'local-infra', 'native.mjs'), 'up'], {
+    env: { ...process.env, ...inject('infraEnv') },
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
+  if (up.status !== 0) throw new Error(`native.mjs up failed: ${up.stdout}${up.stderr}`);
+}
+
+/**
+ * Poll the listen URL until a short listen decodes (to the show's tone, when given);
+ * returns when it first did.
+ */
+export async function heardAgain(listenUrl: string, frequency: number | null, timeoutMs: number): Promise<number> {
+  return until(
+    async () => {
+      const { status, bytes } = await listen(listenUrl, 1_500);
+      const ok = status === 200 && bytes.length > 4_000 && decodes(bytes) && (frequency === null || toneLevel(bytes, frequency) > -35);
+      return ok ? Date.now() : undefined;
+    },
+    'the program on the listen URL',
+    timeoutMs,
+  );
 }

@@ -114,9 +114,22 @@ async function join() {
       return;
     }
     await mix.context.resume();
-    broadcaster = new Broadcaster({ url: wsUrl.replace(/\/ws$/, '/broadcast'), token });
-    await broadcaster.start(mix.stream);
+    const mine: Broadcaster = new Broadcaster({
+      url: wsUrl.replace(/\/ws$/, '/broadcast'),
+      token,
+      // It reconnects by itself; once it has stopped for good (stopped by a host, refused,
+      // given up) the button offers to go live again.
+      onStatus: (status) => {
+        if ((status.state === 'stopped' || status.state === 'failed') && broadcaster === mine) {
+          broadcaster = null;
+          $('live').textContent = 'Go live';
+          if (status.reason) $('status').textContent = status.reason;
+        }
+      },
+    });
+    broadcaster = mine;
     $('live').textContent = 'Stop broadcast';
+    await mine.start(mix.stream).catch(() => {});
   });
 
   let muted = false;

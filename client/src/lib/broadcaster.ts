@@ -1,5 +1,10 @@
 // The program feed from a browser: encode the program stream with MediaRecorder (Opus) and
-// send it over the room's broadcast WebSocket; the Worker pushes it to Icecast.
+// send it over the room's broadcast WebSocket to the show's feed, which pushes it to Icecast.
+// The feed stays up by itself: when the socket drops (network, a deploy of the Worker) it
+// reconnects with bounded backoff and jitter and resumes the same show; every new socket,
+// and every `restart-stream` from the server (Icecast came back), starts a fresh recorder,
+// whose first slice carries the Ogg/Opus headers listeners' players need.
+import type { BroadcastInfo, FeedMessage } from '../../../protocol/messages';
 import { SUBPROTOCOL } from './studio-client';
 
 /** Opus in Ogg where the browser can record it, else in WebM; both go to Icecast as they are. */
@@ -8,40 +13,127 @@ const FORMATS = [
   { format: 'webm', mimeType: 'audio/webm;codecs=opus' },
 ];
 
+/**
+ * What the broadcaster is doing, for a console: `connecting` (first connection), `live`
+ * (socket open, audio flowing), `reconnecting` (socket lost, retrying by itself),
+ * `stopped` (by `stop()`, by a host, or another connection took over), `failed` (refused,
+ * or given up: `reason` says why).
+ */
+export type BroadcasterState = 'connecting' | 'live' | 'reconnecting' | 'stopped' | 'failed';
+
+export interface BroadcasterStatus {
+  state: BroadcasterState;
+  reason?: string;
+  /** Reconnection attempts since the socket was last open. */
+  attempt: number;
+  /** The show's state as the feed reports it. */
+  broadcast?: BroadcastInfo;
+}
+
 export interface BroadcasterOptions {
   /** The room's broadcast endpoint, e.g. `wss://host/rooms/<roomId>/broadcast`. */
   url: string;
   token: string;
+  /** MediaRecorder slice length: shorter is less delay to listeners, more frames. */
   timesliceMs?: number;
   audioBitsPerSecond?: number;
+  /** Reconnect delays double from this... */
+  retryBaseMs?: number;
+  /** ...up to this... */
+  retryMaxMs?: number;
+  /** ...for at most this many attempts in a row, then `failed`. */
+  maxAttempts?: number;
+  onStatus?: (status: BroadcasterStatus) => void;
+}
+
+/** Close codes after which reconnecting would not help (or is not wanted). */
+function isFinal(code: number): boolean {
+  return code === 1000 || code === 1011 || (code >= 4000 && code < 5000);
 }
 
 export class Broadcaster {
-  readonly options: Required<BroadcasterOptions>;
+  readonly options: Required<Omit<BroadcasterOptions, 'onStatus'>> & Pick<BroadcasterOptions, 'onStatus'>;
   socket: WebSocket | null = null;
   recorder: MediaRecorder | null = null;
+  /** The show this broadcaster resumes after a drop. */
+  broadcastId: string | null = null;
+  status: BroadcasterStatus = { state: 'connecting', attempt: 0 };
+  private stream: MediaStream | null = null;
+  private format = FORMATS[0]!;
+  private stopped = false;
+  private retryTimer: ReturnType<typeof setTimeout> | undefined;
+  private lastError: string | undefined;
 
   constructor(options: BroadcasterOptions) {
-    this.options = { timesliceMs: 250, audioBitsPerSecond: 96_000, ...options };
+    this.options = { timesliceMs: 250, audioBitsPerSecond: 96_000, retryBaseMs: 500, retryMaxMs: 10_000, maxAttempts: 30, ...options };
   }
 
-  /** Start sending `stream`; resolves once the feed socket is open. */
+  /** Start sending `stream`; resolves once the feed socket is first open, rejects if that fails. */
   async start(stream: MediaStream): Promise<void> {
     const choice = FORMATS.find((f) => MediaRecorder.isTypeSupported(f.mimeType));
     if (!choice) throw new Error('this browser cannot record Opus audio');
+    this.format = choice;
+    this.stream = stream;
+    this.stopped = false;
+    await new Promise<void>((resolve, reject) => this.connect(resolve, reject));
+  }
+
+  private connect(opened?: () => void, failed?: (error: Error) => void): void {
+    if (this.stopped) return;
     const url = new URL(this.options.url);
-    url.searchParams.set('format', choice.format);
+    url.searchParams.set('format', this.format.format);
+    if (this.broadcastId) url.searchParams.set('resume', this.broadcastId);
     const socket = new WebSocket(url, [SUBPROTOCOL, this.options.token]);
     socket.binaryType = 'arraybuffer';
     this.socket = socket;
-    await new Promise((resolve, reject) => {
-      socket.onopen = resolve;
-      socket.onerror = () => reject(new Error('broadcast connection failed'));
-    });
-    // A refusal arrives as an error frame before the close.
-    socket.onmessage = (event) => console.warn('broadcast:', event.data);
-    socket.onclose = () => this.stop();
-    const recorder = new MediaRecorder(stream, { mimeType: choice.mimeType, audioBitsPerSecond: this.options.audioBitsPerSecond });
+    socket.onopen = () => {
+      this.lastError = undefined;
+      this.setStatus({ state: 'live', attempt: 0 });
+      this.startRecorder(); // a new socket always begins a new stream, headers first
+      opened?.();
+    };
+    socket.onmessage = (event) => {
+      if (typeof event.data !== 'string') return;
+      const message = JSON.parse(event.data) as FeedMessage;
+      if (message.type === 'feed-accepted') this.broadcastId = message.broadcastId;
+      else if (message.type === 'restart-stream') this.startRecorder();
+      else if (message.type === 'broadcast-updated') this.setStatus({ ...this.status, broadcast: message.broadcast });
+      else if (message.type === 'error') this.lastError = message.message; // a refusal, before its close
+    };
+    socket.onclose = (event) => {
+      if (socket !== this.socket) return;
+      this.stopRecorder();
+      this.socket = null;
+      if (this.stopped) return;
+      if (isFinal(event.code)) {
+        // 4010: another connection took the feed over; 1000: a host stopped it.
+        const failedNow = event.code !== 1000 && event.code !== 4010;
+        const reason = this.lastError ?? (event.reason || undefined);
+        this.stopped = true;
+        this.setStatus({ state: failedNow ? 'failed' : 'stopped', attempt: 0, ...(reason ? { reason } : {}) });
+        failed?.(new Error(reason ?? `broadcast connection closed (${event.code})`));
+        return;
+      }
+      const attempt = this.status.attempt + 1;
+      if (attempt > this.options.maxAttempts) {
+        this.stopped = true;
+        this.setStatus({ state: 'failed', attempt, reason: 'The broadcast connection could not be restored.' });
+        failed?.(new Error('broadcast connection failed'));
+        return;
+      }
+      // Exponential backoff with jitter, so many broadcasters do not come back in step after a deploy.
+      const backoff = Math.min(this.options.retryMaxMs, this.options.retryBaseMs * 2 ** (attempt - 1));
+      this.setStatus({ state: 'reconnecting', attempt, reason: 'The broadcast connection dropped; reconnecting.' });
+      this.retryTimer = setTimeout(() => this.connect(opened, failed), backoff / 2 + Math.random() * (backoff / 2));
+    };
+  }
+
+  /** A fresh recorder on the same stream: its first slice starts a new, decodable stream. */
+  private startRecorder(): void {
+    this.stopRecorder();
+    const socket = this.socket;
+    if (!this.stream || !socket) return;
+    const recorder = new MediaRecorder(this.stream, { mimeType: this.format.mimeType, audioBitsPerSecond: this.options.audioBitsPerSecond });
     // Slices must reach Icecast in order; reading a Blob is asynchronous, so chain them.
     let queue = Promise.resolve();
     recorder.ondataavailable = (event) => {
@@ -49,17 +141,32 @@ export class Broadcaster {
       queue = queue
         .then(() => event.data.arrayBuffer())
         .then((bytes) => {
-          if (socket.readyState === WebSocket.OPEN) socket.send(bytes);
+          // A stopped recorder's last slice belongs to the old stream: never send it after a restart.
+          if (this.recorder === recorder && socket.readyState === WebSocket.OPEN) socket.send(bytes);
         });
     };
     recorder.start(this.options.timesliceMs);
     this.recorder = recorder;
   }
 
-  stop(): void {
-    if (this.recorder?.state === 'recording') this.recorder.stop();
+  private stopRecorder(): void {
+    const recorder = this.recorder;
     this.recorder = null;
-    if (this.socket && this.socket.readyState <= WebSocket.OPEN) this.socket.close(1000);
+    if (recorder?.state === 'recording') recorder.stop();
+  }
+
+  private setStatus(status: BroadcasterStatus): void {
+    this.status = status;
+    this.options.onStatus?.(status);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    this.stopRecorder();
+    const socket = this.socket;
     this.socket = null;
+    if (socket && socket.readyState <= WebSocket.OPEN) socket.close(1000);
+    this.setStatus({ state: 'stopped', attempt: 0 });
   }
 }

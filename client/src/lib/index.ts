@@ -6,5 +6,5 @@ export { AudioMesh } from './mesh';
 export type { MeshOptions } from './mesh';
 export { ProgramMix } from './program-mix';
 export { Broadcaster } from './broadcaster';
-export type { BroadcasterOptions } from './broadcaster';
+export type { BroadcasterOptions, BroadcasterState, BroadcasterStatus } from './broadcaster';
 export type { Participant, BroadcastInfo, Role } from '../../../protocol/messages';
