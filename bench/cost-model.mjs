@@ -73,8 +73,9 @@ function feedHourInRoom(timesliceMs = 250) {
 }
 
 /**
- * The program feed as built now: held by the Worker (CPU only, ~0.2 ms a 250 ms chunk),
- * which reports to the room with an RPC every 5 s (heartbeat) and on each state change.
+ * The program feed as first moved out of the room: held by a Worker invocation (CPU only),
+ * reporting to the room every 5 s. Cheapest, but one invocation's subrequest and CPU budgets
+ * run out over a long show, and nothing restarts it (docs/scale.md).
  */
 function feedHourInWorker(heartbeatSeconds = 5, cpuMsPerHour = 3000) {
   const rpcs = 3600 / heartbeatSeconds + 3;
@@ -84,6 +85,26 @@ function feedHourInWorker(heartbeatSeconds = 5, cpuMsPerHour = 3000) {
     workerRequests: 1,
     workerCpuMs: cpuMsPerHour,
     rowsWritten: 3, // connecting, live, idle
+  };
+}
+
+/**
+ * The program feed as built now: a Durable Object of its own per show (durable-objects/feed.ts).
+ * It holds an outbound TCP socket, so it is active (billed for duration) for the whole show;
+ * every incoming audio frame is a request (1/20), every alarm (4 s) is a request and a
+ * `setAlarm` (one row written). The room hears a report on each change and at least every 8 s:
+ * one RPC (woken for ~10 ms), and one row written when the state or the listener count changed.
+ */
+function feedHourInOwnObject({ timesliceMs = 250, alarmSeconds = 4, heartbeatSeconds = 8, changesPerHour = 120 } = {}) {
+  const chunks = 3600_000 / timesliceMs;
+  const alarms = 3600 / alarmSeconds;
+  const reports = 3600 / heartbeatSeconds;
+  return {
+    doRequests: chunks / WS_BILLING_RATIO + alarms + 1 /* the upgrade */ + reports,
+    gbSeconds: 3600 * DO_GB + (reports * MS_PER_EVENT * DO_GB) / 1000,
+    workerRequests: 1,
+    workerCpuMs: 2,
+    rowsWritten: alarms + changesPerHour,
   };
 }
 
@@ -120,7 +141,8 @@ for (const variant of ['before', 'current']) {
 }
 for (const [title, feed] of [
   ['program feed held by the room object (as first built)', feedHourInRoom()],
-  ['program feed held by the Worker (current)', feedHourInWorker()],
+  ['program feed held by a Worker invocation (does not survive a long show)', feedHourInWorker()],
+  ['program feed in its own Durable Object per show (current)', feedHourInOwnObject()],
 ]) {
   const hour = showHour(ROWS.current);
   for (const key of Object.keys(feed)) hour[key] += feed[key];

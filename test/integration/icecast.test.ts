@@ -1,13 +1,13 @@
 // Broadcast output against the real Icecast, configured from local-infra/icecast.xml.template:
-// a source pushes Ogg/Opus to the program mount and a listener hears decodable Opus; wrong
-// passwords are refused.
+// a source pushes Ogg/Opus to a show's mount and a listener hears decodable Opus; show mounts
+// are hidden from the public status page; wrong passwords are refused.
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
 
-const MOUNT = '/live.ogg'; // the program mount in icecast.xml.template
+const MOUNT = '/show-icecast-test.ogg'; // any show's mount: settings from the template's default mount
 const icecast = () => inject('icecastUrl');
 const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 
@@ -16,7 +16,7 @@ interface IceStats {
 }
 interface IceSource {
   listenurl: string;
-  server_name?: string;
+  public?: string;
   server_type?: string;
 }
 
@@ -26,9 +26,13 @@ async function status(): Promise<IceStats> {
   return (await response.json()) as IceStats;
 }
 
+/** The source on the show's mount as the admin statistics list it (the public page hides it). */
 async function programSource(): Promise<IceSource | undefined> {
-  const sources = (await status()).icestats.source;
-  return [sources ?? []].flat().find((source) => source.listenurl.endsWith(MOUNT));
+  const response = await fetch(`${icecast()}/admin/stats`, { headers: { Authorization: basic('admin', inject('icecastAdminPassword')) } });
+  const block = new RegExp(`<source mount="${MOUNT}">([\\s\\S]*?)</source>`).exec(await response.text())?.[1];
+  if (!block) return undefined;
+  const field = (name: string) => new RegExp(`<${name}>([^<]*)</${name}>`).exec(block)?.[1];
+  return { listenurl: field('listenurl') ?? '', server_type: field('server_type'), public: field('public') };
 }
 
 /** ffmpeg as the source: a 440 Hz sine, encoded to Opus in Ogg, in real time. */
@@ -65,8 +69,9 @@ describe('Icecast (real icecast2, the shared config)', () => {
     const source = pushSine(inject('icecastSourcePassword'), 4);
     try {
       await expect.poll(programSource, { timeout: 10_000, interval: 100 }).toBeDefined();
-      // Settings from the mount block of the template, not from the source.
-      expect(await programSource()).toMatchObject({ server_name: 'OpenStudio live', server_type: 'application/ogg' });
+      expect(await programSource()).toMatchObject({ server_type: 'application/ogg', public: '0' });
+      // Hidden: the public status page does not list a show's mount (its name is the secret).
+      expect(await (await fetch(`${icecast()}/status-json.xsl`)).text()).not.toContain(MOUNT);
 
       const listener = await fetch(`${icecast()}${MOUNT}`, { signal: AbortSignal.timeout(20_000) });
       expect(listener.status).toBe(200);
