@@ -4,17 +4,16 @@
  * random secrets, free ports and a temporary run dir, so a developer's own stack
  * (local-infra/.run, .dev.vars, .wrangler/state) is neither used nor disturbed.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import dgram from 'node:dgram';
-import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestProject } from 'vitest/node';
-import { bin, toolEnv } from '../../scripts/toolchain.mjs';
+import { freePort, startWorker as startWrangler, type RunningWorker } from './worker';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -41,28 +40,6 @@ const root = fileURLToPath(new URL('../..', import.meta.url));
 const TURN_MIN_PORT = 49210;
 const TURN_MAX_PORT = 49250;
 
-/** A port free on 127.0.0.1 for TCP (and UDP when asked) at this moment. */
-async function freePort(udpToo = false): Promise<number> {
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const server = net.createServer();
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => {
-        const { port } = server.address() as net.AddressInfo;
-        server.close(() => resolve(port));
-      });
-    });
-    if (!udpToo) return port;
-    const udpFree = await new Promise<boolean>((resolve) => {
-      const socket = dgram.createSocket('udp4');
-      socket.once('error', () => resolve(false));
-      socket.bind(port, '127.0.0.1', () => socket.close(() => resolve(true)));
-    });
-    if (udpFree) return port;
-  }
-  throw new Error('no free port on 127.0.0.1');
-}
-
 /**
  * A TCP relay to Icecast that delays Icecast's answers, as a remote Icecast would be slower
  * than one on loopback: the Worker's source connection goes through it, so audio a
@@ -79,10 +56,6 @@ function slowLink(targetPort: number, delayMs: number): Promise<net.Server> {
     inbound.on('close', () => outbound.destroy());
   });
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
-}
-
-function tail(file: string, lines = 30): string {
-  return existsSync(file) ? readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n') : '(no log)';
 }
 
 const secret = () => randomBytes(24).toString('hex');
@@ -124,8 +97,7 @@ export default async function setup(project: TestProject) {
       timeout: 110_000,
     });
 
-  let workerPgid: number | undefined;
-  let workerExited: Promise<unknown> = Promise.resolve();
+  let worker: RunningWorker | undefined;
   let cleanedUp = false;
   let icecastLink: net.Server | undefined;
   let control: http.Server | undefined;
@@ -136,33 +108,15 @@ export default async function setup(project: TestProject) {
     cleanedUp = true;
     icecastLink?.close();
     control?.close();
-    if (workerPgid !== undefined) {
-      try {
-        process.kill(-workerPgid, 'SIGKILL'); // wrangler → workerd: the whole process group
-      } catch {
-        // already gone
-      }
-    }
+    worker?.kill();
     const down = native('down');
     if (down.status !== 0) console.error(down.stdout, down.stderr);
     rmSync(dir, { recursive: true, force: true });
   };
   process.once('exit', cleanup);
-  /** Let wrangler shut workerd down itself first; then the whole process group goes. */
   const stopWorker = async () => {
-    if (workerPgid === undefined) return;
-    try {
-      process.kill(-workerPgid, 'SIGTERM');
-    } catch {
-      // already gone
-    }
-    await Promise.race([workerExited, new Promise((r) => setTimeout(r, 5_000))]);
-    try {
-      process.kill(-workerPgid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-    workerPgid = undefined;
+    await worker?.stop();
+    worker = undefined;
   };
   const teardown = async () => {
     await stopWorker();
@@ -192,48 +146,13 @@ export default async function setup(project: TestProject) {
       STUN_URLS: `stun:${turnHost}`,
       TURN_URLS: `turn:${turnHost}?transport=udp,turn:${turnHost}?transport=tcp`,
     };
-    const envFile = join(dir, 'worker.env');
-    writeFileSync(envFile, Object.entries(workerVars).map(([k, v]) => `${k}=${v}\n`).join(''), { mode: 0o600 });
     const workerPort = await freePort();
     const inspectorPort = await freePort();
-    const workerLog = join(dir, 'wrangler.log');
     const workerUrl = `http://127.0.0.1:${workerPort}`;
-    const childEnv: NodeJS.ProcessEnv = toolEnv();
-    // wrangler also reads secrets from its environment: make sure none of the
-    // developer's shell values win over this run's.
-    for (const key of Object.keys(workerVars)) delete childEnv[key];
     /** Start `wrangler dev` (same port, same state dir) and wait until it answers /health. */
     const startWorker = async () => {
-      const logFd = openSync(workerLog, 'a');
-      const wrangler = spawn(
-        join(bin, 'wrangler'),
-        [
-          'dev',
-          '--ip', '127.0.0.1',
-          '--port', String(workerPort),
-          '--inspector-port', String(inspectorPort),
-          '--env-file', envFile,
-          '--persist-to', join(dir, 'wrangler-state'),
-          '--show-interactive-dev-session=false',
-        ],
-        { cwd: root, env: childEnv, detached: true, stdio: ['ignore', logFd, logFd] },
-      );
-      closeSync(logFd);
-      workerPgid = wrangler.pid;
-      let exited: number | null = null;
-      workerExited = new Promise((resolve) => wrangler.once('exit', (code) => resolve((exited = code ?? -1))));
-      const workerStarted = Date.now();
-      for (;;) {
-        if (exited !== null) throw new Error(`wrangler dev exited (${exited}):\n${tail(workerLog)}`);
-        if (Date.now() - workerStarted > 60_000) throw new Error(`wrangler dev did not answer /health in 60 s:\n${tail(workerLog)}`);
-        try {
-          if ((await fetch(`${workerUrl}/health`, { signal: AbortSignal.timeout(2_000) })).ok) break;
-        } catch {
-          // not listening yet
-        }
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      return Date.now() - workerStarted;
+      worker = await startWrangler(workerVars, dir, { port: workerPort, inspectorPort });
+      return worker.readyMs;
     };
     const workerMs = await startWorker();
     console.log(`integration: coturn + Icecast up in ${infraMs} ms, wrangler dev answering in ${workerMs} ms at ${workerUrl}`);
@@ -243,7 +162,7 @@ export default async function setup(project: TestProject) {
     control = http.createServer(async (request, response) => {
       const url = new URL(request.url ?? '/', 'http://control');
       if (request.method === 'GET' && url.pathname === `${controlPath}/worker-rss`) {
-        return void response.writeHead(200).end(String(groupRssBytes(workerPgid)));
+        return void response.writeHead(200).end(String(groupRssBytes(worker?.pgid)));
       }
       if (request.method !== 'POST' || url.pathname !== `${controlPath}/restart-worker`) return void response.writeHead(404).end();
       try {
