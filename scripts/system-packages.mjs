@@ -4,12 +4,20 @@
 // and local-infra/native.mjs.
 import { spawnSync } from 'node:child_process';
 
+/** local-infra/native.mjs: real coturn and Icecast on loopback. */
+const infra = ['coturn', 'icecast2'];
+/**
+ * local-infra/compose.mjs without Docker: compose.yaml run by podman (runc as its runtime)
+ * through its Docker API with Debian's docker-compose; debootstrap makes the Debian base image.
+ */
+const compose = ['podman', 'runc', 'debootstrap', 'docker-compose', 'curl'];
+
 /** What each group of tests or tools needs (Debian package names). */
 export const SYSTEM_PACKAGES = {
-  /** local-infra/native.mjs: real coturn and Icecast on loopback. */
-  infra: ['coturn', 'icecast2'],
-  /** Integration tests: decoding listeners' audio, real browsers, compose validation. */
-  integration: ['coturn', 'icecast2', 'ffmpeg', 'chromium', 'fonts-dejavu-core', 'docker-compose', 'gettext-base', 'curl'],
+  infra,
+  compose,
+  /** Integration tests: both ways of running the infra, decoding listeners' audio, real browsers. */
+  integration: [...infra, ...compose, 'ffmpeg', 'chromium', 'fonts-dejavu-core', 'gettext-base'],
 };
 
 export class SystemPackagesError extends Error {}
@@ -35,8 +43,9 @@ export function ensureSystemPackages(packages, { log = (m) => console.log(m) } =
   log(`installing ${missing.join(', ')} from Debian packages (a fresh machine takes about 2 minutes)…`);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   const started = Date.now();
+  // Several test runs may install at once: wait for dpkg's lock instead of failing on it.
   for (const args of [['update', '-qq'], ['install', '-y', '-qq', '--no-install-recommends', ...missing]]) {
-    const result = spawnSync('apt-get', args, { stdio: ['ignore', 'inherit', 'inherit'], env });
+    const result = spawnSync('apt-get', ['-o', 'DPkg::Lock::Timeout=600', ...args], { stdio: ['ignore', 'inherit', 'inherit'], env });
     if (result.status !== 0) throw new SystemPackagesError(`apt-get ${args.join(' ')} failed; run it yourself:\n  ${command}`);
   }
   const still = missingPackages(missing);
