@@ -55,7 +55,7 @@ export function settings(env = process.env) {
   };
 }
 
-function checkSecrets(secrets) {
+export function checkSecrets(secrets) {
   for (const [key, value] of Object.entries(secrets)) {
     if (!value) {
       throw new InfraError(`${key} is not set: run \`node scripts/secrets.mjs\` (writes local-infra/.env) or export it`);
