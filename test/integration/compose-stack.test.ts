@@ -6,7 +6,7 @@
 //
 // Ports are free ones and the project name is this run's, so a developer's stack and other
 // test runs on the machine are left alone; everything is removed even when a test fails.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -14,9 +14,9 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
 // @ts-expect-error plain ES module without types
 import * as composeWay from '../../local-infra/compose.mjs';
+import { createRoom, decodes, listen, NodeBroadcaster, toneLevel, until, watchRoom } from './feed-client';
 import { Attr, Method, StunClient, allocate, encode, readXorAddress } from './stun';
 import { freePort, startWorker, type RunningWorker } from './worker';
 
@@ -48,7 +48,6 @@ const TROUBLE = /\b(error|eror|fail(ed|ure)?|fatal|crit(ical)?|cannot|can't|deni
 const secret = () => randomBytes(24).toString('hex');
 const now = () => Math.floor(Date.now() / 1000);
 const sign = (key: string, username: string) => createHmac('sha1', key).update(username).digest('base64');
-const clientIp = () => `compose-${Math.random().toString(36).slice(2)}`;
 
 let dir: string;
 let env: Record<string, string>;
@@ -170,16 +169,10 @@ async function stunBinding(transport: 'udp' | 'tcp') {
   }
 }
 
-async function room() {
-  const created = await fetch(`${worker!.url}/rooms`, { method: 'POST', headers: { 'CF-Connecting-IP': clientIp() }, body: '{"name":"Compose"}' });
-  expect(created.status).toBe(201);
-  return (await created.json()) as { roomId: string; tokens: Record<string, string> };
-}
-
 /** A TURN allocation over UDP with the credentials the Worker mints. */
 async function allocateWithWorkerCredentials() {
-  const { roomId, tokens } = await room();
-  const ice = await fetch(`${worker!.url}/rooms/${roomId}/ice`, { headers: { Authorization: `Bearer ${tokens.caller}`, 'CF-Connecting-IP': clientIp() } });
+  const { roomId, tokens } = await createRoom({ name: 'Compose' }, worker!.url);
+  const ice = await fetch(`${worker!.url}/rooms/${roomId}/ice`, { headers: { Authorization: `Bearer ${tokens.caller}` } });
   expect(ice.status).toBe(200);
   const { iceServers } = (await ice.json()) as { iceServers: { urls: string[]; username?: string; credential?: string }[] };
   const turn = iceServers.find((server) => server.urls.some((url) => url.startsWith('turn:')))!;
@@ -192,66 +185,29 @@ async function allocateWithWorkerCredentials() {
   }
 }
 
-function opened(url: string): Promise<{ socket: WebSocket; frames: any[]; closed: Promise<number> }> {
-  return new Promise((resolve, reject) => {
-    const socket = new WebSocket(url, { headers: { 'CF-Connecting-IP': clientIp() } });
-    const frames: any[] = [];
-    socket.on('message', (data, binary) => !binary && frames.push(JSON.parse(String(data))));
-    const closed = new Promise<number>((r) => socket.on('close', (code) => r(code)));
-    socket.on('open', () => resolve({ socket, frames, closed }));
-    socket.on('error', reject);
-  });
-}
-
-async function until<T>(check: () => T | undefined, what: string, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 /**
- * A host streams Ogg/Opus through the Worker's program feed; a listener records from the
- * listen URL the room announces (the containerised Icecast); ffmpeg decodes it.
+ * A host streams the program through the Worker's feed; a listener records from the listen
+ * URL the room announces (the show's mount on the containerised Icecast); it decodes and
+ * carries the host's tone.
  */
 async function broadcastAndListen() {
-  const audio = spawnSync('ffmpeg', ['-v', 'error', '-f', 'lavfi', '-i', 'sine=frequency=440:duration=5', '-c:a', 'libopus', '-b:a', '64k', '-f', 'ogg', '-'], {
-    maxBuffer: 10 * 1024 * 1024,
-  }).stdout;
-  const { roomId, tokens } = await room();
-  const ws = worker!.url.replace(/^http/, 'ws');
-  const signaling = await opened(`${ws}/rooms/${roomId}/ws?token=${tokens.host}`);
-  const feed = await opened(`${ws}/rooms/${roomId}/broadcast?token=${tokens.host}&format=ogg`);
-  const slices = 20;
-  const sliceBytes = Math.ceil(audio.length / slices);
-  feed.socket.send(audio.subarray(0, sliceBytes));
-  const live = await until(() => signaling.frames.find((f) => f.type === 'broadcast-updated' && f.broadcast.state === 'live'), 'broadcast live');
-  const listenUrl: string = live.broadcast.listenUrl;
-  expect(listenUrl.startsWith(`${icecastUrl}/`)).toBe(true);
-
-  const listener = spawn('curl', ['-s', '--max-time', '4', listenUrl]);
-  const heard: Buffer[] = [];
-  listener.stdout.on('data', (chunk: Buffer) => heard.push(chunk));
-  const listened = new Promise((r) => listener.on('close', r));
-  for (let i = 1; i < slices; i++) {
-    feed.socket.send(audio.subarray(i * sliceBytes, (i + 1) * sliceBytes));
-    await new Promise((r) => setTimeout(r, 200));
+  const room = await createRoom({ name: 'Compose' }, worker!.url);
+  const watcher = await watchRoom(room.roomId, room.tokens.host!, worker!.url);
+  const broadcast = () => watcher.frames.findLast((f) => f.type === 'broadcast-updated')?.broadcast;
+  const show = new NodeBroadcaster(room.roomId, room.tokens.host!, 440, worker!.url).start();
+  try {
+    const live = await until(() => (broadcast()?.state === 'live' ? broadcast() : undefined), 'broadcast live', 20_000);
+    expect(live.listenUrl.startsWith(`${icecastUrl}/`)).toBe(true);
+    const heard = await listen(live.listenUrl, 3_000);
+    expect(heard.status).toBe(200);
+    expect(heard.bytes.length).toBeGreaterThan(10_000);
+    expect(decodes(heard.bytes)).toBe(true);
+    expect(toneLevel(heard.bytes, 440)).toBeGreaterThan(-35);
+  } finally {
+    show.stop();
   }
-  await listened;
-  feed.socket.close(1000);
-  await until(() => signaling.frames.find((f) => f.type === 'broadcast-updated' && f.broadcast.state === 'idle'), 'broadcast idle');
-  signaling.socket.close();
-
-  const recording = Buffer.concat(heard);
-  expect(recording.length).toBeGreaterThan(10_000);
-  const decode = spawnSync('ffmpeg', ['-v', 'error', '-i', '-', '-f', 'null', '-'], { input: recording, encoding: 'utf8' });
-  expect(decode.stderr).toBe('');
-  expect(decode.status).toBe(0);
-  const probe = spawnSync('ffprobe', ['-v', 'error', '-show_entries', 'stream=codec_name', '-of', 'csv=p=0', '-'], { input: recording, encoding: 'utf8' });
-  expect(probe.stdout.trim()).toBe('opus');
+  await until(() => (broadcast()?.state === 'idle' ? true : undefined), 'broadcast idle', 20_000);
+  watcher.socket.close();
 }
 
 function tcpFree(port: number) {

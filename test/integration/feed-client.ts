@@ -25,15 +25,16 @@ export async function until<T>(check: () => T | undefined | Promise<T | undefine
   }
 }
 
-export async function createRoom(body: Record<string, unknown> = {}): Promise<{ roomId: string; tokens: Record<string, string> }> {
-  const created = await fetch(`${workerHttp()}/rooms`, { method: 'POST', headers: { 'CF-Connecting-IP': clientIp() }, body: JSON.stringify(body) });
+/** `worker` (here and below): another Worker than the run's own, e.g. one wired to the Compose stack. */
+export async function createRoom(body: Record<string, unknown> = {}, worker = workerHttp()): Promise<{ roomId: string; tokens: Record<string, string> }> {
+  const created = await fetch(`${worker}/rooms`, { method: 'POST', headers: { 'CF-Connecting-IP': clientIp() }, body: JSON.stringify(body) });
   if (created.status !== 201) throw new Error(`POST /rooms → ${created.status}`);
   return (await created.json()) as { roomId: string; tokens: Record<string, string> };
 }
 
 /** A signaling socket that records every frame, and every broadcast state with its time. */
-export async function watchRoom(roomId: string, token: string) {
-  const socket = new WebSocket(`${workerWs()}/rooms/${roomId}/ws?token=${token}`, { headers: { 'CF-Connecting-IP': clientIp() } });
+export async function watchRoom(roomId: string, token: string, worker = workerHttp()) {
+  const socket = new WebSocket(`${worker.replace(/^http/, 'ws')}/rooms/${roomId}/ws?token=${token}`, { headers: { 'CF-Connecting-IP': clientIp() } });
   const frames: any[] = [];
   const states: { at: number; broadcast: any }[] = [];
   socket.on('message', (data) => {
@@ -74,6 +75,7 @@ export class NodeBroadcaster {
     readonly roomId: string,
     readonly token: string,
     readonly frequency: number,
+    readonly worker = workerHttp(),
   ) {}
 
   start(): this {
@@ -83,7 +85,7 @@ export class NodeBroadcaster {
 
   private connect(): void {
     if (this.stopped) return;
-    const url = new URL(`${workerWs()}/rooms/${this.roomId}/broadcast`);
+    const url = new URL(`${this.worker.replace(/^http/, 'ws')}/rooms/${this.roomId}/broadcast`);
     url.searchParams.set('token', this.token);
     url.searchParams.set('format', 'ogg');
     if (this.broadcastId) url.searchParams.set('resume', this.broadcastId);
