@@ -3,9 +3,11 @@ import { cloudflareTest } from '@cloudflare/vitest-plugin';
 import { randomBytes } from 'node:crypto';
 
 // Secrets for the workers tests: fresh random values each run, never written anywhere.
-process.env.TOKEN_SECRET ??= randomBytes(32).toString('hex');
-process.env.TURN_SECRET ??= randomBytes(32).toString('hex');
-process.env.ICECAST_SOURCE_PASSWORD ??= randomBytes(32).toString('hex');
+const secrets = {
+  TOKEN_SECRET: randomBytes(32).toString('hex'),
+  TURN_SECRET: randomBytes(32).toString('hex'),
+  ICECAST_SOURCE_PASSWORD: randomBytes(32).toString('hex'),
+};
 
 // Two projects, one run:
 // - workers: the Worker and the room Durable Object inside workerd (Miniflare), offline;
@@ -22,6 +24,7 @@ export default defineConfig({
             // where nothing listens: every source connection is refused.
             miniflare: {
               bindings: {
+                ...secrets,
                 RESUME_GRACE_SECONDS: '2',
                 ROOM_IDLE_SECONDS: '4',
                 PEER_SILENCE_SECONDS: '3',

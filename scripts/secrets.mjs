@@ -43,7 +43,9 @@ export function ensureDevSecrets({ quiet = false } = {}) {
     }
   }
   if (changed || WORKER_KEYS.some((k) => worker[k] !== values[k])) {
-    writeEnvFile(DEV_VARS, 'Worker development secrets (wrangler dev reads this file).', WORKER_KEYS, values);
+    // Keys the developer added (ROOM_CREATION_KEY, variable overrides) are kept.
+    const keys = [...new Set([...WORKER_KEYS, ...Object.keys(worker)])];
+    writeEnvFile(DEV_VARS, 'Worker development secrets (wrangler dev reads this file).', keys, values);
     if (!quiet) console.log(`wrote ${DEV_VARS}`);
   }
   if (changed || INFRA_KEYS.some((k) => infra[k] !== values[k])) {

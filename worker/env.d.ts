@@ -5,3 +5,19 @@ declare namespace Cloudflare {
     durableNamespaces: 'Room' | 'Feed';
   }
 }
+
+// Secrets (README, Configuration): `wrangler secret put` in production, `.dev.vars` locally.
+// They are not declared in wrangler.toml (see there why), so `wrangler types` may not list
+// them; the Worker checks each at runtime (worker/config.ts) and refuses to run without.
+interface Env {
+  TOKEN_SECRET: string;
+  TURN_SECRET: string;
+  ICECAST_SOURCE_PASSWORD: string;
+}
+declare namespace Cloudflare {
+  interface Env {
+    TOKEN_SECRET: string;
+    TURN_SECRET: string;
+    ICECAST_SOURCE_PASSWORD: string;
+  }
+}
