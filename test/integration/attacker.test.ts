@@ -64,6 +64,16 @@ class Client {
     return this.until(() => this.frames.find((f) => f.type === type && predicate(f)), type);
   }
 
+  /**
+   * A ping the room itself answers (not the exact auto-response frame): once its pong is
+   * here, everything the room sent this client before has arrived.
+   */
+  async roundTrip() {
+    const from = this.frames.length;
+    this.send({ type: 'ping', n: 1 });
+    await this.until(() => this.frames.slice(from).find((f) => f.type === 'pong'), 'pong');
+  }
+
   closedWith() {
     return this.until(() => this.closed?.code, 'close');
   }
@@ -159,15 +169,28 @@ describe('an attacker against wrangler dev', () => {
 
   it('cannot slip past the lobby', async () => {
     const room = await createRoom({ lobby: true });
-    await joined(room.roomId, room.tokens.host);
-    const onAir = await joined(room.roomId, room.tokens.producer);
+    const host = await joined(room.roomId, room.tokens.host);
+    const onAir = await joined(room.roomId, room.tokens.caller);
+    host.client.send({ type: 'admit', peerId: onAir.peerId });
+    await onAir.client.frame('admitted');
+    const mark = onAir.client.frames.length; // everything after this is checked
+
     const waiting = await joined(room.roomId, room.tokens.caller);
     const second = await joined(room.roomId, room.tokens.caller);
-    waiting.client.send({ type: 'offer', to: second.peerId, sdp: 'x' });
-    expect(await waiting.client.frame('error')).toMatchObject({ code: 'peer-not-found' });
+    for (const to of [second.peerId, onAir.peerId]) waiting.client.send({ type: 'offer', to, sdp: 'x' });
     waiting.client.send({ type: 'admit', peerId: waiting.peerId });
-    expect(await waiting.client.frame('error', (f) => f.code === 'forbidden')).toBeTruthy();
-    expect(onAir.client.frames.some((f) => f.type === 'peer-joined' && f.participant.waiting === false)).toBe(false);
+    await waiting.client.roundTrip();
+    expect(waiting.client.frames.filter((f) => f.type === 'error').map((f) => f.code)).toEqual([
+      'peer-not-found',
+      'peer-not-found',
+      'forbidden',
+    ]);
+    second.client.send({ type: 'leave' });
+    expect(await second.client.closedWith()).toBe(1000);
+    // The on-air caller learnt nothing: no join, no leave, no offer, from anyone waiting.
+    await host.client.roundTrip();
+    await onAir.client.roundTrip();
+    expect(onAir.client.frames.slice(mark)).toEqual([{ type: 'pong' }]);
   });
 
   it('is limited per client when creating rooms or joining in bulk', async () => {
