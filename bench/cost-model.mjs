@@ -30,6 +30,10 @@ const SHOW = {
   drops: 3, // sockets lost without `leave`: 2 resume within the grace period, 1 times out
   resumes: 2,
   pingEverySeconds: 20, // the client library's default keepalive
+  // The room's alarm checks for silent connections (PEER_SILENCE_SECONDS = 60): it is due
+  // when the least recently heard socket would reach 60 s, i.e. 40-60 s after the last one
+  // fired, with every client pinging every 20 s. Each check is an alarm and a setAlarm.
+  silenceCheckEverySeconds: 50,
   iceRefreshes: 6, // GET /rooms/:id/ice once per participant (TURN credentials live 1 h)
   invites: 1,
 };
@@ -44,21 +48,21 @@ const ROWS = {
 // generous bound: locally, relaying a frame costs ~0.1 ms of CPU and a join ~3-6 ms.
 const MS_PER_EVENT = 10;
 
-function showHour(rows) {
+function showHour(rows, silenceChecks = 3600 / SHOW.silenceCheckEverySeconds) {
   const joins = SHOW.participants + SHOW.callerSwaps + SHOW.resumes;
   const leaves = SHOW.callerSwaps + SHOW.participants;
   const wsMessages =
     SHOW.meshAtStart + SHOW.callerSwaps * 5 * PER_CONNECTION + SHOW.iceRestarts * PER_CONNECTION + SHOW.mutes + SHOW.names + leaves;
   const pings = SHOW.participants * (3600 / SHOW.pingEverySeconds);
   const rpc = 1 /* create */ + 2 * SHOW.invites /* authorize + generationFor */ + SHOW.iceRefreshes /* authorize */;
-  const alarms = 1 /* grace timeout */ + 1 /* idle expiry */;
+  const alarms = 1 /* grace timeout */ + 1 /* idle expiry */ + silenceChecks;
   const closes = leaves + SHOW.drops;
   const doRequests = wsMessages / WS_BILLING_RATIO + joins + rpc + alarms;
   const events = wsMessages + joins + rpc + alarms + closes;
   const gbSeconds = (events * MS_PER_EVENT * DO_GB) / 1000;
   const rowsWritten =
     rows.create + joins * rows.join - SHOW.resumes * rows.join + SHOW.mutes * rows.mute + SHOW.names * rows.name +
-    leaves * rows.leave + SHOW.drops * rows.drop + SHOW.resumes * rows.resume + rows.timeout + rows.expiry;
+    leaves * rows.leave + SHOW.drops * rows.drop + SHOW.resumes * rows.resume + rows.timeout + rows.expiry + silenceChecks;
   const workerRequests = 1 /* POST /rooms */ + SHOW.invites + SHOW.iceRefreshes + joins;
   return {
     wsMessages, pings, joins, rpc, alarms, closes, events, doRequests, gbSeconds, rowsWritten,
@@ -131,9 +135,12 @@ const fmt = (x) => (Number.isInteger(x) || x >= 100 ? Math.round(x).toLocaleStri
 
 const CONCURRENT = 10_000;
 const HOURS = 720; // a 30-day month of round-the-clock shows
-for (const variant of ['before', 'current']) {
-  const hour = showHour(ROWS[variant]);
-  console.log(`\n== signaling, ${variant} storage writes ==`);
+for (const [variant, hour] of [
+  ['before the storage changes, no silence checks', showHour(ROWS.before, 0)],
+  ['after the storage changes, no silence checks', showHour(ROWS.current, 0)],
+  ['current: storage changes and silence checks', showHour(ROWS.current)],
+]) {
+  console.log(`\n== signaling, ${variant} ==`);
   console.log('one show-hour:', Object.fromEntries(Object.entries(hour).map(([k, x]) => [k, fmt(x)])));
   console.log(`one show-hour at marginal prices: $${marginal(hour).toPrecision(3)}`);
   const month = bill(scale(hour, CONCURRENT * HOURS));
