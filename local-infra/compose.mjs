@@ -46,9 +46,11 @@ function run(bin, args, options = {}) {
  * `idleSeconds` > 0 lets podman's API service also stop by itself after that long unused
  * (in case the caller is killed before it can close it).
  */
+const hasDockerCompose = () => Boolean(which('docker')) && run('docker', ['compose', 'version']).status === 0;
+
 export async function openEngine(env = process.env, { idleSeconds = 0 } = {}) {
   const { runDir } = settings(env);
-  if (which('docker') && run('docker', ['compose', 'version']).status === 0) {
+  if (hasDockerCompose()) {
     return { kind: 'docker', compose: ['docker', 'compose'], env: { ...env }, close() {} };
   }
   // No Docker: podman, installed from Debian packages when missing (root), with Debian's
@@ -108,10 +110,13 @@ export function ensureBaseImage(engine) {
     return;
   }
   const started = Date.now();
-  log(`building ${BASE_IMAGE} from Debian packages (debootstrap, about a minute; kept in podman's image store)…`);
+  log(`building ${BASE_IMAGE} from Debian packages (debootstrap: a minute or more; kept in podman's image store)…`);
   const rootfs = mkdtempSync(join(tmpdir(), 'openstudio-debian-'));
   try {
-    const strap = run('debootstrap', ['--variant=minbase', 'bookworm', rootfs, 'http://deb.debian.org/debian'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const strap = run('debootstrap', ['--variant=minbase', 'bookworm', rootfs, 'http://deb.debian.org/debian'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      timeout: 600_000,
+    });
     if (strap.status !== 0) throw new InfraError(`debootstrap failed:\n${strap.stderr}`);
     // The package sources of Debian's own image (updates and security too), so the images get
     // the same coturn and Icecast builds as this machine's packages.
@@ -134,6 +139,11 @@ export function ensureBaseImage(engine) {
     rmSync(rootfs, { recursive: true, force: true });
   }
   log(`${BASE_IMAGE} built in ${Math.round((Date.now() - started) / 1000)} s`);
+}
+
+/** The base image ahead of time (as `npm test` does, so its progress shows): podman only, Docker pulls it. */
+export function prepareBaseImage(env = process.env) {
+  if (!hasDockerCompose() && which('podman')) ensureBaseImage({ kind: 'podman', podmanEnv: env });
 }
 
 /** The env file Compose reads: this run's secrets and ports, nothing from the shell. */
@@ -233,7 +243,8 @@ export async function up(engine) {
   ensureBaseImage(engine);
   let started = Date.now();
   log('building the coturn and Icecast images (Debian packages; cached after the first time) and starting them…');
-  const result = compose(engine, ['up', '-d', '--build'], { stdio: ['ignore', 'inherit', 'pipe'] });
+  // A first build downloads both images' packages from Debian: minutes on a slow mirror.
+  const result = compose(engine, ['up', '-d', '--build'], { stdio: ['ignore', 'inherit', 'pipe'], timeout: 600_000 });
   if (result.status !== 0) throw new InfraError(`compose up failed:\n${result.stderr}`);
   log(`started in ${Math.round((Date.now() - started) / 1000)} s; waiting until both are healthy…`);
   started = Date.now();

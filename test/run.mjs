@@ -5,6 +5,8 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { prepareBaseImage } from '../local-infra/compose.mjs';
+import { InfraError } from '../local-infra/native.mjs';
 import { ensureSystemPackages, SYSTEM_PACKAGES, SystemPackagesError } from '../scripts/system-packages.mjs';
 import { bin, ensureInstalled, root, toolEnv } from '../scripts/toolchain.mjs';
 
@@ -21,8 +23,11 @@ const projects = args.flatMap((arg, i) => (arg === '--project' ? [args[i + 1]] :
 if (projects.length === 0 || projects.includes('integration')) {
   try {
     ensureSystemPackages(SYSTEM_PACKAGES.integration);
+    // The Compose stack's images build FROM debian:bookworm-slim: with podman, made here from
+    // Debian packages the first time (about a minute), then kept in podman's image store.
+    prepareBaseImage();
   } catch (error) {
-    if (!(error instanceof SystemPackagesError)) throw error;
+    if (!(error instanceof SystemPackagesError || error instanceof InfraError)) throw error;
     console.error(error.message);
     console.log('0 passed, 1 failed');
     process.exit(1);

@@ -149,7 +149,7 @@ beforeAll(async () => {
     dir,
   );
   console.log(`compose: stack built, up and healthy in ${infraMs} ms; wrangler dev wired to it at ${worker.url}`);
-}, 600_000);
+}, 900_000);
 
 afterAll(cleanup, 120_000);
 
