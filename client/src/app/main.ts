@@ -103,7 +103,8 @@ async function join() {
 
   client.on('broadcast-updated', (m) => {
     const b = m.broadcast;
-    $('onair').textContent = b.state === 'live' ? `ON AIR — ${b.listenUrl}` : b.reason ? `${b.state}: ${b.reason}` : b.state;
+    const listening = b.listeners ? ` (${b.listeners.current} listening, peak ${b.listeners.peak})` : '';
+    $('onair').textContent = b.state === 'live' ? `ON AIR — ${b.listenUrl}${listening}` : b.reason ? `${b.state}: ${b.reason}` : b.state;
   });
   let broadcaster: Broadcaster | null = null;
   $('live').addEventListener('click', async () => {
