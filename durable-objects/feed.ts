@@ -79,6 +79,8 @@ export class Feed extends DurableObject<Env> {
   private connecting = false;
   /** After any (re)start, audio is dropped until a slice that starts a stream. */
   private awaitingStart = true;
+  /** The current broadcaster socket has begun a stream (so a new source needs a restart of it). */
+  private streamBegun = false;
   private early: Uint8Array[] = [];
   private earlyBytes = 0;
   private failingSince: number | null = null;
@@ -115,6 +117,7 @@ export class Feed extends DurableObject<Env> {
     this.sendTo(server, { type: 'feed-accepted', broadcastId: session.broadcastId });
     this.broadcasterGoneAt = null;
     this.awaitingStart = true;
+    this.streamBegun = false;
     this.early = [];
     this.earlyBytes = 0;
     if (!this.source) this.connectSource();
@@ -152,6 +155,7 @@ export class Feed extends DurableObject<Env> {
     const chunk = new Uint8Array(data);
     if (startsStream(chunk, this.session.format)) {
       this.awaitingStart = false;
+      this.streamBegun = true;
       this.early = [];
       this.earlyBytes = 0;
       // WebM cannot be chained in one source: a new stream needs a new source connection.
@@ -210,7 +214,8 @@ export class Feed extends DurableObject<Env> {
       this.early = [];
       this.earlyBytes = 0;
       this.goLive();
-    } else if (this.broadcaster()) {
+    } else if (this.broadcaster() && this.streamBegun) {
+      // The broadcaster's stream began before this source: its headers went nowhere.
       this.awaitingStart = true;
       this.sendTo(this.broadcaster(), { type: 'restart-stream', reason: 'new source connection' });
     }

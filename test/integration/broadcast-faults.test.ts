@@ -76,9 +76,10 @@ describe('a show stays on air through faults', () => {
     console.log(`Worker memory while frozen and flooded (24 MiB over the last 12 s): ${mib(rssEarly)} MiB at 8 s, ${mib(rssLate)} MiB at 20 s`);
     process.kill(pid, 'SIGCONT');
     const thawedAt = Date.now();
-    const heardAt = await heardAgain(listenUrl, 440, 30_000);
-    console.log(`Icecast thawed: program heard again ${heardAt - thawedAt} ms later`);
-    await until(() => (watcher.states.at(-1)?.broadcast.state === 'live' ? true : undefined), 'live again');
+    // Live again (a new source, a fresh stream), then heard on the listen URL.
+    await until(() => (statesSince(watcher, thawedAt).some((b) => b.state === 'live') ? true : undefined), 'live again', 30_000);
+    const heardAt = await heardAgain(listenUrl, 440, 15_000);
+    console.log(`Icecast thawed: live again and heard ${heardAt - thawedAt} ms later`);
   });
 
   it('the broadcaster’s connection drops: it reconnects by itself; a listener connected before stays connected and hears it', { timeout: 60_000 }, async () => {

@@ -92,7 +92,7 @@ describe('broadcast to Icecast through the show’s feed', () => {
     const watcher = await watchRoom(room.roomId, room.tokens.host!);
     // Learn the show's mount, then let another source take it first.
     const first = new NodeBroadcaster(room.roomId, room.tokens.host!, 440).start();
-    const listenUrl = await until(() => stateOf(watcher)?.listenUrl as string | undefined, 'the listen URL');
+    const listenUrl = await until(() => (stateOf(watcher)?.state === 'live' ? (stateOf(watcher).listenUrl as string) : undefined), 'live');
     first.stop();
     await until(() => (stateOf(watcher)?.state === 'idle' ? true : undefined), 'idle');
     await until(async () => ((await mountLive(listenUrl)) ? undefined : true), 'the mount to be free');
