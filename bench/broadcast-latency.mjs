@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
 import { freePort, groupUsage, killAllSync, stopAll } from './lib/proc.mjs';
-import { ROOT, startWrangler } from './lib/servers.mjs';
+import { ROOT, snapshotProject, startWrangler } from './lib/servers.mjs';
 import { summarize } from './lib/stats.mjs';
 
 const { values: opts } = parseArgs({
@@ -70,8 +70,12 @@ try {
   const up = native('up');
   if (up.status !== 0) throw new Error(`native.mjs up failed: ${up.stdout}${up.stderr}`);
   const icecast = `http://127.0.0.1:${infraEnv.ICECAST_PORT}`;
+  // From a snapshot: wrangler dev reloads (and drops every socket) when its sources change.
+  const project = join(dir, 'project');
+  const { revision } = snapshotProject(ROOT, project);
   const worker = await startWrangler({
     workDir: dir,
+    projectDir: project,
     vars: { ICECAST_URL: icecast, ICECAST_PUBLIC_URL: icecast },
     env: { ICECAST_SOURCE_PASSWORD: infraEnv.ICECAST_SOURCE_PASSWORD },
   });
@@ -167,6 +171,7 @@ try {
   const burstBytes = Number(/<burst-size>(\d+)<\/burst-size>/.exec(readFileSync(join(ROOT, 'local-infra', 'icecast.xml.template'), 'utf8'))?.[1] ?? 0);
   const result = {
     date: new Date().toISOString(),
+    revision,
     machine: `${os.cpus().length} × ${os.cpus()[0]?.model}, load ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`,
     settings: { bitrate: opts.bitrate, pageMs: Number(opts['page-ms']), periodS: PERIOD_S, durationS: DURATION_S, icecastBurstBytes: burstBytes },
     latencyMs: percentiles(latencies.slice(1)), // the first burst can straddle the listener's start
