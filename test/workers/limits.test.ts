@@ -112,4 +112,18 @@ describe('configuration', () => {
       'https://b.example',
     ]);
   });
+
+  it('Icecast: listeners default to the source URL; a single-mount setting from before per-show mounts is refused', () => {
+    expect(readConfig({ ICECAST_URL: 'https://radio.example' })).toMatchObject({
+      icecastUrl: 'https://radio.example',
+      icecastPublicUrl: 'https://radio.example',
+    });
+    expect(readConfig({ ICECAST_URL: 'http://10.0.0.5:8000', ICECAST_PUBLIC_URL: 'https://radio.example/listen/' }).icecastPublicUrl).toBe(
+      'https://radio.example/listen',
+    );
+    expect(() => readConfig({ ICECAST_URL: 'http://a', ICECAST_MOUNT: '/live.ogg' })).toThrow(/ICECAST_MOUNT is no longer used/);
+    expect(() => readConfig({ ICECAST_LISTEN_URL: 'http://a/live.ogg' })).toThrow(ConfigError);
+    expect(() => readConfig({ ICECAST_URL: 'http://a/live.ogg' })).toThrow(/origin without a path/);
+    expect(() => readConfig({ ICECAST_URL: 'ftp://a' })).toThrow(ConfigError);
+  });
 });
