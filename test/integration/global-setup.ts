@@ -4,11 +4,12 @@
  * random secrets, free ports and a temporary run dir, so a developer's own stack
  * (local-infra/.run, .dev.vars, .wrangler/state) is neither used nor disturbed.
  */
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
+import tls from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -41,13 +42,14 @@ const TURN_MIN_PORT = 49210;
 const TURN_MAX_PORT = 49250;
 
 /**
- * A TCP relay to Icecast that delays Icecast's answers, as a remote Icecast would be slower
- * than one on loopback: the Worker's source connection goes through it, so audio a
- * broadcaster sends before Icecast has answered really arrives early. Listeners connect to
- * Icecast directly.
+ * Icecast as the Worker reaches a remote one in production: through a TLS-terminating TCP
+ * proxy (certificate from a CA made for this run), with real latency (Icecast's answers
+ * are delayed, so audio a broadcaster sends before Icecast has answered really arrives
+ * early). The Worker's source connection and its statistics requests go through it;
+ * listeners connect to Icecast directly.
  */
-function slowLink(targetPort: number, delayMs: number): Promise<net.Server> {
-  const server = net.createServer((inbound) => {
+function tlsLink(targetPort: number, delayMs: number, tlsOptions: tls.TlsOptions): Promise<tls.Server> {
+  const server = tls.createServer(tlsOptions, (inbound) => {
     const outbound = net.connect(targetPort, '127.0.0.1');
     inbound.pipe(outbound);
     outbound.on('data', (chunk) => setTimeout(() => inbound.write(chunk), delayMs));
@@ -56,6 +58,19 @@ function slowLink(targetPort: number, delayMs: number): Promise<net.Server> {
     inbound.on('close', () => outbound.destroy());
   });
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
+}
+
+/** A CA and a certificate for `localhost` signed by it, valid for a day (openssl). */
+function testCertificates(dir: string): { caFile: string; key: string; cert: string } {
+  const file = (name: string) => join(dir, name);
+  const openssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'pipe' });
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
+  openssl('req', '-x509', ...ec, '-keyout', file('ca.key'), '-out', file('ca.pem'), '-days', '1', '-subj', '/CN=OpenStudio test CA');
+  openssl('req', ...ec, '-keyout', file('icecast.key'), '-out', file('icecast.csr'), '-subj', '/CN=localhost');
+  writeFileSync(file('icecast.ext'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n');
+  openssl('x509', '-req', '-in', file('icecast.csr'), '-CA', file('ca.pem'), '-CAkey', file('ca.key'), '-CAcreateserial',
+    '-out', file('icecast.pem'), '-days', '1', '-extfile', file('icecast.ext'));
+  return { caFile: file('ca.pem'), key: readFileSync(file('icecast.key'), 'utf8'), cert: readFileSync(file('icecast.pem'), 'utf8') };
 }
 
 const secret = () => randomBytes(24).toString('hex');
@@ -99,7 +114,7 @@ export default async function setup(project: TestProject) {
 
   let worker: RunningWorker | undefined;
   let cleanedUp = false;
-  let icecastLink: net.Server | undefined;
+  let icecastLink: tls.Server | undefined;
   let control: http.Server | undefined;
   // Synchronous, so it can also run from an 'exit' handler if vitest is interrupted
   // before teardown: nothing of this run may be left behind.
@@ -135,12 +150,14 @@ export default async function setup(project: TestProject) {
     // coturn's port. --env-file replaces .dev.vars for this process: the developer's file
     // is neither read nor written.
     const turnHost = `127.0.0.1:${infraEnv.TURN_PORT}`;
-    icecastLink = await slowLink(Number(infraEnv.ICECAST_PORT), 300);
+    const certificates = testCertificates(dir);
+    icecastLink = await tlsLink(Number(infraEnv.ICECAST_PORT), 300, { key: certificates.key, cert: certificates.cert });
     const workerVars = {
       TOKEN_SECRET: secret(),
       TURN_SECRET: infraEnv.TURN_SECRET,
       ICECAST_SOURCE_PASSWORD: infraEnv.ICECAST_SOURCE_PASSWORD,
-      ICECAST_URL: `http://127.0.0.1:${(icecastLink.address() as net.AddressInfo).port}`,
+      // https: the source password crosses the link encrypted, as it must to a remote Icecast.
+      ICECAST_URL: `https://localhost:${(icecastLink.address() as net.AddressInfo).port}`,
       // Listeners go to Icecast directly, not through the slow link.
       ICECAST_PUBLIC_URL: `http://127.0.0.1:${infraEnv.ICECAST_PORT}`,
       STUN_URLS: `stun:${turnHost}`,
@@ -151,7 +168,9 @@ export default async function setup(project: TestProject) {
     const workerUrl = `http://127.0.0.1:${workerPort}`;
     /** Start `wrangler dev` (same port, same state dir) and wait until it answers /health. */
     const startWorker = async () => {
-      worker = await startWrangler(workerVars, dir, { port: workerPort, inspectorPort });
+      // The test CA: wrangler hands NODE_EXTRA_CA_CERTS to workerd as trusted certificates.
+      const env = { NODE_EXTRA_CA_CERTS: certificates.caFile };
+      worker = await startWrangler(workerVars, dir, { port: workerPort, inspectorPort, env });
       return worker.readyMs;
     };
     const workerMs = await startWorker();

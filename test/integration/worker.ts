@@ -59,7 +59,7 @@ export interface RunningWorker {
 export async function startWorker(
   vars: Record<string, string>,
   dir: string,
-  { port, inspectorPort }: { port?: number; inspectorPort?: number } = {},
+  { port, inspectorPort, env = {} }: { port?: number; inspectorPort?: number; env?: Record<string, string> } = {},
 ): Promise<RunningWorker> {
   const envFile = join(dir, 'worker.env');
   writeFileSync(envFile, Object.entries(vars).map(([k, v]) => `${k}=${v}\n`).join(''), { mode: 0o600 });
@@ -71,6 +71,7 @@ export async function startWorker(
   // wrangler also reads secrets from its environment: make sure none of the
   // developer's shell values win over this run's.
   for (const key of Object.keys(vars)) delete childEnv[key];
+  Object.assign(childEnv, env);
   const wrangler = spawn(
     join(bin, 'wrangler'),
     [
