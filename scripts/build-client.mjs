@@ -4,7 +4,7 @@
 // another studio, and the files of client/public/. wrangler.toml's [build] runs this for
 // `wrangler dev` (again on every change) and `wrangler deploy`; `npm test` runs it too.
 import { build } from 'esbuild';
-import { cpSync, mkdirSync, rmSync } from 'node:fs';
+import { cpSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
 const root = join(import.meta.dirname, '..');
@@ -12,7 +12,8 @@ const client = join(root, 'client');
 const dist = join(client, 'dist');
 
 export async function buildClient() {
-  rmSync(dist, { recursive: true, force: true });
+  // Written over in place, never emptied first: a running `wrangler dev` serves this folder
+  // and would briefly see it without the page's script.
   mkdirSync(dist, { recursive: true });
   cpSync(join(client, 'public'), dist, { recursive: true });
   const common = { bundle: true, format: 'esm', target: 'es2022', sourcemap: true, minify: true, logLevel: 'warning' };

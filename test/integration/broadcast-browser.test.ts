@@ -33,6 +33,8 @@ describe('the studio page on air through faults (Chromium)', () => {
     const page = await browser.newPage();
     page.on('pageerror', (error) => console.error('page error:', error.message));
     await page.goto(`${workerHttp()}/#room=${room.roomId}&token=${room.tokens.host}`);
+    await page.getByRole('textbox', { name: 'Your name' }).fill('Host');
+    await page.getByRole('button', { name: 'Join show' }).click();
     await page.getByRole('button', { name: 'Go live' }).click();
     const live = await until(() => watcher.states.find((s) => s.broadcast.state === 'live')?.broadcast, 'live', 20_000);
     await heardAgain(live.listenUrl, null, 15_000);

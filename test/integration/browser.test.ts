@@ -1,174 +1,200 @@
-// Real Chromium pages, served by the running Worker, talk WebRTC through the room's
-// signaling and the real coturn — relay-only, so the audio must cross the TURN server
-// with the credentials the Worker minted. Then the signaling socket drops and resumes
-// while the audio keeps flowing.
-import { spawnSync } from 'node:child_process';
+// A call-in show in real Chromium, driven through the real studio page as its users drive
+// it (clicks, keys, accessible names; the page's own script and CSP). Every voice is its
+// own Chromium process with its own tone as microphone; every page forces TURN (`?relay`),
+// so all audio crosses the real coturn. The program is heard as a listener hears it, from
+// Icecast, and measured per tone.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { launchChromium } from './chromium';
+import {
+  bandLevel,
+  cspViolations,
+  expectMeterMoves,
+  expectMeterSilent,
+  expectText,
+  expectVisible,
+  launchBrowser,
+  listen,
+  openPage,
+  screenshotPath,
+  toneFile,
+} from './studio-page';
 
+const TONES = { Hanna: 440, Ann: 660, Ben: 880, Wendy: 1100, Robin: 1320 } as const;
+type Voice = keyof typeof TONES;
+/** Band levels (dB) of a voice in the program: a tone at 100 % is about -18. */
+const PRESENT_DB = -30;
+const ABSENT_DB = -50;
 
-let browser: Browser;
 const workerUrl = () => inject('workerUrl');
+let dir: string;
+const browsers: Browser[] = [];
 
-beforeAll(async () => {
-  browser = await launchChromium();
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'openstudio-tones-'));
 });
 
 afterAll(async () => {
-  await browser?.close();
+  await Promise.all(browsers.map((b) => b.close()));
+  rmSync(dir, { recursive: true, force: true });
 });
 
-/** Open the studio origin and join a room with the client library, relay-only. */
-async function joinInPage(roomId: string, token: string): Promise<Page> {
-  // bypassCSP: the studio page's CSP forbids inline scripts, which this test injects.
+async function browserFor(voice: Voice): Promise<Browser> {
+  const browser = await launchBrowser(toneFile(dir, TONES[voice]));
+  browsers.push(browser);
+  return browser;
+}
+
+/** A caller opens the invite link, checks the microphone in studio mode, and joins. */
+async function joinAsCaller(browser: Browser, link: string, name: string, viewport?: { width: number; height: number }): Promise<Page> {
+  const page = await openPage(browser, relayed(link), viewport);
+  await page.getByRole('textbox', { name: 'Your name' }).fill(name);
+  await page.getByRole('checkbox', { name: 'Studio mode' }).check();
+  await expectMeterMoves(page, 'My level', -40);
+  await page.getByRole('button', { name: 'Join show' }).click();
+  return page;
+}
+
+/** The same link with `?relay`: the page then connects through TURN only. */
+function relayed(link: string): string {
+  const url = new URL(link);
+  url.search = '?relay';
+  return url.toString();
+}
+
+/** Which tones the program carries now (band level per voice). */
+async function program(listenUrl: string): Promise<Record<Voice, number>> {
+  const pcm = await listen(listenUrl);
+  return Object.fromEntries(Object.entries(TONES).map(([voice, hz]) => [voice, bandLevel(pcm, hz)])) as Record<Voice, number>;
+}
+
+function expectInProgram(levels: Record<Voice, number>, present: Voice[], absent: Voice[]): void {
+  console.log('program band levels (dB):', levels);
+  const shown = JSON.stringify(Object.fromEntries(Object.entries(levels).map(([v, db]) => [v, Math.round(db)])));
+  for (const voice of present) expect(levels[voice], `${voice} should be in the program ${shown}`).toBeGreaterThan(PRESENT_DB);
+  for (const voice of absent) expect(levels[voice], `${voice} should not be in the program ${shown}`).toBeLessThan(ABSENT_DB);
+}
+
+/**
+ * A caller that ignores a moderator's mute: the library in a page of its own, sending an
+ * oscillator as its microphone and never turning it off. What it does cannot be trusted;
+ * the pages that receive it must silence it.
+ */
+async function joinAsRogue(browser: Browser, roomId: string, token: string, name: string, hz: number): Promise<Page> {
   const page = await (await browser.newContext({ bypassCSP: true })).newPage();
-  page.on('pageerror', (error) => console.error('page error:', error.message));
   await page.goto(`${workerUrl()}/`);
-  // A module script loads the client library as another studio would (its bundled ES module).
-  await page.addScriptTag({
-    type: 'module',
-    content: `import { StudioClient, AudioMesh, Broadcaster, ProgramMix } from '/lib/openstudio.js';
-      Object.assign(window, { StudioClient, AudioMesh, Broadcaster, ProgramMix });`,
-  });
-  await page.waitForFunction(() => 'AudioMesh' in window);
+  await page.addScriptTag({ type: 'module', content: `import * as lib from '/lib/openstudio.js'; window.lib = lib;` });
+  await page.waitForFunction(() => 'lib' in window);
   await page.evaluate(
-    async ({ roomId, token }) => {
-      const w = window as any;
-      const { StudioClient, AudioMesh } = w;
-      w.states = {};
-      w.client = new StudioClient({ url: `${location.origin.replace(/^http/, 'ws')}/rooms/${roomId}/ws`, token });
-      const localStream = await navigator.mediaDevices.getUserMedia({ audio: true });
-      w.mesh = new AudioMesh(w.client, {
-        localStream,
-        iceTransportPolicy: 'relay',
-        onState: (peerId: string, state: string) => (w.states[peerId] = state),
-        onTrack: (_peerId: string, stream: MediaStream) => {
-          const audio = document.createElement('audio');
-          audio.autoplay = true;
-          audio.srcObject = stream;
-          document.body.append(audio);
-        },
-      });
-      w.welcomes = [];
-      w.client.on('welcome', (m: unknown) => w.welcomes.push(m));
-      w.updates = [];
-      w.client.on('participant-updated', (m: unknown) => w.updates.push(m));
-      w.broadcasts = [];
-      w.client.on('broadcast-updated', (m: any) => w.broadcasts.push(m.broadcast));
-      w.localStream = localStream;
-      await w.client.connect();
+    async ({ roomId, token, name, hz }) => {
+      const { StudioClient, AudioMesh } = (window as any).lib;
+      const context = new AudioContext();
+      const tone = new OscillatorNode(context, { frequency: hz });
+      const gain = new GainNode(context, { gain: 0.125 });
+      const out = context.createMediaStreamDestination();
+      tone.connect(gain).connect(out);
+      tone.start();
+      const client = new StudioClient({ url: `${location.origin.replace(/^http/, 'ws')}/rooms/${roomId}/ws`, token });
+      new AudioMesh(client, { localTrack: out.stream.getAudioTracks()[0], iceTransportPolicy: 'relay' });
+      client.on('welcome', () => client.setName(name));
+      await client.connect();
     },
-    { roomId, token },
+    { roomId, token, name, hz },
   );
   return page;
 }
 
-/** Inbound audio packets and the type of the selected local candidate, from getStats. */
-async function mediaStats(page: Page, peerId: string) {
-  return page.evaluate(async (peerId) => {
-    const pc: RTCPeerConnection = (window as any).mesh.peers.get(peerId);
-    const stats = await pc.getStats();
-    let packetsReceived = 0;
-    let localCandidateType = '';
-    const byId = new Map<string, any>();
-    stats.forEach((s: any) => byId.set(s.id, s));
-    stats.forEach((s: any) => {
-      if (s.type === 'inbound-rtp' && s.kind === 'audio') packetsReceived += s.packetsReceived ?? 0;
-      if (s.type === 'transport' && s.selectedCandidatePairId) {
-        const pair = byId.get(s.selectedCandidatePairId);
-        localCandidateType = byId.get(pair?.localCandidateId)?.candidateType ?? '';
-      }
-    });
-    return { packetsReceived, localCandidateType, state: pc.connectionState };
-  }, peerId);
-}
+describe('the studio page: a call-in show in real Chromium', () => {
+  it('screening, meters, program, faders and moderator mute hold on air', { timeout: 240_000 }, async () => {
+    const [hostBrowser, annBrowser, benBrowser, wendyBrowser] = await Promise.all([
+      browserFor('Hanna'),
+      browserFor('Ann'),
+      browserFor('Ben'),
+      browserFor('Wendy'),
+    ]);
 
-describe('WebRTC through the signaling and the real coturn (Chromium)', () => {
-  it('two pages connect relay-only, audio flows, and survives a signaling drop', { timeout: 60_000 }, async () => {
-    const created = await fetch(`${workerUrl()}/rooms`, {
-      method: 'POST',
-      headers: { 'CF-Connecting-IP': 'browser-test' },
-      body: '{"name":"browser test"}',
-    });
-    expect(created.status).toBe(201);
-    const room = (await created.json()) as { roomId: string; tokens: Record<string, string> };
+    // The host creates a screened show and lands in the console at once.
+    const host = await openPage(hostBrowser, `${workerUrl()}/?relay`);
+    await host.getByRole('textbox', { name: 'Show name' }).fill('Late Night Calls');
+    await host.getByRole('textbox', { name: 'Your name' }).fill('Hanna');
+    await expect.poll(() => host.getByRole('checkbox', { name: 'Screen callers' }).isChecked()).toBe(true);
+    await host.getByRole('button', { name: 'Create show' }).click();
+    await host.getByRole('checkbox', { name: 'Studio mode' }).check();
+    const callerLink = await host.getByRole('textbox', { name: 'Caller link' }).inputValue();
+    expect(callerLink).toMatch(/#room=.+&token=.+/);
+    const roomId = new URL(callerLink).hash.match(/room=([^&]+)/)![1]!;
+    const callerToken = decodeURIComponent(new URL(callerLink).hash.match(/token=([^&]+)/)![1]!);
 
-    const host = await joinInPage(room.roomId, room.tokens.host!);
-    const caller = await joinInPage(room.roomId, room.tokens.caller!);
-    const hostId = await host.evaluate(() => (window as any).client.peerId as string);
-    const callerId = await caller.evaluate(() => (window as any).client.peerId as string);
+    // Four callers: three get in, one stays waiting. Ann has a phone-sized screen.
+    const ann = await joinAsCaller(annBrowser, callerLink, 'Ann', { width: 390, height: 844 });
+    const ben = await joinAsCaller(benBrowser, callerLink, 'Ben');
+    const wendy = await joinAsCaller(wendyBrowser, callerLink, 'Wendy');
+    const robin = await joinAsRogue(hostBrowser, roomId, callerToken, 'Robin', TONES.Robin);
+    await expectText(wendy.getByRole('status', { name: 'On-air status' }), 'Waiting to be let in');
+    for (const name of ['Ann', 'Ben', 'Robin']) await host.getByRole('button', { name: `Admit ${name}`, exact: true }).click();
+    await expectVisible(host.getByRole('button', { name: 'Admit Wendy' }));
 
-    // The caller (newcomer) offered; both sides reach `connected` over the TURN relay.
-    await host.waitForFunction((id) => (window as any).states[id] === 'connected', callerId, { timeout: 20_000 });
-    await caller.waitForFunction((id) => (window as any).states[id] === 'connected', hostId, { timeout: 20_000 });
-    await expect.poll(async () => (await mediaStats(host, callerId)).packetsReceived, { timeout: 10_000 }).toBeGreaterThan(20);
-    expect((await mediaStats(host, callerId)).localCandidateType).toBe('relay');
-    expect((await mediaStats(caller, hostId)).localCandidateType).toBe('relay');
+    // The pages run under their own strict CSP, and it blocks nothing of theirs.
+    for (const page of [host, ann, ben, wendy]) expect(cspViolations(page)).toEqual([]);
+    expect(await host.locator('header').evaluate((e) => getComputedStyle(e).display), 'the stylesheet applies').toBe('flex');
 
-    // Drop the caller's signaling socket (not a leave): the client resumes with its peer id,
-    // and the peer-to-peer audio never stopped.
-    const before = (await mediaStats(host, callerId)).packetsReceived;
-    await caller.evaluate(() => (window as any).client.socket.close(4000, 'network blip'));
-    await caller.waitForFunction(() => (window as any).welcomes.length === 2, null, { timeout: 10_000 });
-    const resumed = await caller.evaluate(() => (window as any).welcomes[1]);
-    expect(resumed).toMatchObject({ resumed: true, peerId: callerId });
-    await expect.poll(async () => (await mediaStats(host, callerId)).packetsReceived, { timeout: 10_000 }).toBeGreaterThan(before + 20);
-    expect((await mediaStats(host, callerId)).state).toBe('connected');
+    // Every page hears every remote voice on air (meters move) and lists no waiting caller.
+    await Promise.all([
+      ...['Ann', 'Ben', 'Robin'].map((n) => expectMeterMoves(host, `${n} level`)),
+      ...['Hanna', 'Ben', 'Robin'].map((n) => expectMeterMoves(ann, `${n} level`)),
+      ...['Hanna', 'Ann', 'Robin'].map((n) => expectMeterMoves(ben, `${n} level`)),
+    ]);
+    for (const page of [ann, ben]) expect(await page.getByRole('group', { name: 'Wendy' }).count()).toBe(0);
+    // The host does not hear a waiting caller until talking with it.
+    await expectMeterSilent(host, 'Wendy level', 1_000);
+    await host.screenshot({ path: screenshotPath('host-console.png'), fullPage: true, timeout: 60_000 });
+    await ann.screenshot({ path: screenshotPath('caller-phone.png'), fullPage: true, timeout: 60_000 });
 
-    // Signaling still works after the resume: a mute reaches the host.
-    await caller.evaluate((id) => (window as any).client.mute(id, true), callerId);
-    await host.waitForFunction(
-      (id) => (window as any).updates.some((u: any) => u.participant.peerId === id && u.participant.muted && u.participant.connected),
-      callerId,
-      { timeout: 5_000 },
-    );
-    await host.close();
-    await caller.close();
-  });
+    // On air: the program carries every voice on air, not the waiting caller.
+    await host.getByRole('button', { name: 'Go live' }).click();
+    await expectText(host.getByRole('status', { name: 'On-air status' }), 'ON AIR', { contains: true, timeout: 30_000 });
+    await expectVisible(host.getByRole('button', { name: 'Stop broadcast' }));
+    await expectText(ann.getByRole('status', { name: 'On-air status' }), 'You are on air');
+    const listenUrl = (await host.getByRole('link', { name: 'Listen link' }).getAttribute('href'))!;
+    expect(listenUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+\//);
+    await expectMeterMoves(host, 'Program level');
+    expectInProgram(await program(listenUrl), ['Hanna', 'Ann', 'Ben', 'Robin'], ['Wendy']);
 
-  it('the host page mixes and broadcasts the program; Icecast listeners hear Opus', { timeout: 60_000 }, async () => {
-    const created = await fetch(`${workerUrl()}/rooms`, {
-      method: 'POST',
-      headers: { 'CF-Connecting-IP': 'browser-broadcast-test' },
-      body: '{"name":"browser broadcast"}',
-    });
-    const room = (await created.json()) as { roomId: string; tokens: Record<string, string> };
-    const host = await joinInPage(room.roomId, room.tokens.host!);
-    const format = await host.evaluate(async (roomId) => {
-      const w = window as any;
-      const mix = new w.ProgramMix();
-      mix.add(w.localStream);
-      await mix.context.resume();
-      w.broadcaster = new w.Broadcaster({ url: `${location.origin.replace(/^http/, 'ws')}/rooms/${roomId}/broadcast`, token: w.client.options.token });
-      await w.broadcaster.start(mix.stream);
-      return w.broadcaster.recorder.mimeType as string;
-    }, room.roomId);
-    expect(format).toMatch(/opus/);
-    await host.waitForFunction(() => (window as any).broadcasts.some((b: any) => b.state === 'live'), null, { timeout: 10_000 });
-    const listenUrl = await host.evaluate(() => (window as any).broadcasts.find((b: any) => b.state === 'live').listenUrl as string);
-    expect(listenUrl).toMatch(new RegExp(`^${inject('icecastUrl')}/show-[A-Za-z0-9_-]{22}\\.(ogg|webm)$`));
+    // Screening: the host talks privately with Wendy. They hear each other; the program
+    // and the callers on air hear neither.
+    await host.getByRole('button', { name: 'Talk to Wendy' }).click();
+    await Promise.all([expectMeterMoves(wendy, 'Hanna level'), expectMeterMoves(host, 'Wendy level')]);
+    await expectMeterSilent(ann, 'Hanna level');
+    expectInProgram(await program(listenUrl), ['Ann', 'Ben'], ['Hanna', 'Wendy']);
+    await host.getByRole('button', { name: 'End talk with Wendy' }).click();
+    await expectMeterMoves(ann, 'Hanna level');
 
-    // Listen for three seconds, as a listener's player would.
-    const listener = await fetch(listenUrl, { signal: AbortSignal.timeout(3_000) });
-    const chunks: Buffer[] = [];
-    try {
-      for await (const chunk of listener.body as unknown as AsyncIterable<Uint8Array>) chunks.push(Buffer.from(chunk));
-    } catch {
-      // the timeout ends the listening
-    }
-    const recording = Buffer.concat(chunks);
-    expect(recording.length).toBeGreaterThan(5_000);
-    const probe = spawnSync('ffprobe', ['-v', 'error', '-show_entries', 'stream=codec_name', '-of', 'csv=p=0', '-'], {
-      input: recording,
-      encoding: 'utf8',
-    });
-    expect(probe.stdout.trim()).toBe('opus');
-    const decode = spawnSync('ffmpeg', ['-v', 'error', '-i', '-', '-f', 'null', '-'], { input: recording, encoding: 'utf8' });
-    expect(decode.status).toBe(0);
+    // The host's fader at 0 takes Ann out of the program only: Ben still hears her.
+    const annFader = host.getByRole('slider', { name: 'Ann program level' });
+    await annFader.focus();
+    await annFader.press('Home');
+    expect(await annFader.inputValue()).toBe('0');
+    expectInProgram(await program(listenUrl), ['Hanna', 'Ben', 'Robin'], ['Ann']);
+    await expectMeterMoves(ben, 'Ann level');
+    await annFader.fill('100');
 
-    await host.evaluate(() => (window as any).broadcaster.stop());
-    await host.waitForFunction(() => (window as any).broadcasts.at(-1)?.state === 'idle', null, { timeout: 10_000 });
-    await host.close();
+    // A moderator mute silences Robin in the program and at every page, though Robin's
+    // own client keeps sending.
+    await host.getByRole('button', { name: 'Mute Robin' }).click();
+    await expectVisible(host.getByRole('button', { name: 'Unmute Robin' }));
+    await Promise.all([expectMeterSilent(host, 'Robin level'), expectMeterSilent(ann, 'Robin level'), expectMeterSilent(ben, 'Robin level')]);
+    expectInProgram(await program(listenUrl), ['Hanna', 'Ann', 'Ben'], ['Robin', 'Wendy']);
+
+    // Admitting Wendy brings her on air without any reload.
+    await host.getByRole('button', { name: 'Admit Wendy' }).click();
+    await expectText(wendy.getByRole('status', { name: 'On-air status' }), 'You are on air');
+    await Promise.all([expectMeterMoves(ann, 'Wendy level'), expectMeterMoves(wendy, 'Ben level'), expectMeterMoves(host, 'Wendy level')]);
+    expectInProgram(await program(listenUrl), ['Hanna', 'Ann', 'Ben', 'Wendy'], ['Robin']);
+
+    await host.getByRole('button', { name: 'Stop broadcast' }).click();
+    await expectText(host.getByRole('status', { name: 'On-air status' }), 'Off air', { timeout: 30_000 });
+    await robin.close();
   });
 });

@@ -19,6 +19,8 @@ import { freePort, startWorker as startWrangler, type RunningWorker } from './wo
 declare module 'vitest' {
   export interface ProvidedContext {
     workerUrl: string;
+    /** The Worker's TOKEN_SECRET in this run (to forge an expired invite in a test). */
+    tokenSecret: string;
     turnSecret: string;
     turnPort: number;
     turnMinPort: number;
@@ -37,9 +39,11 @@ declare module 'vitest' {
 }
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
-// Relay ports apart from the developer default (49160-49200 in turnserver.conf).
+// Relay ports apart from the developer default (49160-49200 in turnserver.conf). Every
+// relay-only peer connection takes two (UDP and TCP TURN); a five-voice show in the browser
+// tests holds about 40 at once.
 const TURN_MIN_PORT = 49210;
-const TURN_MAX_PORT = 49250;
+const TURN_MAX_PORT = 49710;
 
 /**
  * Icecast as the Worker reaches a remote one in production: through a TLS-terminating TCP
@@ -197,6 +201,7 @@ export default async function setup(project: TestProject) {
     await new Promise<void>((resolve) => control!.listen(0, '127.0.0.1', resolve));
 
     project.provide('workerUrl', workerUrl);
+    project.provide('tokenSecret', workerVars.TOKEN_SECRET);
     project.provide('turnSecret', infraEnv.TURN_SECRET);
     project.provide('turnPort', Number(infraEnv.TURN_PORT));
     project.provide('turnMinPort', TURN_MIN_PORT);

@@ -1,144 +1,137 @@
-// The studio page: create a room and share its invite links, or join one from a link
-// (`#room=<id>&token=<token>`), talk over WebRTC, and moderate as host or producer.
-import { AudioMesh, Broadcaster, ProgramMix, StudioClient } from '../lib';
-import type { Participant } from '../lib';
+// The studio page: create a show (and land in its console as host), or open an invite link
+// (`#room=<id>&token=<token>`), check the microphone, and join. `?relay` forces TURN.
+import { ProgramMix } from '../lib';
+import { byId, h, showLevel } from './dom';
+import { Microphone } from './microphone';
+import { SENTENCES } from './sentences';
+import { Studio, inviteLink } from './studio';
 
-const $ = (id: string) => document.getElementById(id) as HTMLElement;
+const relay = new URLSearchParams(location.search).has('relay');
+const microphone = new Microphone();
+let mix: ProgramMix | null = null;
+let studio: Studio | null = null;
+let checkTimer: ReturnType<typeof setInterval> | undefined;
 
-function inviteLink(roomId: string, token: string): string {
-  return `${location.origin}/#room=${encodeURIComponent(roomId)}&token=${encodeURIComponent(token)}`;
+function notice(text: string): void {
+  byId('notice').textContent = text;
+  byId('notice').hidden = text === '';
 }
 
-$('create').addEventListener('click', async () => {
-  const lobby = ($('lobby') as HTMLInputElement).checked;
-  const response = await fetch('/rooms', { method: 'POST', body: JSON.stringify({ lobby }) });
-  const body = await response.json();
-  if (!response.ok) return void ($('invites').textContent = body.error?.message ?? 'could not create a room');
-  $('invites').replaceChildren(
-    ...Object.entries(body.tokens as Record<string, string>).map(([role, token]) => {
-      const item = document.createElement('li');
-      const link = inviteLink(body.roomId, token);
-      const strong = document.createElement('strong');
-      strong.textContent = role;
-      const anchor = document.createElement('a');
-      anchor.href = link;
-      anchor.textContent = link;
-      item.append(strong, ': ', anchor);
-      return item;
-    }),
-  );
-});
+/** Open the microphone and show its level before joining (the microphone check). */
+async function openMicrophone(): Promise<boolean> {
+  try {
+    await microphone.open();
+  } catch {
+    notice(SENTENCES.microphone);
+    return false;
+  }
+  mix ??= new ProgramMix();
+  void mix.context.resume();
+  if (microphone.stream) mix.addChannel('me', microphone.stream);
+  await listDevices();
+  return true;
+}
 
-async function join() {
-  const params = new URLSearchParams(location.hash.slice(1));
-  const roomId = params.get('room');
-  const token = params.get('token');
-  if (!roomId || !token) return;
-  $('start').hidden = true;
-  $('studio').hidden = false;
-  const wsUrl = `${location.origin.replace(/^http/, 'ws')}/rooms/${encodeURIComponent(roomId)}/ws`;
-  const client = new StudioClient({ url: wsUrl, token });
-  const localStream = await navigator.mediaDevices.getUserMedia({ audio: true });
-  const people = new Map<string, Participant>();
+async function listDevices(): Promise<void> {
+  const select = byId<HTMLSelectElement>('microphone');
+  const devices = await microphone.devices();
+  select.replaceChildren(...devices.map((d, i) => h('option', { value: d.deviceId, selected: d.deviceId === microphone.deviceId }, d.label || `Microphone ${i + 1}`)));
+}
 
-  const render = () => {
-    const me = client.welcome;
-    $('status').textContent = me ? `You are ${me.role} ${me.peerId}${me.waiting ? ' — waiting to be admitted' : ''}` : 'connecting…';
-    $('participants').replaceChildren(
-      ...[...people.values()].map((p) => {
-        const item = document.createElement('li');
-        item.textContent = `${p.name ?? p.peerId} (${p.role})${p.muted ? ' muted' : ''}${p.connected ? '' : ' reconnecting'}${p.waiting ? ' waiting' : ''}`;
-        if (me && me.role !== 'caller') {
-          const actions: [string, () => void][] = [
-            [p.muted ? 'Unmute' : 'Mute', () => client.mute(p.peerId, !p.muted)],
-            ['Kick', () => client.kick(p.peerId)],
-          ];
-          if (p.waiting) actions.unshift(['Admit', () => client.admit(p.peerId)]);
-          for (const [label, action] of actions) {
-            const button = document.createElement('button');
-            button.textContent = label;
-            button.onclick = action;
-            item.append(button);
-          }
-        }
-        return item;
-      }),
-    );
-  };
+function startMicCheck(): void {
+  clearInterval(checkTimer);
+  checkTimer = setInterval(() => {
+    const channel = mix?.channel('me');
+    if (!channel || studio) return clearInterval(checkTimer);
+    const { level, peak } = channel.meter.read();
+    showLevel(byId('my-level'), level, peak);
+  }, 100);
+}
 
-  // The program: this page's microphone plus everyone it hears.
-  const mix = new ProgramMix();
-  mix.add(localStream);
-  new AudioMesh(client, {
-    localStream,
-    onTrack: (peerId, stream) => {
-      mix.add(stream);
-      const audio = document.createElement('audio');
-      audio.autoplay = true;
-      audio.srcObject = stream;
-      audio.dataset.peer = peerId;
-      $('audio').append(audio);
-    },
+function wireMicPanel(): void {
+  byId<HTMLSelectElement>('microphone').addEventListener('change', async (event) => {
+    microphone.deviceId = (event.target as HTMLSelectElement).value;
+    await reopen();
   });
-  client.on('welcome', (w) => {
-    people.clear();
-    for (const p of w.participants) people.set(p.peerId, p);
-    render();
+  byId<HTMLInputElement>('studio-mode').addEventListener('change', async (event) => {
+    microphone.studioMode = (event.target as HTMLInputElement).checked;
+    await reopen();
   });
-  client.on('admitted', (m) => {
-    for (const p of m.participants) people.set(p.peerId, p);
-    render();
-  });
-  client.on('peer-joined', (m) => (people.set(m.participant.peerId, m.participant), render()));
-  client.on('participant-updated', (m) => {
-    if (m.participant.peerId === client.peerId) {
-      for (const track of localStream.getAudioTracks()) track.enabled = !m.participant.muted;
-      $('mic').textContent = m.participant.muted ? 'Unmute me' : 'Mute me';
-    } else people.set(m.participant.peerId, m.participant);
-    render();
-  });
-  client.on('peer-left', (m) => (people.delete(m.peerId), render()));
-  client.on('error', (m) => ($('status').textContent = `${m.code}: ${m.message}`));
-  client.on('close', (c) => c.final && ($('status').textContent = `disconnected (${c.code} ${c.reason})`));
+  byId('mute-me').addEventListener('click', () => studio?.toggleSelfMute());
+}
 
-  client.on('broadcast-updated', (m) => {
-    const b = m.broadcast;
-    const listening = b.listeners ? ` (${b.listeners.current} listening, peak ${b.listeners.peak})` : '';
-    $('onair').textContent = b.state === 'live' ? `ON AIR — ${b.listenUrl}${listening}` : b.reason ? `${b.state}: ${b.reason}` : b.state;
-  });
-  let broadcaster: Broadcaster | null = null;
-  $('live').addEventListener('click', async () => {
-    if (broadcaster) {
-      broadcaster.stop();
-      broadcaster = null;
-      $('live').textContent = 'Go live';
-      return;
-    }
-    await mix.context.resume();
-    const mine: Broadcaster = new Broadcaster({
-      url: wsUrl.replace(/\/ws$/, '/broadcast'),
-      token,
-      // It reconnects by itself; once it has stopped for good (stopped by a host, refused,
-      // given up) the button offers to go live again.
-      onStatus: (status) => {
-        if ((status.state === 'stopped' || status.state === 'failed') && broadcaster === mine) {
-          broadcaster = null;
-          $('live').textContent = 'Go live';
-          if (status.reason) $('status').textContent = status.reason;
-        }
-      },
+async function reopen(): Promise<void> {
+  try {
+    await microphone.open();
+    if (!studio && microphone.stream) mix?.addChannel('me', microphone.stream);
+  } catch {
+    notice(SENTENCES.microphone);
+  }
+}
+
+function enterConsole(options: { roomId: string; token: string; name: string; invites?: Record<string, string> }): void {
+  if (!mix || studio) return;
+  byId('create-view').hidden = true;
+  byId('join-view').hidden = true;
+  byId('self-controls').hidden = false;
+  byId('panels').prepend(byId('mic-panel'));
+  studio = new Studio({ ...options, microphone, mix, relay });
+  byId('go-live').addEventListener('click', () => void studio?.toggleBroadcast());
+  byId('leave').addEventListener('click', () => studio?.leaveShow());
+  byId('end-show').addEventListener('click', () => studio?.endShow());
+  for (const role of ['producer', 'caller'] as const) {
+    byId(`copy-${role}`).addEventListener('click', async () => {
+      const link = byId<HTMLInputElement>(`${role}-link`).value;
+      await navigator.clipboard?.writeText(link).catch(() => {});
+      byId(`${role}-link-note`).textContent = 'Copied.';
     });
-    broadcaster = mine;
-    $('live').textContent = 'Stop broadcast';
-    await mine.start(mix.stream).catch(() => {});
-  });
-
-  let muted = false;
-  $('mic').addEventListener('click', () => client.mute(client.peerId as string, (muted = !muted)));
-  $('leave').addEventListener('click', () => client.leave());
-  const welcome = await client.connect().catch((error: Error) => void ($('status').textContent = error.message));
-  if (welcome && welcome.role !== 'caller') $('live').hidden = false;
-  render();
+    byId(`new-${role}`).addEventListener('click', () => void studio?.newInvite(role));
+  }
+  void studio.start();
 }
 
-void join();
+function showCreate(): void {
+  byId('create-view').hidden = false;
+  byId('mic-panel').hidden = true;
+  byId('create-form').addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const name = byId<HTMLInputElement>('show-name').value.trim();
+    const hostName = byId<HTMLInputElement>('host-name').value.trim() || 'Host';
+    const lobby = byId<HTMLInputElement>('screen-callers').checked;
+    mix = new ProgramMix(); // inside the click: the browser lets the audio start
+    const response = await fetch('/rooms', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ name, lobby }) });
+    const body = await response.json().catch(() => ({}));
+    if (!response.ok) return notice(`The show could not be created: ${body.error?.message ?? `error ${response.status}`}.`);
+    if (!(await openMicrophone())) return;
+    byId('mic-panel').hidden = false;
+    // The host's own link, so a reload comes back to this console.
+    history.replaceState(null, '', inviteLink(body.roomId, body.tokens.host));
+    enterConsole({ roomId: body.roomId, token: body.tokens.host, name: hostName, invites: body.tokens });
+  });
+}
+
+function showJoin(roomId: string, token: string): void {
+  byId('join-view').hidden = false;
+  byId('join-mic').append(byId('mic-panel'));
+  const nameField = byId<HTMLInputElement>('your-name');
+  nameField.value = localStorage.getItem('openstudio:name') ?? '';
+  const ready = openMicrophone().then((ok) => {
+    if (ok) startMicCheck();
+  });
+  byId('join-form').addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const name = nameField.value.trim();
+    if (!name) return;
+    localStorage.setItem('openstudio:name', name);
+    await ready; // join with the microphone once it is open (or without one: listen only)
+    mix ??= new ProgramMix();
+    enterConsole({ roomId, token, name });
+  });
+}
+
+wireMicPanel();
+const params = new URLSearchParams(location.hash.slice(1));
+const roomId = params.get('room');
+const token = params.get('token');
+if (roomId && token) showJoin(roomId, token);
+else showCreate();

@@ -1,23 +1,211 @@
-// The program: any number of MediaStreams mixed into one stream with Web Audio.
+// The audio of one studio page, in Web Audio: every voice (this page's microphone and each
+// remote peer) is a channel with a gate (may this page hear it at all), a level meter
+// after the gate (what this page really hears), a program fader onto the program bus, and
+// for remote voices a path to the speakers. The program bus is what gets broadcast.
+//
+//   stream → gate → meter ┬→ fader (× on-air) → program bus → program stream (+ meter, loudness)
+//                         └→ speakers (remote voices only)
+
+/** Silence as the meters report it (dBFS); meters range from here to 0. */
+export const METER_FLOOR_DB = -60;
+/** Time constant of every gain change: no clicks, and silent within about 50 ms. */
+const RAMP_SECONDS = 0.01;
+const PEAK_HOLD_MS = 1_500;
+
+function toDb(amplitude: number): number {
+  return amplitude > 0 ? Math.max(METER_FLOOR_DB, 20 * Math.log10(amplitude)) : METER_FLOOR_DB;
+}
+
+/** Level of an AnalyserNode's latest samples in dBFS, with peak hold. */
+export class LevelMeter {
+  private samples: Float32Array<ArrayBuffer>;
+  private held = METER_FLOOR_DB;
+  private heldAt = 0;
+
+  constructor(readonly analyser: AnalyserNode) {
+    this.samples = new Float32Array(analyser.fftSize);
+  }
+
+  /** `level`: sample peak of the latest window; `peak`: highest level of the last 1.5 s. */
+  read(now = performance.now()): { level: number; peak: number } {
+    this.analyser.getFloatTimeDomainData(this.samples);
+    let max = 0;
+    for (const sample of this.samples) max = Math.max(max, Math.abs(sample));
+    const level = toDb(max);
+    if (level >= this.held || now - this.heldAt > PEAK_HOLD_MS) {
+      this.held = level;
+      this.heldAt = now;
+    }
+    return { level, peak: this.held };
+  }
+}
+
+/**
+ * Short-term loudness (EBU R 128 / ITU-R BS.1770, 3 s window) of a mono signal: K-weighting
+ * with two biquads, mean square over blocks read by `read()` (call it about every 100 ms).
+ * An approximation (Web Audio's high shelf has a fixed slope; blocks are sampled, not
+ * contiguous), close enough for riding levels.
+ */
+export class LoudnessMeter {
+  private analyser: AnalyserNode;
+  private samples: Float32Array<ArrayBuffer>;
+  private blocks: number[] = [];
+
+  constructor(context: BaseAudioContext, input: AudioNode) {
+    const shelf = new BiquadFilterNode(context, { type: 'highshelf', frequency: 1681.97, gain: 4 });
+    const highpass = new BiquadFilterNode(context, { type: 'highpass', frequency: 38.13, Q: 0.5 });
+    this.analyser = new AnalyserNode(context, { fftSize: 4096 });
+    input.connect(shelf).connect(highpass).connect(this.analyser);
+    this.samples = new Float32Array(this.analyser.fftSize);
+  }
+
+  /** LUFS over the last 3 s of blocks, or -Infinity for silence. */
+  read(): number {
+    this.analyser.getFloatTimeDomainData(this.samples);
+    let sum = 0;
+    for (const sample of this.samples) sum += sample * sample;
+    this.blocks.push(sum / this.samples.length);
+    if (this.blocks.length > 30) this.blocks.shift();
+    const mean = this.blocks.reduce((a, b) => a + b, 0) / this.blocks.length;
+    return mean > 0 ? -0.691 + 10 * Math.log10(mean) : -Infinity;
+  }
+}
+
+export interface ChannelOptions {
+  /** Play this voice on this page's speakers (remote voices; never your own microphone). */
+  monitor?: boolean;
+}
+
+/** One voice in the page's audio. */
+export class Channel {
+  readonly meter: LevelMeter;
+  private source: MediaStreamAudioSourceNode;
+  private gate: GainNode;
+  private fader: GainNode;
+  private speakers: GainNode | null = null;
+  /** Chromium feeds a remote WebRTC stream into Web Audio only while a media element plays it. */
+  private element: HTMLAudioElement | null = null;
+  private faderValue = 1;
+  private onAir = true;
+
+  constructor(
+    private mix: ProgramMix,
+    readonly stream: MediaStream,
+    options: ChannelOptions,
+  ) {
+    const { context } = mix;
+    this.source = context.createMediaStreamSource(stream);
+    this.gate = new GainNode(context, { gain: 1 });
+    const analyser = new AnalyserNode(context, { fftSize: 2048 });
+    this.fader = new GainNode(context, { gain: 1 });
+    this.source.connect(this.gate).connect(analyser);
+    this.gate.connect(this.fader).connect(mix.bus);
+    this.meter = new LevelMeter(analyser);
+    if (options.monitor) {
+      this.speakers = new GainNode(context, { gain: 1 });
+      this.gate.connect(this.speakers).connect(context.destination);
+      if (typeof Audio !== 'undefined') {
+        this.element = new Audio();
+        this.element.muted = true; // sound goes through the gate only
+        this.element.srcObject = stream;
+        void this.element.play().catch(() => {});
+      }
+    }
+  }
+
+  private ramp(node: GainNode, value: number): void {
+    node.gain.setTargetAtTime(value, this.mix.context.currentTime, RAMP_SECONDS);
+  }
+
+  /** Whether this page may hear the voice at all (speakers, meter and program). */
+  setAudible(audible: boolean): void {
+    this.ramp(this.gate, audible ? 1 : 0);
+  }
+
+  /** Program fader, 0 … 2 (0-200 %). */
+  setFader(value: number): void {
+    this.faderValue = Math.min(2, Math.max(0, value));
+    this.ramp(this.fader, this.onAir ? this.faderValue : 0);
+  }
+
+  get faderLevel(): number {
+    return this.faderValue;
+  }
+
+  /** Whether the voice belongs in the program at all (the fader applies on top). */
+  setOnAir(onAir: boolean): void {
+    this.onAir = onAir;
+    this.ramp(this.fader, onAir ? this.faderValue : 0);
+  }
+
+  release(): void {
+    this.source.disconnect();
+    this.gate.disconnect();
+    this.fader.disconnect();
+    this.speakers?.disconnect();
+    if (this.element) {
+      this.element.srcObject = null;
+      this.element = null;
+    }
+  }
+}
 
 export class ProgramMix {
-  readonly context = new AudioContext();
-  readonly output = this.context.createMediaStreamDestination();
-  private sources = new Map<MediaStream, MediaStreamAudioSourceNode>();
+  readonly context: AudioContext;
+  readonly bus: GainNode;
+  readonly output: MediaStreamAudioDestinationNode;
+  readonly meter: LevelMeter;
+  readonly loudness: LoudnessMeter;
+  private channels = new Map<string, Channel>();
 
+  constructor(context = new AudioContext()) {
+    this.context = context;
+    this.bus = new GainNode(context, { gain: 1 });
+    this.output = context.createMediaStreamDestination();
+    const analyser = new AnalyserNode(context, { fftSize: 2048 });
+    this.bus.connect(this.output);
+    this.bus.connect(analyser);
+    this.meter = new LevelMeter(analyser);
+    this.loudness = new LoudnessMeter(context, this.bus);
+  }
+
+  /** Add (or replace) the voice `id`. */
+  addChannel(id: string, stream: MediaStream, options: ChannelOptions = {}): Channel {
+    const previous = this.channels.get(id);
+    const channel = new Channel(this, stream, options);
+    if (previous) {
+      channel.setFader(previous.faderLevel);
+      previous.release();
+    }
+    this.channels.set(id, channel);
+    return channel;
+  }
+
+  channel(id: string): Channel | undefined {
+    return this.channels.get(id);
+  }
+
+  removeChannel(id: string): void {
+    this.channels.get(id)?.release();
+    this.channels.delete(id);
+  }
+
+  /** A stream straight into the program (its track id names the channel). */
   add(stream: MediaStream): void {
-    if (this.sources.has(stream) || stream.getAudioTracks().length === 0) return;
-    const source = this.context.createMediaStreamSource(stream);
-    source.connect(this.output);
-    this.sources.set(stream, source);
+    if (stream.getAudioTracks().length > 0 && !this.channels.has(stream.id)) this.addChannel(stream.id, stream);
   }
 
   remove(stream: MediaStream): void {
-    this.sources.get(stream)?.disconnect();
-    this.sources.delete(stream);
+    this.removeChannel(stream.id);
   }
 
+  /** The program: what a broadcaster sends to listeners. */
   get stream(): MediaStream {
     return this.output.stream;
+  }
+
+  close(): void {
+    for (const id of [...this.channels.keys()]) this.removeChannel(id);
+    void this.context.close();
   }
 }

@@ -48,6 +48,8 @@ export class StudioClient {
   private handlers = new Map<string, Set<(message: never) => void>>();
   private attempt = 0;
   private stopped = false;
+  /** Set by a refused resume: the next close may try one fresh join, and only one. */
+  private freshJoinAllowed = false;
   private pingTimer: ReturnType<typeof setInterval> | undefined;
 
   constructor(options: StudioClientOptions) {
@@ -95,7 +97,10 @@ export class StudioClient {
           resolve(message);
         }
         if (message.type === 'kicked' || message.type === 'room-closed') this.stopped = true;
-        if (message.type === 'error' && message.code === 'resume-failed') this.resumeToken = null;
+        if (message.type === 'error' && message.code === 'resume-failed') {
+          this.resumeToken = null;
+          this.freshJoinAllowed = true;
+        }
         this.emit(message.type, message as never);
       };
       socket.onclose = (event) => {
@@ -103,8 +108,10 @@ export class StudioClient {
         const final = this.stopped || FINAL_CLOSE_CODES.has(event.code);
         this.emit('close', { code: event.code, reason: event.reason, final });
         if (!welcomed) reject(new Error(`connection refused (${event.code}${event.reason ? `: ${event.reason}` : ''})`));
-        // A refused resume closes with 4001 but a fresh join may still work.
-        const retryFresh = event.code === 4001 && !welcomed && this.resumeToken === null && this.welcome !== null;
+        // A refused resume closes with 4001 but a fresh join may still work; if that join is
+        // refused too (revoked or expired invite), it is final: no reconnect loop.
+        const retryFresh = this.freshJoinAllowed && !welcomed;
+        this.freshJoinAllowed = false;
         if (!this.stopped && (!final || retryFresh)) this.scheduleReconnect();
       };
     });

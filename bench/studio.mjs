@@ -1,0 +1,191 @@
+#!/usr/bin/env node
+// The studio console's own figures, by hand (results go to docs/benchmarks.md):
+//   1. opening a caller link to hearing the host: p50/p95 over N joins;
+//   2. a moderator's mute to silence at another participant;
+//   3. the host page's CPU and memory with 1 host and 7 callers.
+// Real Chromium (one process per voice, each with its own tone as microphone), the real
+// studio page, relay-only through coturn. Needs a running stack with a wide relay range:
+//   TURN_MIN_PORT=49720 TURN_MAX_PORT=49999 npm run stack
+//   node bench/studio.mjs [--url http://127.0.0.1:8787] [--joins 20] [--mutes 10] [--callers 7] [--seconds 30]
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { chromium } from 'playwright-core';
+
+const { values: args } = parseArgs({
+  options: {
+    url: { type: 'string', default: 'http://127.0.0.1:8787' },
+    joins: { type: 'string', default: '20' },
+    mutes: { type: 'string', default: '10' },
+    callers: { type: 'string', default: '7' },
+    seconds: { type: 'string', default: '30' },
+  },
+});
+const base = args.url;
+const dir = mkdtempSync(join(tmpdir(), 'openstudio-bench-'));
+const browsers = [];
+
+const ARGS = [
+  '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync', '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
+  '--autoplay-policy=no-user-gesture-required', '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE 127.0.0.1',
+  '--disable-background-timer-throttling', '--disable-renderer-backgrounding', '--disable-backgrounding-occluded-windows',
+];
+
+function tone(hz) {
+  const file = join(dir, `tone-${hz}.wav`);
+  execFileSync('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', `sine=frequency=${hz}:sample_rate=48000:duration=20`, '-ac', '1', file]);
+  return file;
+}
+
+async function launch(hz) {
+  const wav = tone(hz);
+  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: [...ARGS, `--use-file-for-fake-audio-capture=${wav}`] });
+  browsers.push(browser);
+  return { browser, wav };
+}
+
+const relayed = (link) => link.replace('/#', '/?relay#');
+const meterAbove = (page, name, db) =>
+  page.waitForFunction(({ name, db }) => Number(document.querySelector(`[role=meter][aria-label="${name}"]`)?.getAttribute('aria-valuenow')) > db, { name, db }, { polling: 10, timeout: 30_000 });
+
+async function join(browser, link, name) {
+  const page = await (await browser.newContext()).newPage();
+  await page.goto(relayed(link));
+  await page.getByRole('textbox', { name: 'Your name' }).fill(name);
+  await page.getByRole('checkbox', { name: 'Studio mode' }).check();
+  await page.getByRole('button', { name: 'Join show' }).click();
+  return page;
+}
+
+function percentile(values, p) {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+}
+const summary = (values) => `p50 ${Math.round(percentile(values, 50))} ms, p95 ${Math.round(percentile(values, 95))} ms, p99 ${Math.round(percentile(values, 99))} ms (n=${values.length})`;
+
+/** A Chromium browser process and all its descendants (renderers, audio and network services). */
+function processTree(wav) {
+  const stats = readdirSync('/proc').filter((d) => /^\d+$/.test(d)).flatMap((pid) => {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      return [{ pid, ppid: fields[1], cmdline: readFileSync(`/proc/${pid}/cmdline`, 'utf8') }];
+    } catch {
+      return [];
+    }
+  });
+  const root = stats.find((s) => s.cmdline.includes(wav) && !s.cmdline.includes('--type='));
+  const tree = new Set([root.pid]);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const s of stats) if (!tree.has(s.pid) && tree.has(s.ppid)) tree.add(s.pid), (grew = true);
+  }
+  return [...tree];
+}
+
+function cpuTicks(pids) {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]); // utime + stime
+    } catch {
+      // gone
+    }
+  }
+  return ticks;
+}
+
+function memoryMb(pids) {
+  let kb = 0;
+  for (const pid of pids) {
+    try {
+      const pss = /Pss:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
+      kb += Number(pss?.[1] ?? 0);
+    } catch {
+      // gone
+    }
+  }
+  return kb / 1024;
+}
+
+try {
+  console.log(`studio bench against ${base}; load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`);
+  const { browser: hostBrowser, wav: hostWav } = await launch(440);
+  const host = await (await hostBrowser.newContext()).newPage();
+  await host.goto(`${base}/?relay`);
+  await host.getByRole('textbox', { name: 'Show name' }).fill('Bench');
+  await host.getByRole('textbox', { name: 'Your name' }).fill('Hanna');
+  await host.getByRole('checkbox', { name: 'Screen callers' }).uncheck();
+  await host.getByRole('button', { name: 'Create show' }).click();
+  await host.getByRole('checkbox', { name: 'Studio mode' }).check();
+  const link = await host.getByRole('textbox', { name: 'Caller link' }).inputValue();
+
+  // 1. Caller link opened → host heard (the caller page's meter for the host moves).
+  const { browser: joiner } = await launch(660);
+  const joinTimes = [];
+  for (let i = 0; i < Number(args.joins); i++) {
+    const started = Date.now();
+    const page = await join(joiner, link, `Joiner ${i}`);
+    await meterAbove(page, 'Hanna level', -40);
+    joinTimes.push(Date.now() - started);
+    await page.context().close();
+    await new Promise((r) => setTimeout(r, 1_500)); // the room sees the leave; under the join rate limit
+  }
+  console.log(`caller link → host heard: ${summary(joinTimes)}`);
+
+  // 2. Moderator mute → silence at another participant (its meter for the muted voice).
+  const ann = await join((await launch(550)).browser, link, 'Ann');
+  const ben = await join((await launch(770)).browser, link, 'Ben');
+  await meterAbove(ben, 'Ann level', -40);
+  const muteTimes = [];
+  for (let i = 0; i < Number(args.mutes); i++) {
+    await ben.evaluate(() => {
+      const meter = document.querySelector('[role=meter][aria-label="Ann level"]');
+      window.silentAt = new Promise((resolve) => {
+        const observer = new MutationObserver(() => {
+          if (Number(meter.getAttribute('aria-valuenow')) <= -55) observer.disconnect(), resolve(Date.now());
+        });
+        observer.observe(meter, { attributes: true, attributeFilter: ['aria-valuenow'] });
+      });
+    });
+    const clicked = Date.now();
+    await host.getByRole('button', { name: 'Mute Ann', exact: true }).click();
+    muteTimes.push((await ben.evaluate(() => window.silentAt)) - clicked);
+    await host.getByRole('button', { name: 'Unmute Ann', exact: true }).click();
+    await meterAbove(ben, 'Ann level', -40);
+  }
+  console.log(`moderator mute → silent at another page: ${summary(muteTimes)} (meters update every 100 ms)`);
+
+  // 3. The host page with 7 callers on air.
+  const callers = Number(args.callers);
+  for (let i = 2; i < callers; i++) await join((await launch(990 + 110 * i)).browser, link, `Caller ${i}`);
+  for (const name of ['Ann', 'Ben', ...Array.from({ length: callers - 2 }, (_, i) => `Caller ${i + 2}`)]) await meterAbove(host, `${name} level`, -40);
+  await host.getByRole('button', { name: 'Go live' }).click();
+  await host.getByRole('button', { name: 'Stop broadcast' }).waitFor();
+  await new Promise((r) => setTimeout(r, 5_000));
+  const pids = processTree(hostWav);
+  const seconds = Number(args.seconds);
+  const tick = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }));
+  const before = cpuTicks(pids);
+  const memory = [];
+  for (let s = 0; s < seconds; s++) {
+    await new Promise((r) => setTimeout(r, 1_000));
+    memory.push(memoryMb(pids));
+  }
+  const cpu = ((cpuTicks(pids) - before) / tick / seconds) * 100;
+  console.log(
+    `host page, 1 host + ${callers} callers, on air: CPU ${cpu.toFixed(0)} % of a core (mean over ${seconds} s, whole browser: ` +
+      `${pids.length} processes), memory PSS median ${Math.round(percentile(memory, 50))} MB, max ${Math.round(Math.max(...memory))} MB`,
+  );
+  await host.getByRole('button', { name: 'Stop broadcast' }).click();
+  await ann.context().close();
+  await ben.context().close();
+} finally {
+  await Promise.all(browsers.map((b) => b.close()));
+  rmSync(dir, { recursive: true, force: true });
+}

@@ -1,0 +1,154 @@
+// Helpers for driving the real studio page in real Chromium: one browser process per voice,
+// each with its own tone as fake microphone; meters read through their accessible names;
+// the program heard as a listener hears it (Icecast) and measured per tone.
+import { spawnSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Browser, Locator, Page } from 'playwright-core';
+import { expect } from 'vitest';
+import { launchChromium } from './chromium';
+
+// Several browsers share two cores: keep every page's timers and audio running.
+const UNTHROTTLED = ['--disable-background-timer-throttling', '--disable-renderer-backgrounding', '--disable-backgrounding-occluded-windows'];
+
+/** A 20 s sine (the fake capture loops it) as a WAV file in `dir`. */
+export function toneFile(dir: string, hz: number): string {
+  const file = join(dir, `tone-${hz}.wav`);
+  const made = spawnSync('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', `sine=frequency=${hz}:sample_rate=48000:duration=20`, '-ac', '1', file]);
+  if (made.status !== 0) throw new Error(`ffmpeg: ${made.stderr}`);
+  return file;
+}
+
+/** A Chromium process whose microphone plays `wav` (or Chromium's own beep without one). */
+export function launchBrowser(wav?: string): Promise<Browser> {
+  return launchChromium(wav ? [...UNTHROTTLED, `--use-file-for-fake-audio-capture=${wav}`] : UNTHROTTLED);
+}
+
+const violations = new WeakMap<Page, string[]>();
+
+/** A page in a fresh context, watched for script errors and Content-Security-Policy refusals. */
+export async function openPage(browser: Browser, url: string, viewport = { width: 1280, height: 900 }): Promise<Page> {
+  const page = await (await browser.newContext({ viewport })).newPage();
+  const refused: string[] = [];
+  violations.set(page, refused);
+  page.on('pageerror', (error) => console.error('page error:', error.message));
+  page.on('console', (message) => {
+    if (message.type() === 'error' && /Content Security Policy/i.test(message.text())) refused.push(message.text());
+  });
+  await page.goto(url);
+  return page;
+}
+
+/** What the page's CSP refused so far (console reports of violations). */
+export function cspViolations(page: Page): string[] {
+  return violations.get(page) ?? [];
+}
+
+/** The meter's level and held peak in dBFS (aria-valuenow, aria-valuetext "L dBFS, peak P dBFS"). */
+export async function meterReading(page: Page, name: string): Promise<{ level: number; peak: number }> {
+  const meter = page.getByRole('meter', { name, exact: true });
+  const [now, text] = await Promise.all([meter.getAttribute('aria-valuenow', { timeout: 5_000 }), meter.getAttribute('aria-valuetext', { timeout: 5_000 })]);
+  const level = Number(now);
+  const peak = /peak (-?\d+)/.exec(text ?? '')?.[1];
+  return { level, peak: peak === undefined ? level : Number(peak) };
+}
+
+export async function meterValue(page: Page, name: string): Promise<number> {
+  return (await meterReading(page, name)).level;
+}
+
+/** Waits until the meter reads above `db` (the voice is heard). */
+export async function expectMeterMoves(page: Page, name: string, db = -40, timeout = 20_000): Promise<void> {
+  try {
+    await expect.poll(() => meterValue(page, name), { timeout, interval: 250 }).toBeGreaterThan(db);
+  } catch (error) {
+    throw new Error(`${name} should move; the page shows: ${await describePage(page)}`, { cause: error });
+  }
+}
+
+/**
+ * The meter goes silent and stays so for `ms`. Its held peak (1.5 s) is read every 0.5 s,
+ * so every reading the page made in the window is covered.
+ */
+export async function expectMeterSilent(page: Page, name: string, ms = 2_000, db = -55): Promise<void> {
+  await expect.poll(async () => (await meterReading(page, name)).peak, { timeout: 5_000, interval: 250, message: `${name} should fall silent` }).toBeLessThanOrEqual(db);
+  const peaks: number[] = [];
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    peaks.push((await meterReading(page, name)).peak);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  expect(Math.max(...peaks), `${name} should stay silent (held peaks ${peaks.join(' ')})`).toBeLessThanOrEqual(db);
+}
+
+/**
+ * The program as a listener hears it: connect to the listen URL, read `seconds`, decode, and
+ * keep only the last `keepSeconds` (Icecast first sends a burst of older audio).
+ */
+export async function listen(url: string, seconds = 5, keepSeconds = 2): Promise<Buffer> {
+  const stop = new AbortController();
+  const response = await fetch(url, { signal: AbortSignal.any([stop.signal, AbortSignal.timeout(20_000)]) });
+  expect(response.status, `the listen link ${url} should answer`).toBe(200);
+  // The listening time starts once Icecast answers (a busy machine may be slow to connect).
+  const timer = setTimeout(() => stop.abort(), seconds * 1000);
+  const chunks: Buffer[] = [];
+  try {
+    for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) chunks.push(Buffer.from(chunk));
+  } catch {
+    // the timer ends the listening
+  } finally {
+    clearTimeout(timer);
+  }
+  const decoded = spawnSync('ffmpeg', ['-v', 'error', '-i', '-', '-f', 'f32le', '-ac', '1', '-ar', '48000', '-'], {
+    input: Buffer.concat(chunks),
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  const pcm = decoded.stdout;
+  const keep = keepSeconds * 48_000 * 4;
+  expect(pcm.length, 'the listener stream should decode to audio').toBeGreaterThan(keep);
+  return pcm.subarray(pcm.length - keep);
+}
+
+/**
+ * Mean level (dB) of `pcm` (f32le mono 48 kHz) in a narrow band around `hz`: three bandpass
+ * filters in a row, so a loud neighbour 220 Hz away stays about 60 dB down.
+ */
+export function bandLevel(pcm: Buffer, hz: number): number {
+  const out = spawnSync(
+    'ffmpeg',
+    ['-v', 'info', '-f', 'f32le', '-ar', '48000', '-ac', '1', '-i', '-', '-af', `${Array(3).fill(`bandpass=f=${hz}:width_type=q:w=30`).join(',')},volumedetect`, '-f', 'null', '-'],
+    { input: pcm, encoding: 'buffer' },
+  );
+  const match = /mean_volume: (-?[\d.]+|-inf) dB/.exec(out.stderr.toString());
+  if (!match) throw new Error(`volumedetect: ${out.stderr}`);
+  return match[1] === '-inf' ? -Infinity : Number(match[1]);
+}
+
+export function screenshotPath(name: string): string {
+  const dir = join(process.cwd(), 'test-results', 'screenshots');
+  mkdirSync(dir, { recursive: true });
+  return join(dir, name);
+}
+
+/** Waits until the element's text is `text` (or contains it, with `contains`). */
+export async function expectText(locator: Locator, text: string, options: { contains?: boolean; timeout?: number } = {}): Promise<void> {
+  const poll = expect.poll(async () => ((await locator.count()) ? ((await locator.first().textContent()) ?? '').trim() : '(absent)'), {
+    timeout: options.timeout ?? 15_000,
+    interval: 250,
+  });
+  await (options.contains ? poll.toContain(text) : poll.toBe(text));
+}
+
+/** Waits until the element is shown (clicking it would work). */
+export async function expectVisible(locator: Locator, timeout = 10_000): Promise<void> {
+  await expect.poll(() => locator.isVisible(), { timeout, interval: 100, message: `${locator} should be visible` }).toBe(true);
+}
+
+/** What a page shows: its notice, every meter and every strip (for failure messages). */
+export function describePage(page: Page): Promise<string> {
+  return page.evaluate(() =>
+    [...document.querySelectorAll('#notice, #my-role, [role=meter], .strip .detail')]
+      .map((e) => `${e.getAttribute('aria-label') ?? e.id ?? ''}=${e.getAttribute('aria-valuenow') ?? e.textContent}`)
+      .join(' | '),
+  );
+}

@@ -1,0 +1,121 @@
+// Every way the studio can keep someone out, as the person sees it: a plain sentence in the
+// real page (its own script and CSP), driven by clicks in real Chromium.
+import type { Browser, Page, WebSocketRoute } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import WebSocket from 'ws';
+import { signToken } from '../../worker/tokens';
+import { expectText, expectVisible, launchBrowser, openPage } from './studio-page';
+
+const workerUrl = () => inject('workerUrl');
+let browser: Browser;
+
+beforeAll(async () => {
+  browser = await launchBrowser();
+});
+
+afterAll(async () => {
+  await browser?.close();
+});
+
+/** The host creates a show from the page; returns the page and its caller link. */
+async function createShow(screening = false): Promise<{ host: Page; callerLink: string }> {
+  const host = await openPage(browser, `${workerUrl()}/?relay`);
+  await host.getByRole('textbox', { name: 'Show name' }).fill('Refusals');
+  if (!screening) await host.getByRole('checkbox', { name: 'Screen callers' }).uncheck();
+  await host.getByRole('button', { name: 'Create show' }).click();
+  const callerLink = await host.getByRole('textbox', { name: 'Caller link' }).inputValue();
+  return { host, callerLink };
+}
+
+async function join(link: string, name: string, setup?: (page: Page) => Promise<void>): Promise<Page> {
+  const page = await (await browser.newContext()).newPage();
+  await setup?.(page);
+  await page.goto(link.replace('/#', '/?relay#'));
+  await page.getByRole('textbox', { name: 'Your name' }).fill(name);
+  await page.getByRole('button', { name: 'Join show' }).click();
+  return page;
+}
+
+const notice = (page: Page) => page.getByRole('alert');
+
+describe('refusals and a lost connection, as the page says them', () => {
+  it('kicked, invite revoked, invite expired, show ended', { timeout: 90_000 }, async () => {
+    const { host, callerLink } = await createShow();
+    const carl = await join(callerLink, 'Carl');
+    await host.getByRole('button', { name: 'Kick Carl' }).click();
+    await expectText(notice(carl), 'You were removed from the show.');
+
+    // "New caller link" revokes the old one.
+    await host.getByRole('button', { name: 'New caller link' }).click();
+    await expect.poll(() => host.getByRole('textbox', { name: 'Caller link' }).inputValue()).not.toBe(callerLink);
+    const late = await join(callerLink, 'Late');
+    await expectText(notice(late), 'This invite link has been replaced by a new one. Ask the host for the new link.');
+
+    // An invite past its expiry.
+    const roomId = new URL(callerLink).hash.match(/room=([^&]+)/)![1]!;
+    const { token } = await signToken(inject('tokenSecret'), { roomId, role: 'producer', generation: 0 }, -60);
+    const stale = await join(`${workerUrl()}/#room=${roomId}&token=${encodeURIComponent(token)}`, 'Stale');
+    await expectText(notice(stale), 'This invite link has expired or is not valid. Ask the host for a new one.');
+
+    // The host ends the show: everyone still in it is told.
+    const newLink = await host.getByRole('textbox', { name: 'Caller link' }).inputValue();
+    const dora = await join(newLink, 'Dora');
+    await expectVisible(host.getByRole('group', { name: 'Dora' }));
+    await host.getByRole('button', { name: 'End show' }).click();
+    await expectText(notice(dora), 'The host has ended the show.');
+    for (const page of [host, carl, late, stale, dora]) await page.context().close();
+  });
+
+  it('room full', { timeout: 60_000 }, async () => {
+    const created = await fetch(`${workerUrl()}/rooms`, { method: 'POST', headers: { 'CF-Connecting-IP': 'refusals-full' }, body: '{"maxParticipants":2}' });
+    const room = (await created.json()) as { roomId: string; tokens: Record<string, string> };
+    // Callers take every seat a caller may take.
+    const sockets: WebSocket[] = [];
+    for (let i = 0; i < 16; i++) {
+      const socket = new WebSocket(`${workerUrl().replace(/^http/, 'ws')}/rooms/${room.roomId}/ws?token=${room.tokens.caller}`, {
+        headers: { 'CF-Connecting-IP': `refusals-full-${i}` },
+      });
+      sockets.push(socket);
+      const first = await new Promise<any>((resolve) => socket.once('message', (data) => resolve(JSON.parse(String(data)))));
+      if (first.type === 'error') break;
+    }
+    const page = await join(`${workerUrl()}/#room=${room.roomId}&token=${encodeURIComponent(room.tokens.caller!)}`, 'Eve');
+    await expectText(notice(page), 'This show is full right now. Try again in a little while.');
+    for (const socket of sockets) socket.close();
+    await page.context().close();
+  });
+
+  it('a lost connection is said, restored, and a join refused for its rate says it retries', { timeout: 60_000 }, async () => {
+    const { host, callerLink } = await createShow();
+    // The network between the caller's page and the studio: pass through, cut, or refuse.
+    let mode: 'pass' | 'down' | 'rate-limited' = 'rate-limited';
+    let current: WebSocketRoute | null = null;
+    const fay = await join(callerLink, 'Fay', (page) =>
+      page.routeWebSocket(/\/ws/, (route) => {
+        if (mode === 'pass') {
+          route.connectToServer();
+          current = route;
+        } else if (mode === 'rate-limited') {
+          route.send(JSON.stringify({ type: 'error', code: 'rate-limited', message: 'too many joins from this client' }));
+          route.close({ code: 1013, reason: 'try again later' });
+        } else route.close({ code: 4000, reason: 'network down' });
+      }),
+    );
+    await expectText(notice(fay), 'Too many attempts to join from your network. Trying again in a moment…');
+    mode = 'pass';
+    const fayOnHost = host.getByRole('group', { name: 'Fay' }).locator('.detail');
+    await expectText(fayOnHost, 'connected', { contains: true, timeout: 20_000 });
+    await expect.poll(() => notice(fay).isVisible()).toBe(false);
+
+    // The connection drops and stays down a while: the page says so, then recovers by itself.
+    mode = 'down';
+    await current!.close({ code: 4000, reason: 'network down' });
+    await expectText(notice(fay), 'Connection lost. Restoring it…');
+    await new Promise((r) => setTimeout(r, 1_500));
+    await expectText(notice(fay), 'Connection lost. Restoring it…');
+    mode = 'pass';
+    await expect.poll(() => notice(fay).isVisible(), { timeout: 20_000 }).toBe(false);
+    await expectText(fayOnHost, 'caller · connected');
+    for (const page of [host, fay]) await page.context().close();
+  });
+});
