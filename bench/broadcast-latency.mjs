@@ -161,8 +161,9 @@ try {
   const started = Date.now();
   while (Date.now() - started < DURATION_S * 1000) {
     await new Promise((r) => setTimeout(r, Math.min(60_000, started + DURATION_S * 1000 - Date.now())));
-    const { rssBytes, cpuSeconds } = groupUsage(worker.pgid);
-    usage.push({ atSeconds: Math.round((Date.now() - started) / 1000), rssMiB: Math.round(rssBytes / 2 ** 20), cpuSeconds: Math.round(cpuSeconds * 10) / 10 });
+    const { rssBytes, cpuSeconds, processes } = groupUsage(worker.pgid);
+    const perProcess = Object.fromEntries(processes.map((p) => [`${p.comm}:${p.pid}`, Math.round(p.rssBytes / 2 ** 20)]));
+    usage.push({ atSeconds: Math.round((Date.now() - started) / 1000), rssMiB: Math.round(rssBytes / 2 ** 20), perProcess, cpuSeconds: Math.round(cpuSeconds * 10) / 10 });
   }
   stopping = true;
   feed.close(1000);
