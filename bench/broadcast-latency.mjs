@@ -77,7 +77,7 @@ try {
     workDir: dir,
     projectDir: project,
     vars: { ICECAST_URL: icecast, ICECAST_PUBLIC_URL: icecast },
-    env: { ICECAST_SOURCE_PASSWORD: infraEnv.ICECAST_SOURCE_PASSWORD },
+    secrets: { ICECAST_SOURCE_PASSWORD: infraEnv.ICECAST_SOURCE_PASSWORD },
   });
   const room = await (await fetch(`http://${worker.base}/rooms`, { method: 'POST', body: '{}' })).json();
 
@@ -116,8 +116,14 @@ try {
       if (frame.type === 'restart-stream') (restarts += 1), startEncoder(socket);
       if (frame.type === 'broadcast-updated' && frame.broadcast.listenUrl) listenUrl = frame.broadcast.listenUrl;
     });
+    socket.on('error', () => {}); // the close that follows decides
     socket.on('close', (code) => {
-      if (code !== 1000 && !stopping) setTimeout(() => connect(id), 500);
+      // Refused or stopped: a bench that reconnects to a refusal measures nothing.
+      if (code >= 4000 || code === 1000 || code === 1011) {
+        if (!stopping) console.error(`feed closed with ${code}`);
+        return;
+      }
+      if (!stopping) setTimeout(() => connect(id), 500);
     });
     return socket;
   };

@@ -100,13 +100,14 @@ function checkAlive(handle) {
  * `.wrangler/state` are neither read nor touched), `--var` overrides and extra
  * environment variables for wrangler.
  */
-export async function startWrangler({ workDir, projectDir = ROOT, vars = {}, env = {}, label = 'ours', waitReady = true }) {
+export async function startWrangler({ workDir, projectDir = ROOT, vars = {}, secrets = {}, env = {}, label = 'ours', waitReady = true }) {
   const dir = join(workDir, `${label}-${randomBytes(3).toString('hex')}`);
   mkdirSync(dir, { recursive: true });
   const envFile = join(dir, 'secrets.env');
   writeFileSync(
     envFile,
-    `TOKEN_SECRET=${randomBytes(32).toString('hex')}\nTURN_SECRET=${randomBytes(32).toString('hex')}\n`,
+    `TOKEN_SECRET=${randomBytes(32).toString('hex')}\nTURN_SECRET=${randomBytes(32).toString('hex')}\n` +
+      Object.entries(secrets).map(([k, v]) => `${k}=${v}\n`).join(''),
     { mode: 0o600 },
   );
   const port = await freePort();
