@@ -51,7 +51,7 @@ const relayed = (link) => link.replace('/#', '/?relay#');
 const meterAbove = (page, name, db) =>
   page.waitForFunction(({ name, db }) => Number(document.querySelector(`[role=meter][aria-label="${name}"]`)?.getAttribute('aria-valuenow')) > db, { name, db }, { polling: 10, timeout: 30_000 });
 
-async function join(browser, link, name) {
+async function joinShow(browser, link, name) {
   const page = await (await browser.newContext()).newPage();
   await page.goto(relayed(link));
   await page.getByRole('textbox', { name: 'Your name' }).fill(name);
@@ -130,7 +130,7 @@ try {
   const joinTimes = [];
   for (let i = 0; i < Number(args.joins); i++) {
     const started = Date.now();
-    const page = await join(joiner, link, `Joiner ${i}`);
+    const page = await joinShow(joiner, link, `Joiner ${i}`);
     await meterAbove(page, 'Hanna level', -40);
     joinTimes.push(Date.now() - started);
     await page.context().close();
@@ -139,8 +139,8 @@ try {
   console.log(`caller link → host heard: ${summary(joinTimes)}`);
 
   // 2. Moderator mute → silence at another participant (its meter for the muted voice).
-  const ann = await join((await launch(550)).browser, link, 'Ann');
-  const ben = await join((await launch(770)).browser, link, 'Ben');
+  const ann = await joinShow((await launch(550)).browser, link, 'Ann');
+  const ben = await joinShow((await launch(770)).browser, link, 'Ben');
   await meterAbove(ben, 'Ann level', -40);
   const muteTimes = [];
   for (let i = 0; i < Number(args.mutes); i++) {
@@ -163,7 +163,7 @@ try {
 
   // 3. The host page with 7 callers on air.
   const callers = Number(args.callers);
-  for (let i = 2; i < callers; i++) await join((await launch(990 + 110 * i)).browser, link, `Caller ${i}`);
+  for (let i = 2; i < callers; i++) await joinShow((await launch(990 + 110 * i)).browser, link, `Caller ${i}`);
   for (const name of ['Ann', 'Ben', ...Array.from({ length: callers - 2 }, (_, i) => `Caller ${i + 2}`)]) await meterAbove(host, `${name} level`, -40);
   await host.getByRole('button', { name: 'Go live' }).click();
   await host.getByRole('button', { name: 'Stop broadcast' }).waitFor();

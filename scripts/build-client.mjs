@@ -23,6 +23,13 @@ export async function buildClient() {
 
 if (process.argv[1] === import.meta.filename) {
   const started = Date.now();
-  await buildClient();
-  console.log(`client built into client/dist in ${Date.now() - started} ms`);
+  try {
+    await buildClient();
+    console.log(`client built into client/dist in ${Date.now() - started} ms`);
+  } catch (error) {
+    // Under `npm run dev` a half-typed file must not stop the server: keep serving the last
+    // good build (esbuild has printed what is wrong). Anywhere else, e.g. a deploy, fail.
+    if (process.env.OPENSTUDIO_DEV_BUILD !== '1') throw error;
+    console.error('client build failed; still serving the previous build');
+  }
 }

@@ -15,7 +15,8 @@ console.log(`starting wrangler dev on http://127.0.0.1:${port} (Ctrl-C to stop)`
 // Its own process group (wrangler → node → workerd), so a stop reaches all of them.
 // wrangler's local request tracing costs each Durable Object event about as much as the
 // event itself (docs/benchmarks.md); X_LOCAL_OBSERVABILITY=true turns it back on.
-const env = toolEnv({ X_LOCAL_OBSERVABILITY: process.env.X_LOCAL_OBSERVABILITY ?? 'false' });
+// OPENSTUDIO_DEV_BUILD: a failing client rebuild (a half-typed file) keeps the last good build.
+const env = toolEnv({ X_LOCAL_OBSERVABILITY: process.env.X_LOCAL_OBSERVABILITY ?? 'false', OPENSTUDIO_DEV_BUILD: '1' });
 const child = spawn(join(bin, 'wrangler'), args, { cwd: root, stdio: 'inherit', env, detached: true });
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   process.on(signal, () => {

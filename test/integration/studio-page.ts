@@ -81,11 +81,11 @@ export async function expectMeterSilent(page: Page, name: string, ms = 2_000, db
   expect(Math.max(...peaks), `${name} should stay silent (held peaks ${peaks.join(' ')})`).toBeLessThanOrEqual(db);
 }
 
-/**
- * The program as a listener hears it: connect to the listen URL, read `seconds`, decode, and
- * keep only the last `keepSeconds` (Icecast first sends a burst of older audio).
- */
-export async function listen(url: string, seconds = 5, keepSeconds = 2): Promise<Buffer> {
+/** Where a WebM stream (re)starts: the EBML header a fresh recorder writes first. */
+const EBML_MAGIC = Buffer.from([0x1a, 0x45, 0xdf, 0xa3]);
+
+/** Record the listen URL for `seconds` once Icecast answers. */
+async function record(url: string, seconds: number): Promise<Buffer> {
   const stop = new AbortController();
   const response = await fetch(url, { signal: AbortSignal.any([stop.signal, AbortSignal.timeout(20_000)]) });
   expect(response.status, `the listen link ${url} should answer`).toBe(200);
@@ -99,12 +99,28 @@ export async function listen(url: string, seconds = 5, keepSeconds = 2): Promise
   } finally {
     clearTimeout(timer);
   }
-  const decoded = spawnSync('ffmpeg', ['-v', 'error', '-i', '-', '-f', 'f32le', '-ac', '1', '-ar', '48000', '-'], {
-    input: Buffer.concat(chunks),
-    maxBuffer: 64 * 1024 * 1024,
-  });
-  const pcm = decoded.stdout;
+  const bytes = Buffer.concat(chunks);
+  // A broadcaster that restarts its recorder starts a new WebM stream inside the same
+  // response; decoders stop at the seam, so keep the newest stream.
+  const restart = bytes.lastIndexOf(EBML_MAGIC);
+  return restart > 0 ? bytes.subarray(restart) : bytes;
+}
+
+/**
+ * The program as a listener hears it: connect to the listen URL, read `seconds`, decode, and
+ * keep only the last `keepSeconds` (Icecast first sends a burst of older audio). Listens again
+ * (at most three times) when a stream restart left too little.
+ */
+export async function listen(url: string, seconds = 5, keepSeconds = 2): Promise<Buffer> {
   const keep = keepSeconds * 48_000 * 4;
+  let pcm = Buffer.alloc(0);
+  for (let attempt = 0; attempt < 3 && pcm.length <= keep; attempt++) {
+    const decoded = spawnSync('ffmpeg', ['-v', 'error', '-i', '-', '-f', 'f32le', '-ac', '1', '-ar', '48000', '-'], {
+      input: await record(url, seconds),
+      maxBuffer: 64 * 1024 * 1024,
+    });
+    pcm = decoded.stdout;
+  }
   expect(pcm.length, 'the listener stream should decode to audio').toBeGreaterThan(keep);
   return pcm.subarray(pcm.length - keep);
 }
@@ -136,7 +152,11 @@ export async function expectText(locator: Locator, text: string, options: { cont
     timeout: options.timeout ?? 15_000,
     interval: 250,
   });
-  await (options.contains ? poll.toContain(text) : poll.toBe(text));
+  try {
+    await (options.contains ? poll.toContain(text) : poll.toBe(text));
+  } catch (error) {
+    throw new Error(`"${text}" expected; the page shows: ${await describePage(locator.page())}`, { cause: error });
+  }
 }
 
 /** Waits until the element is shown (clicking it would work). */

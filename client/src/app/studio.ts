@@ -252,6 +252,8 @@ export class Studio {
         if ((status.state === 'stopped' || status.state === 'failed') && this.broadcaster === mine) {
           this.broadcaster = null;
           if (status.reason) this.notice(status.reason);
+          // A feed refused before the room heard of it leaves no state behind to show.
+          if (this.broadcast.state === 'connecting' && !status.broadcast) this.broadcast = { state: 'idle' };
           this.renderProgram();
         }
       },
