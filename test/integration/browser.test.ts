@@ -147,8 +147,8 @@ describe('the studio page: a call-in show in real Chromium', () => {
       ...['Hanna', 'Ann', 'Robin'].map((n) => expectMeterMoves(ben, `${n} level`)),
     ]);
     for (const page of [ann, ben]) expect(await page.getByRole('group', { name: 'Wendy' }).count()).toBe(0);
-    // The host does not hear a waiting caller until talking with it.
-    await expectMeterSilent(host, 'Wendy level', 1_000);
+    // The host and the waiting caller do not hear each other until they talk.
+    await Promise.all([expectMeterSilent(host, 'Wendy level', 1_000), expectMeterSilent(wendy, 'Hanna level', 1_000)]);
     await host.screenshot({ path: screenshotPath('host-console.png'), fullPage: true, timeout: 60_000 });
     await ann.screenshot({ path: screenshotPath('caller-phone.png'), fullPage: true, timeout: 60_000 });
 
