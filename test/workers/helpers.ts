@@ -96,7 +96,7 @@ export class TestClient {
     for (const w of waiters) w();
   }
 
-  private async until<T>(check: () => T | undefined, what: string, timeoutMs = 3000): Promise<T> {
+  private async until<T>(check: () => T | undefined, what: string, timeoutMs = 10_000): Promise<T> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const value = check();
