@@ -149,6 +149,8 @@ export class Studio {
     client.on('welcome', (welcome) => {
       this.me = welcome;
       this.people = new Map(welcome.participants.map((p) => [p.peerId, p]));
+      // A resumed welcome: whoever left while we were away loses their strip too.
+      for (const peerId of this.strips.keys()) if (!this.people.has(peerId)) this.removeStrip(peerId);
       if (welcome.role !== 'caller' || welcome.waiting === false) this.notice('');
       if (!welcome.resumed && this.options.name) client.setName(this.options.name);
       this.setBroadcast(welcome.broadcast ?? { state: 'idle' }); // a waiting caller is told nothing
@@ -168,8 +170,7 @@ export class Studio {
     client.on('peer-left', ({ peerId }) => {
       this.people.delete(peerId);
       if (this.privateTalk === peerId) this.privateTalk = null;
-      this.strips.get(peerId)?.element.remove();
-      this.strips.delete(peerId);
+      this.removeStrip(peerId);
       this.applyAll();
       this.renderAll();
     });
@@ -188,6 +189,11 @@ export class Studio {
       if (!final) return this.notice(refusal ?? SENTENCES.connectionLost);
       this.leave(refusal ?? sentenceForClose(code) ?? SENTENCES.disconnected);
     });
+  }
+
+  private removeStrip(peerId: string): void {
+    this.strips.get(peerId)?.element.remove();
+    this.strips.delete(peerId);
   }
 
   private upsert(participant: Participant): void {
@@ -475,7 +481,12 @@ export class Studio {
       const channel = this.mix.channel(peerId);
       const reading = channel ? channel.meter.read(now) : { level: -60, peak: -60 };
       showLevel(strip.meter, reading.level, reading.peak);
+      strip.element.dataset.connection = this.mesh.peers.get(peerId)?.pc.connectionState ?? 'none';
     }
+    // What this page holds open, for anyone checking that nothing leaks.
+    const held = byId('console').dataset;
+    held.peerConnections = String(this.mesh.peers.size);
+    held.mixVoices = String(this.mix.size);
     if (this.ownChannel) {
       const own = this.ownChannel.meter.read(now);
       showLevel(byId('my-level'), own.level, own.peak);

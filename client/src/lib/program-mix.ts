@@ -185,6 +185,11 @@ export class ProgramMix {
     return this.channels.get(id);
   }
 
+  /** How many voices the mix holds (this page's own included). */
+  get size(): number {
+    return this.channels.size;
+  }
+
   removeChannel(id: string): void {
     this.channels.get(id)?.release();
     this.channels.delete(id);

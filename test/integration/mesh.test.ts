@@ -1,0 +1,105 @@
+// The audio mesh of the real studio page, in real Chromium (its own script and CSP, every
+// page relay-only through the real coturn): what a page holds open when peers come and go,
+// also while its own signaling socket is down. What the page holds is read from the DOM:
+// each strip's `data-connection` (its RTCPeerConnection's state) and the console's
+// `data-peer-connections` / `data-mix-voices` counts.
+import type { Browser, Page, WebSocketRoute } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { expectText, expectVisible, launchBrowser, openPage } from './studio-page';
+
+const workerUrl = () => inject('workerUrl');
+let browser: Browser;
+
+beforeAll(async () => {
+  browser = await launchBrowser();
+});
+
+afterAll(async () => {
+  await browser?.close();
+});
+
+async function createShow(): Promise<{ host: Page; callerLink: string }> {
+  const host = await openPage(browser, `${workerUrl()}/?relay`);
+  await host.getByRole('textbox', { name: 'Show name' }).fill('Mesh');
+  await host.getByRole('textbox', { name: 'Your name' }).fill('Hanna');
+  await host.getByRole('checkbox', { name: 'Screen callers' }).uncheck();
+  await host.getByRole('button', { name: 'Create show' }).click();
+  const callerLink = await host.getByRole('textbox', { name: 'Caller link' }).inputValue();
+  return { host, callerLink };
+}
+
+async function join(link: string, name: string, setup?: (page: Page) => Promise<void>): Promise<Page> {
+  const page = await (await browser.newContext()).newPage();
+  await setup?.(page);
+  await page.goto(link.replace('/#', '/?relay#'));
+  await page.getByRole('textbox', { name: 'Your name' }).fill(name);
+  await page.getByRole('button', { name: 'Join show' }).click();
+  return page;
+}
+
+const strip = (page: Page, name: string) => page.getByRole('group', { name, exact: true });
+
+/** Waits until `page`'s connection to `name` is connected (the strip's RTCPeerConnection state). */
+async function expectConnected(page: Page, name: string): Promise<void> {
+  await expectVisible(strip(page, name), 20_000);
+  await expect.poll(() => strip(page, name).getAttribute('data-connection'), { timeout: 30_000, message: `connection to ${name}` }).toBe('connected');
+}
+
+/** What the page holds open: peer connections and voices in its mix (its own included). */
+async function held(page: Page): Promise<{ connections: number; voices: number }> {
+  const section = page.locator('#console');
+  return { connections: Number(await section.getAttribute('data-peer-connections')), voices: Number(await section.getAttribute('data-mix-voices')) };
+}
+
+describe('the audio mesh of the studio page', () => {
+  it('a peer who leaves is hung up: strip, connection and mix voice released', { timeout: 120_000 }, async () => {
+    const { host, callerLink } = await createShow();
+    const ann = await join(callerLink, 'Ann');
+    const walt = await join(callerLink, 'Walt');
+    await expectConnected(walt, 'Ann');
+    await expectConnected(walt, 'Hanna');
+    expect(await held(walt)).toEqual({ connections: 2, voices: 3 });
+
+    await ann.getByRole('button', { name: 'Leave show' }).click();
+    await expect.poll(() => strip(walt, 'Ann').count(), { timeout: 15_000 }).toBe(0);
+    await expect.poll(() => held(walt), { timeout: 5_000 }).toEqual({ connections: 1, voices: 2 });
+    for (const page of [host, ann, walt]) await page.context().close();
+  });
+
+  it('a resumed welcome reconciles: the peer who left meanwhile is hung up, the newcomer connected', { timeout: 150_000 }, async () => {
+    const { host, callerLink } = await createShow();
+    const ann = await join(callerLink, 'Ann');
+    // The network between Walt's page and the studio: pass through, or down.
+    let down = false;
+    let current: WebSocketRoute | null = null;
+    const walt = await join(callerLink, 'Walt', (page) =>
+      page.routeWebSocket(/\/ws/, (route) => {
+        if (down) return void route.close({ code: 4000, reason: 'network down' });
+        route.connectToServer();
+        current = route;
+      }),
+    );
+    await expectConnected(walt, 'Ann');
+    await expectConnected(walt, 'Hanna');
+    expect(await held(walt)).toEqual({ connections: 2, voices: 3 });
+
+    // Walt's signaling goes down (audio keeps flowing); meanwhile Ann leaves and Ben joins.
+    down = true;
+    await current!.close({ code: 4000, reason: 'network down' });
+    await expectText(walt.getByRole('alert'), 'Connection lost. Restoring it…');
+    await ann.getByRole('button', { name: 'Leave show' }).click();
+    await expect.poll(() => strip(host, 'Ann').count(), { timeout: 15_000 }).toBe(0);
+    const ben = await join(callerLink, 'Ben');
+    await expectConnected(host, 'Ben');
+    // While down, Walt's page still holds Ann (nobody could tell it).
+    expect(await strip(walt, 'Ann').count()).toBe(1);
+
+    down = false;
+    await expect.poll(() => walt.getByRole('alert').isVisible(), { timeout: 20_000 }).toBe(false);
+    await expectConnected(walt, 'Ben');
+    await expect.poll(() => strip(walt, 'Ann').count(), { timeout: 10_000 }).toBe(0);
+    await expect.poll(() => held(walt), { timeout: 10_000 }).toEqual({ connections: 2, voices: 3 });
+    await expectConnected(ben, 'Walt');
+    for (const page of [host, ann, walt, ben]) await page.context().close();
+  });
+});
