@@ -87,7 +87,19 @@ const EBML_MAGIC = Buffer.from([0x1a, 0x45, 0xdf, 0xa3]);
 /** Record the listen URL for `seconds` once Icecast answers. */
 async function record(url: string, seconds: number): Promise<Buffer> {
   const stop = new AbortController();
-  const response = await fetch(url, { signal: AbortSignal.any([stop.signal, AbortSignal.timeout(20_000)]) });
+  const signal = AbortSignal.any([stop.signal, AbortSignal.timeout(20_000)]);
+  // As a listener's player does: connect again when Icecast closes the connection before
+  // answering (it does while a show's source is being replaced). Any answer but 200 fails.
+  let response: Response | undefined;
+  for (let attempt = 1; !response; attempt++) {
+    try {
+      response = await fetch(url, { signal });
+    } catch (error) {
+      if (attempt >= 3 || signal.aborted) throw error;
+      console.log(`listener: ${url} closed before answering (${(error as Error).message}); connecting again`);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  }
   expect(response.status, `the listen link ${url} should answer`).toBe(200);
   // The listening time starts once Icecast answers (a busy machine may be slow to connect).
   const timer = setTimeout(() => stop.abort(), seconds * 1000);
