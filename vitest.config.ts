@@ -38,8 +38,8 @@ function workersProject(name: string, files: { include: string[]; exclude?: stri
   };
 }
 
-// One run, in two groups (the second starts when the first is done, so the browser tests do
-// not compete with workerd for the CPU):
+// One run, in two groups that never overlap (sequence.groupOrder), so the browser tests do
+// not compete with workerd for the CPU:
 // - workers: the Worker and the room Durable Object inside workerd, offline; the
 //   per-connection token bucket in a project of its own with a slow refill (one token a
 //   second), so a burst is a burst however slowly a loaded machine delivers it;
