@@ -66,6 +66,38 @@ describe('the audio mesh of the studio page', () => {
     for (const page of [host, ann, walt]) await page.context().close();
   });
 
+  it('a refused resume followed by a refused join stops: the sentence, and no reconnect loop', { timeout: 150_000 }, async () => {
+    const { host, callerLink } = await createShow();
+    let down = false;
+    let current: WebSocketRoute | null = null;
+    let attempts = 0; // every WebSocket the page opens to the room
+    const walt = await join(callerLink, 'Walt', (page) =>
+      page.routeWebSocket(/\/ws/, (route) => {
+        attempts += 1;
+        if (down) return void route.close({ code: 4000, reason: 'network down' });
+        route.connectToServer();
+        current = route;
+      }),
+    );
+    await expectConnected(walt, 'Hanna');
+
+    // Walt is offline past the grace period, and meanwhile the host replaces the caller link.
+    down = true;
+    await current!.close({ code: 4000, reason: 'network down' });
+    await host.getByRole('button', { name: 'New caller link' }).click();
+    await expect.poll(() => host.getByRole('textbox', { name: 'Caller link' }).inputValue()).not.toBe(callerLink);
+    await expect.poll(() => strip(host, 'Walt').count(), { timeout: 60_000, interval: 500, message: 'the room forgets Walt after its grace period' }).toBe(0);
+
+    attempts = 0;
+    down = false;
+    // One resume (refused: too late), one fresh join (refused: revoked), then nothing more.
+    await expectText(walt.getByRole('alert'), 'This invite link has been replaced by a new one. Ask the host for the new link.', { timeout: 20_000 });
+    await new Promise((r) => setTimeout(r, 8_000));
+    expect(attempts, 'WebSocket attempts after the network came back').toBe(2);
+    await expectText(walt.getByRole('alert'), 'This invite link has been replaced by a new one. Ask the host for the new link.');
+    for (const page of [host, walt]) await page.context().close();
+  });
+
   it('a resumed welcome reconciles: the peer who left meanwhile is hung up, the newcomer connected', { timeout: 150_000 }, async () => {
     const { host, callerLink } = await createShow();
     const ann = await join(callerLink, 'Ann');

@@ -105,14 +105,14 @@ export class StudioClient {
       };
       socket.onclose = (event) => {
         this.stopPing();
-        const final = this.stopped || FINAL_CLOSE_CODES.has(event.code);
+        // A refused resume closes with 4001 but a fresh join may still work, so it is not
+        // final; if that join is refused too (revoked or expired invite), it is: no reconnect loop.
+        const retryFresh = this.freshJoinAllowed && !welcomed && !this.stopped;
+        this.freshJoinAllowed = false;
+        const final = !retryFresh && (this.stopped || FINAL_CLOSE_CODES.has(event.code));
         this.emit('close', { code: event.code, reason: event.reason, final });
         if (!welcomed) reject(new Error(`connection refused (${event.code}${event.reason ? `: ${event.reason}` : ''})`));
-        // A refused resume closes with 4001 but a fresh join may still work; if that join is
-        // refused too (revoked or expired invite), it is final: no reconnect loop.
-        const retryFresh = this.freshJoinAllowed && !welcomed;
-        this.freshJoinAllowed = false;
-        if (!this.stopped && (!final || retryFresh)) this.scheduleReconnect();
+        if (!this.stopped && !final) this.scheduleReconnect();
       };
     });
   }
