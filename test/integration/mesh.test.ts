@@ -3,9 +3,14 @@
 // also while its own signaling socket is down. What the page holds is read from the DOM:
 // each strip's `data-connection` (its RTCPeerConnection's state) and the console's
 // `data-peer-connections` / `data-mix-voices` counts.
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join as joinPath } from 'node:path';
 import type { Browser, Page, WebSocketRoute } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { expectText, expectVisible, launchBrowser, openPage } from './studio-page';
+import { startWorker } from './worker';
 
 const workerUrl = () => inject('workerUrl');
 let browser: Browser;
@@ -18,8 +23,8 @@ afterAll(async () => {
   await browser?.close();
 });
 
-async function createShow(): Promise<{ host: Page; callerLink: string }> {
-  const host = await openPage(browser, `${workerUrl()}/?relay`);
+async function createShow(base = workerUrl()): Promise<{ host: Page; callerLink: string }> {
+  const host = await openPage(browser, `${base}/?relay`);
   await host.getByRole('textbox', { name: 'Show name' }).fill('Mesh');
   await host.getByRole('textbox', { name: 'Your name' }).fill('Hanna');
   await host.getByRole('checkbox', { name: 'Screen callers' }).uncheck();
@@ -133,5 +138,38 @@ describe('the audio mesh of the studio page', () => {
     await expect.poll(() => held(walt), { timeout: 10_000 }).toEqual({ connections: 2, voices: 3 });
     await expectConnected(ben, 'Walt');
     for (const page of [host, ann, walt, ben]) await page.context().close();
+  });
+
+  it('TURN credentials are refreshed before they expire: a peer joining after the first ones expired connects through TURN', { timeout: 180_000 }, async () => {
+    // A Worker of this test's own whose TURN credentials live 30 s (the page refreshes them
+    // every 10 s then); every page is relay-only, so a connection needs valid credentials.
+    const dir = mkdtempSync(joinPath(tmpdir(), 'openstudio-mesh-ttl-'));
+    const random = () => randomBytes(24).toString('hex');
+    const turnHost = `127.0.0.1:${inject('turnPort')}`;
+    const dev = await startWorker(
+      {
+        TOKEN_SECRET: random(),
+        TURN_SECRET: inject('turnSecret'),
+        ICECAST_SOURCE_PASSWORD: random(),
+        STUN_URLS: `stun:${turnHost}`,
+        TURN_URLS: `turn:${turnHost}?transport=udp,turn:${turnHost}?transport=tcp`,
+        TURN_TTL_SECONDS: '30',
+      },
+      dir,
+    );
+    try {
+      const { host, callerLink } = await createShow(dev.url);
+      const walt = await join(callerLink, 'Walt');
+      await expectConnected(walt, 'Hanna');
+      // The credentials Walt's page started with expire.
+      await new Promise((r) => setTimeout(r, 40_000));
+      const ben = await join(callerLink, 'Ben');
+      await expectConnected(ben, 'Hanna');
+      await expectConnected(walt, 'Ben');
+      for (const page of [host, walt, ben]) await page.context().close();
+    } finally {
+      await dev.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
