@@ -10,7 +10,7 @@ import { join as joinPath } from 'node:path';
 import type { Browser, Page, WebSocketRoute } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { expectText, expectVisible, launchBrowser, openPage } from './studio-page';
-import { startWorker } from './worker';
+import { startWorker, type RunningWorker } from './worker';
 
 const workerUrl = () => inject('workerUrl');
 let browser: Browser;
@@ -146,18 +146,19 @@ describe('the audio mesh of the studio page', () => {
     const dir = mkdtempSync(joinPath(tmpdir(), 'openstudio-mesh-ttl-'));
     const random = () => randomBytes(24).toString('hex');
     const turnHost = `127.0.0.1:${inject('turnPort')}`;
-    const dev = await startWorker(
-      {
-        TOKEN_SECRET: random(),
-        TURN_SECRET: inject('turnSecret'),
-        ICECAST_SOURCE_PASSWORD: random(),
-        STUN_URLS: `stun:${turnHost}`,
-        TURN_URLS: `turn:${turnHost}?transport=udp,turn:${turnHost}?transport=tcp`,
-        TURN_TTL_SECONDS: '30',
-      },
-      dir,
-    );
+    let dev: RunningWorker | undefined;
     try {
+      dev = await startWorker(
+        {
+          TOKEN_SECRET: random(),
+          TURN_SECRET: inject('turnSecret'),
+          ICECAST_SOURCE_PASSWORD: random(),
+          STUN_URLS: `stun:${turnHost}`,
+          TURN_URLS: `turn:${turnHost}?transport=udp,turn:${turnHost}?transport=tcp`,
+          TURN_TTL_SECONDS: '30',
+        },
+        dir,
+      );
       const { host, callerLink } = await createShow(dev.url);
       const walt = await join(callerLink, 'Walt');
       await expectConnected(walt, 'Hanna');
@@ -168,7 +169,7 @@ describe('the audio mesh of the studio page', () => {
       await expectConnected(walt, 'Ben');
       for (const page of [host, walt, ben]) await page.context().close();
     } finally {
-      await dev.stop();
+      await dev?.stop();
       rmSync(dir, { recursive: true, force: true });
     }
   });
