@@ -3,10 +3,10 @@
 // own Chromium process with its own tone as microphone; every page forces TURN (`?relay`),
 // so all audio crosses the real coturn. The program is heard as a listener hears it, from
 // Icecast, and measured per tone.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Browser, Page } from 'playwright-core';
+import type { Browser, Page, Route } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import {
   bandLevel,
@@ -21,6 +21,7 @@ import {
   screenshotPath,
   toneFile,
 } from './studio-page';
+import { launchChromium } from './chromium';
 
 const TONES = { Hanna: 440, Ann: 660, Ben: 880, Wendy: 1100, Robin: 1320 } as const;
 type Voice = keyof typeof TONES;
@@ -77,32 +78,28 @@ function expectInProgram(levels: Record<Voice, number>, present: Voice[], absent
   for (const voice of absent) expect(levels[voice], `${voice} should not be in the program ${shown}`).toBeLessThan(ABSENT_DB);
 }
 
+/** The studio's own Content-Security-Policy (client/public/_headers), for the rogue's page too. */
+const STUDIO_CSP = readFileSync(join(import.meta.dirname, '../../client/public/_headers'), 'utf8').match(/Content-Security-Policy: (.+)/)![1]!;
+
 /**
- * A caller that ignores a moderator's mute: the library in a page of its own, sending an
- * oscillator as its microphone and never turning it off. What it does cannot be trusted;
- * the pages that receive it must silence it.
+ * A caller that ignores a moderator's mute: an attacker's own page (test/integration/rogue/),
+ * served on the studio's origin under the studio's CSP, that uses the published client
+ * library to send an oscillator and never turns it off. What it does cannot be trusted; the
+ * pages that receive it must silence it.
  */
-async function joinAsRogue(browser: Browser, roomId: string, token: string, name: string, hz: number): Promise<Page> {
-  const page = await (await browser.newContext({ bypassCSP: true })).newPage();
-  await page.goto(`${workerUrl()}/`);
-  await page.addScriptTag({ type: 'module', content: `import * as lib from '/lib/openstudio.js'; window.lib = lib;` });
-  await page.waitForFunction(() => 'lib' in window);
-  await page.evaluate(
-    async ({ roomId, token, name, hz }) => {
-      const { StudioClient, AudioMesh } = (window as any).lib;
-      const context = new AudioContext();
-      const tone = new OscillatorNode(context, { frequency: hz });
-      const gain = new GainNode(context, { gain: 0.125 });
-      const out = context.createMediaStreamDestination();
-      tone.connect(gain).connect(out);
-      tone.start();
-      const client = new StudioClient({ url: `${location.origin.replace(/^http/, 'ws')}/rooms/${roomId}/ws`, token });
-      new AudioMesh(client, { localTrack: out.stream.getAudioTracks()[0], iceTransportPolicy: 'relay' });
-      client.on('welcome', () => client.setName(name));
-      await client.connect();
-    },
-    { roomId, token, name, hz },
-  );
+async function joinAsRogue(roomId: string, token: string, name: string, hz: number): Promise<Page> {
+  // Its own browser: a page the test serves has no network address of its own, and
+  // Chromium's local-network checks would otherwise stop it reaching the studio on loopback.
+  const browser = await launchChromium(['--disable-features=LocalNetworkAccessChecks']);
+  browsers.push(browser);
+  const page = await (await browser.newContext()).newPage();
+  const serve = (file: string, type: string) => (route: Route) =>
+    route.fulfill({ path: join(import.meta.dirname, 'rogue', file), headers: { 'Content-Type': type, 'Content-Security-Policy': STUDIO_CSP } });
+  await page.route(`${workerUrl()}/rogue-caller.html`, serve('rogue.html', 'text/html; charset=utf-8'));
+  await page.route(`${workerUrl()}/rogue-caller.js`, serve('rogue.js', 'text/javascript'));
+  const hash = new URLSearchParams({ room: roomId, token, name, hz: String(hz) });
+  await page.goto(`${workerUrl()}/rogue-caller.html#${hash}`);
+  await expect.poll(() => page.locator('body').getAttribute('data-state'), { timeout: 20_000 }).toBe('joined');
   return page;
 }
 
@@ -131,7 +128,7 @@ describe('the studio page: a call-in show in real Chromium', () => {
     const ann = await joinAsCaller(annBrowser, callerLink, 'Ann', { width: 390, height: 844 });
     const ben = await joinAsCaller(benBrowser, callerLink, 'Ben');
     const wendy = await joinAsCaller(wendyBrowser, callerLink, 'Wendy');
-    const robin = await joinAsRogue(hostBrowser, roomId, callerToken, 'Robin', TONES.Robin);
+    const robin = await joinAsRogue(roomId, callerToken, 'Robin', TONES.Robin);
     await expectText(wendy.getByRole('status', { name: 'On-air status' }), 'Waiting to be let in');
     for (const name of ['Ann', 'Ben', 'Robin']) await host.getByRole('button', { name: `Admit ${name}`, exact: true }).click();
     await expectVisible(host.getByRole('button', { name: 'Admit Wendy' }));
