@@ -3,13 +3,15 @@
  * broadcaster's WebSocket (binary frames of encoded audio from the browser's MediaRecorder)
  * and the Icecast source connection, and keeps the show on air through faults:
  *
+ * - What reaches Icecast is the feed's own Ogg/Opus stream (opus-stream.ts): the Opus
+ *   packets of whatever the browser records (WebM or Ogg), one logical stream per source
+ *   connection, so a broadcaster's new recorder never starts a new stream for listeners.
  * - Icecast drops, refuses or stalls: the source reconnects with backoff and jitter; audio
- *   of a dead source is dropped, never queued; once a new source is accepted the
- *   broadcaster is asked (`restart-stream`) for a fresh recorder, whose first slice carries
- *   the container and codec headers, so listeners' players can decode the new stream.
- * - The broadcaster's socket drops (network, a deploy): the source is held for a few
- *   seconds and the broadcaster's next stream is chained onto it (Ogg), so listeners stay
- *   connected; the broadcaster reconnects by itself with `?resume=<broadcastId>`.
+ *   of a dead source is dropped, never queued; a new source begins with the stream headers
+ *   kept from the broadcaster's stream, so listeners' players decode it at once.
+ * - The broadcaster's socket drops (network, a deploy): the source is held and fed silence
+ *   in real time, so listeners stay connected and hear the show again when the broadcaster,
+ *   reconnecting by itself with `?resume=<broadcastId>`, is back (or the show ends).
  * - Every incoming frame is its own event, and periodic work (liveness probe and listener
  *   count from Icecast, the report to the room) runs from the alarm, each alarm a fresh
  *   invocation: no per-invocation CPU or subrequest budget grows with the show's length.
@@ -22,7 +24,8 @@ import { DurableObject } from 'cloudflare:workers';
 import { CLOSE_CODES, type BroadcastInfo, type FeedMessage, type Role } from '../protocol/messages';
 import { readConfig } from '../worker/config';
 import { REASONS } from './broadcast-state';
-import { IcecastSource, mountListeners, SourceFault, startsStream, type FaultKind, type IcecastTarget, type SourceFormat } from './icecast';
+import { IcecastSource, mountListeners, SourceFault, type FaultKind, type IcecastTarget } from './icecast';
+import { OggOpusWriter, OPUS_SILENCE, OPUS_SILENCE_MS, opusReader, OpusStreamError, sameLayout, type FeedFormat, type OpusEvent } from './opus-stream';
 import type { Room } from './room';
 import { close, sendRaw } from './transport';
 
@@ -33,7 +36,8 @@ export interface FeedSession {
   broadcastId: string;
   roomId: string;
   by: Role;
-  format: SourceFormat;
+  /** What the broadcaster records; Icecast always gets Ogg/Opus. */
+  format: FeedFormat;
   mount: string;
   listenUrl: string;
   name?: string;
@@ -50,16 +54,16 @@ export const FEED_ALARM_MS = 4_000;
 const PROBE_TIMEOUT_MS = 3_000;
 /** The room hears from a running feed at least this often. */
 export const FEED_HEARTBEAT_MS = 8_000;
-/** After the broadcaster dropped, keep the source this long (Icecast's source-timeout is 10 s). */
-const HOLD_SOURCE_MS = 8_000;
+/** While the broadcaster is away, silence is written in steps of this. */
+const FILL_STEP_MS = 200;
 /** After the broadcaster dropped, end the show if it has not come back within this. */
 const BROADCASTER_WAIT_MS = 60_000;
 /** Reconnecting to Icecast: give up after failing this long. */
 const GIVE_UP_MS = 120_000;
 const RETRY_BASE_MS = 250;
 const RETRY_MAX_MS = 3_000;
-/** Audio kept while Icecast has not answered yet (from the stream start on). */
-const MAX_EARLY_BYTES = 1024 * 1024;
+/** Audio kept while Icecast has not answered yet: the latest ~5 s at 96 kb/s. */
+const MAX_EARLY_BYTES = 64 * 1024;
 
 const FAULT_REASONS: Record<FaultKind, string> = {
   unreachable: REASONS.unreachable,
@@ -77,12 +81,17 @@ export class Feed extends DurableObject<Env> {
   private info: BroadcastInfo = { state: 'idle' };
   private source: IcecastSource | null = null;
   private connecting = false;
-  /** After any (re)start, audio is dropped until a slice that starts a stream. */
-  private awaitingStart = true;
-  /** The current broadcaster socket has begun a stream (so a new source needs a restart of it). */
-  private streamBegun = false;
+  /** Reads the current broadcaster socket's stream: Opus packets out of its container. */
+  private reader: ReturnType<typeof opusReader> | null = null;
+  /** The current broadcaster stream's OpusHead: until it is seen, its audio cannot be used. */
+  private head: Uint8Array | null = null;
+  /** The Ogg stream going to the current source (begun with its headers on first use). */
+  private writer: OggOpusWriter | null = null;
+  /** Packets waiting for the first source connection. */
   private early: Uint8Array[] = [];
   private earlyBytes = 0;
+  /** Silence written while the broadcaster is away: since when, and how much so far. */
+  private fill: { from: number; frames: number; timer: ReturnType<typeof setInterval> } | null = null;
   private failingSince: number | null = null;
   private failures = 0;
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
@@ -116,8 +125,8 @@ export class Feed extends DurableObject<Env> {
     this.current = server;
     this.sendTo(server, { type: 'feed-accepted', broadcastId: session.broadcastId });
     this.broadcasterGoneAt = null;
-    this.awaitingStart = true;
-    this.streamBegun = false;
+    this.reader = opusReader(session.format);
+    this.head = null; // a new socket always brings a new recorder, with its own OpusHead
     this.early = [];
     this.earlyBytes = 0;
     if (!this.source) this.connectSource();
@@ -143,7 +152,6 @@ export class Feed extends DurableObject<Env> {
       url: config.icecastUrl,
       mount: session.mount,
       password,
-      format: session.format,
       ...(session.name === undefined ? {} : { name: session.name }),
     };
   }
@@ -151,34 +159,71 @@ export class Feed extends DurableObject<Env> {
   // ---- audio ------------------------------------------------------------------------
 
   override async webSocketMessage(ws: WebSocket, data: string | ArrayBuffer): Promise<void> {
-    if (typeof data === 'string' || !this.session || ws !== this.broadcaster()) return; // audio is binary only
-    const chunk = new Uint8Array(data);
-    if (startsStream(chunk, this.session.format)) {
-      this.awaitingStart = false;
-      this.streamBegun = true;
-      this.early = [];
-      this.earlyBytes = 0;
-      // WebM cannot be chained in one source: a new stream needs a new source connection.
-      if (this.source && this.session.format === 'webm' && this.source.bytesWritten > 0) {
-        this.stopSource();
-        this.connectSource();
+    if (typeof data === 'string' || !this.session || !this.reader || ws !== this.broadcaster()) return; // audio is binary only
+    let events: OpusEvent[];
+    try {
+      events = this.reader.push(new Uint8Array(data));
+    } catch (error) {
+      // Not a stream we can read: start over from a fresh recorder, headers first.
+      console.error(`feed ${this.session.roomId}: ${error instanceof OpusStreamError ? error.message : String(error)}`);
+      this.reader = opusReader(this.session.format);
+      this.head = null;
+      this.sendTo(ws, { type: 'restart-stream', reason: 'unreadable audio stream' });
+      return;
+    }
+    const packets: Uint8Array[] = [];
+    for (const event of events) {
+      if (event.type === 'head') {
+        this.writeAudio(packets.splice(0));
+        this.head = event.head;
+      } else if (this.head) packets.push(event.packet);
+    }
+    this.writeAudio(packets);
+  }
+
+  /** Audio of the current broadcaster stream: to Icecast, or kept until the first source is up. */
+  private writeAudio(packets: Uint8Array[]): void {
+    if (packets.length === 0 || !this.head) return;
+    this.stopFill();
+    if (!this.source) {
+      for (const packet of packets) {
+        this.earlyBytes += packet.byteLength;
+        this.early.push(packet);
       }
-    }
-    if (this.awaitingStart) return;
-    if (this.source) {
-      this.source.write(chunk);
-      if (this.source && this.info.state !== 'live') this.goLive();
+      // Icecast is slow to come back: keep only the latest audio.
+      while (this.earlyBytes > MAX_EARLY_BYTES) this.earlyBytes -= this.early.shift()!.byteLength;
       return;
     }
-    this.earlyBytes += chunk.byteLength;
-    if (this.earlyBytes > MAX_EARLY_BYTES) {
-      // Icecast is slow to come back: drop it all and ask for a fresh stream once it is.
-      this.awaitingStart = true;
-      this.early = [];
-      this.earlyBytes = 0;
-      return;
+    const source = this.source;
+    if (this.writer && !sameLayout(this.writer.head, this.head)) this.writer = null; // e.g. mono → stereo: a new (chained) stream
+    if (!this.writer) {
+      this.writer = new OggOpusWriter(this.head);
+      source.write(this.writer.begin());
     }
-    this.early.push(chunk);
+    source.write(this.writer.packets(packets));
+    if (this.source === source && this.info.state !== 'live') this.goLive();
+  }
+
+  /** The broadcaster is away: keep the source fed with silence in real time, so listeners stay. */
+  private startFill(): void {
+    if (this.fill || !this.writer) return;
+    const fill = { from: Date.now(), frames: 0, timer: setInterval(() => this.writeFill(), FILL_STEP_MS) };
+    this.fill = fill;
+  }
+
+  private writeFill(): void {
+    const fill = this.fill;
+    if (!fill) return;
+    if (!this.source || !this.writer) return this.stopFill();
+    const due = Math.floor((Date.now() - fill.from) / OPUS_SILENCE_MS) - fill.frames;
+    if (due <= 0) return;
+    fill.frames += due;
+    this.source.write(this.writer.packets(Array.from({ length: due }, () => OPUS_SILENCE)));
+  }
+
+  private stopFill(): void {
+    if (this.fill) clearInterval(this.fill.timer);
+    this.fill = null;
   }
 
   private goLive(): void {
@@ -207,31 +252,25 @@ export class Feed extends DurableObject<Env> {
     }
     if (this.session !== session) return source.close();
     this.source = source;
+    this.writer = null; // a new source connection: a new stream, headers first
     this.failures = 0;
     this.failingSince = null;
-    if (!this.awaitingStart && this.early.length > 0) {
-      for (const chunk of this.early) source.write(chunk);
-      this.early = [];
-      this.earlyBytes = 0;
-      this.goLive();
-    } else if (this.broadcaster() && this.streamBegun) {
-      // The broadcaster's stream began before this source: its headers went nowhere.
-      this.awaitingStart = true;
-      this.sendTo(this.broadcaster(), { type: 'restart-stream', reason: 'new source connection' });
-    }
+    const early = this.early;
+    this.early = [];
+    this.earlyBytes = 0;
+    this.writeAudio(early);
   }
 
   private onFault(source: IcecastSource | null, fault: SourceFault): void {
     if (source !== this.source || !this.session) return;
     this.source = null;
+    this.writer = null;
+    this.stopFill();
     console.error(`feed ${this.session.roomId}: Icecast source ${fault.kind}: ${fault.message}`);
     if (fault.kind === 'refused-password') return this.end('error', REASONS.password, 1011);
     const now = Date.now();
     this.failingSince ??= now;
     if (now - this.failingSince > GIVE_UP_MS) return this.end('error', REASONS.gaveUp, 1011);
-    this.awaitingStart = true;
-    this.early = [];
-    this.earlyBytes = 0;
     this.setReconnecting(FAULT_REASONS[fault.kind]);
     this.failures += 1;
     const backoff = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** (this.failures - 1));
@@ -256,8 +295,10 @@ export class Feed extends DurableObject<Env> {
 
   private stopSource(): void {
     clearTimeout(this.retryTimer);
+    this.stopFill();
     this.source?.close();
     this.source = null;
+    this.writer = null;
   }
 
   // ---- the broadcaster's socket -----------------------------------------------------
@@ -274,9 +315,11 @@ export class Feed extends DurableObject<Env> {
   private broadcasterLeft(ws: WebSocket, stopped: boolean): void {
     if (!this.session || ws !== this.current) return; // replaced by a newer connection
     this.current = null;
+    this.reader = null;
     if (stopped) return this.end('idle');
     this.broadcasterGoneAt = Date.now();
     clearTimeout(this.retryTimer);
+    this.startFill();
     this.setReconnecting(REASONS.broadcasterDropped);
   }
 
@@ -287,7 +330,6 @@ export class Feed extends DurableObject<Env> {
     const now = Date.now();
     if (this.broadcasterGoneAt !== null) {
       if (now - this.broadcasterGoneAt > BROADCASTER_WAIT_MS) return this.end('error', REASONS.broadcasterGone);
-      if (this.source && now - this.broadcasterGoneAt > HOLD_SOURCE_MS) this.stopSource();
     }
     const source = this.source;
     source?.checkFlow();

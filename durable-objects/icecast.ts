@@ -9,8 +9,6 @@
  */
 import { connect } from 'cloudflare:sockets';
 
-export const SOURCE_FORMATS = { ogg: 'audio/ogg', webm: 'audio/webm' } as const;
-export type SourceFormat = keyof typeof SOURCE_FORMATS;
 
 export type FaultKind = 'unreachable' | 'refused-password' | 'mount-busy' | 'refused' | 'closed' | 'stalled';
 
@@ -28,7 +26,6 @@ export interface IcecastTarget {
   url: string;
   mount: string;
   password: string;
-  format: SourceFormat;
   /** Shown by Icecast as the stream name. */
   name?: string;
 }
@@ -55,7 +52,8 @@ function sourceHead(target: IcecastTarget, host: string): string {
     `PUT ${target.mount} HTTP/1.1`,
     `Host: ${host}`,
     `Authorization: Basic ${btoa(`source:${target.password}`)}`,
-    `Content-Type: ${SOURCE_FORMATS[target.format]}`,
+    // Always Ogg/Opus: the feed writes its own stream (opus-stream.ts), whatever the browser records.
+    'Content-Type: audio/ogg',
     'Ice-Public: 0',
   ];
   // Header values must not carry line breaks (the name is user input, validated upstream too).
@@ -200,14 +198,4 @@ export async function mountListeners(target: IcecastTarget, timeoutMs: number): 
   const block = new RegExp(`<source mount="${escaped}">([\\s\\S]*?)</source>`).exec(body)?.[1];
   const listeners = block && /<listeners>(\d+)<\/listeners>/.exec(block)?.[1];
   return listeners ? Number(listeners) : 0;
-}
-
-/** Does this slice begin a new stream (container headers first), as a fresh recorder's first slice does? */
-export function startsStream(chunk: Uint8Array, format: SourceFormat): boolean {
-  if (format === 'ogg') {
-    // "OggS", version 0, header type with the beginning-of-stream flag.
-    return chunk.length >= 6 && chunk[0] === 0x4f && chunk[1] === 0x67 && chunk[2] === 0x67 && chunk[3] === 0x53 && (chunk[5]! & 0x02) !== 0;
-  }
-  // The EBML magic that opens every WebM file.
-  return chunk.length >= 4 && chunk[0] === 0x1a && chunk[1] === 0x45 && chunk[2] === 0xdf && chunk[3] === 0xa3;
 }

@@ -6,7 +6,7 @@
  */
 import type { IRequest } from 'itty-router';
 import { FEED_HEADER, type Feed, type FeedSession } from '../durable-objects/feed';
-import { SOURCE_FORMATS, type SourceFormat } from '../durable-objects/icecast';
+import { FEED_FORMATS, type FeedFormat } from '../durable-objects/opus-stream';
 import { rejectUpgrade } from '../durable-objects/transport';
 import { CLOSE_CODES } from '../protocol/messages';
 import { readConfig, requireSecret } from './config';
@@ -20,11 +20,11 @@ const encoder = new TextEncoder();
  * stable for the room (listeners keep their URL through reconnects) but cannot be guessed
  * from outside, not even from the room id.
  */
-export async function showMount(tokenSecret: string, roomId: string, format: SourceFormat): Promise<string> {
+export async function showMount(tokenSecret: string, roomId: string): Promise<string> {
   const key = await crypto.subtle.importKey('raw', encoder.encode(tokenSecret), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
   const mac = new Uint8Array(await crypto.subtle.sign('HMAC', key, encoder.encode(`icecast-mount:${roomId}`)));
   const slug = btoa(String.fromCharCode(...mac.subarray(0, 16))).replaceAll('+', '-').replaceAll('/', '_').replace(/=+$/, '');
-  return `/show-${slug}.${format}`;
+  return `/show-${slug}.ogg`; // the feed always sends Ogg/Opus, whatever the browser records
 }
 
 function feedStub(env: Env, roomId: string): DurableObjectStub<Feed> {
@@ -37,8 +37,8 @@ export async function broadcastFeed(request: IRequest, env: Env): Promise<Respon
   if (checked instanceof Response) return checked;
   const { roomId, claims, protocol } = checked;
   const format = typeof request.query.format === 'string' ? request.query.format : 'ogg';
-  if (!Object.hasOwn(SOURCE_FORMATS, format)) {
-    const formats = Object.keys(SOURCE_FORMATS).join(', ');
+  if (!(FEED_FORMATS as readonly string[]).includes(format)) {
+    const formats = FEED_FORMATS.join(', ');
     return rejectUpgrade('invalid-message', CLOSE_CODES.forbidden, `format must be one of ${formats}`, protocol);
   }
   const config = readConfig(env);
@@ -51,12 +51,12 @@ export async function broadcastFeed(request: IRequest, env: Env): Promise<Respon
   const begun = await roomStub(env, roomId).beginBroadcast(claims, resume);
   if (!begun.ok) return rejectUpgrade(begun.code, begun.closeCode, begun.message, protocol);
 
-  const mount = await showMount(requireSecret(env, 'TOKEN_SECRET'), roomId, format as SourceFormat);
+  const mount = await showMount(requireSecret(env, 'TOKEN_SECRET'), roomId);
   const session: FeedSession = {
     broadcastId: begun.id,
     roomId,
     by: claims.role,
-    format: format as SourceFormat,
+    format: format as FeedFormat,
     mount,
     listenUrl: `${config.icecastPublicUrl}${mount}`,
     ...(begun.name === undefined ? {} : { name: begun.name }),

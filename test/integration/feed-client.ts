@@ -46,14 +46,15 @@ export async function watchRoom(roomId: string, token: string, worker = workerHt
   return { socket, frames, states };
 }
 
-/** An encoder like the browser's MediaRecorder: Ogg/Opus in real time, small pages. */
-function encoder(frequency: number): ChildProcess {
+/** An encoder like the browser's MediaRecorder: Opus in real time, in Ogg (small pages) or WebM (as Chromium records). */
+function encoder(frequency: number, format: 'ogg' | 'webm'): ChildProcess {
+  const container = format === 'ogg' ? ['-page_duration', '200000', '-f', 'ogg'] : ['-cluster_time_limit', '200', '-live', '1', '-f', 'webm'];
   return spawn(
     'ffmpeg',
     [
       '-hide_banner', '-nostdin', '-loglevel', 'error',
       '-re', '-f', 'lavfi', '-i', `sine=frequency=${frequency}:sample_rate=48000`,
-      '-c:a', 'libopus', '-b:a', '64k', '-page_duration', '200000', '-f', 'ogg', '-',
+      '-c:a', 'libopus', '-b:a', '64k', ...container, '-',
     ],
     { stdio: ['ignore', 'pipe', 'ignore'] },
   );
@@ -70,12 +71,14 @@ export class NodeBroadcaster {
   private ffmpeg: ChildProcess | null = null;
   private stopped = false;
   private attempt = 0;
+  private awayUntil = 0;
 
   constructor(
     readonly roomId: string,
     readonly token: string,
     readonly frequency: number,
     readonly worker = workerHttp(),
+    readonly format: 'ogg' | 'webm' = 'ogg',
   ) {}
 
   start(): this {
@@ -87,7 +90,7 @@ export class NodeBroadcaster {
     if (this.stopped) return;
     const url = new URL(`${this.worker.replace(/^http/, 'ws')}/rooms/${this.roomId}/broadcast`);
     url.searchParams.set('token', this.token);
-    url.searchParams.set('format', 'ogg');
+    url.searchParams.set('format', this.format);
     if (this.broadcastId) url.searchParams.set('resume', this.broadcastId);
     const socket = new WebSocket(url, { headers: { 'CF-Connecting-IP': clientIp() } });
     this.socket = socket;
@@ -111,14 +114,15 @@ export class NodeBroadcaster {
       // Stopped, refused, or given up by the server: no reconnect; anything else: reconnect.
       if (this.stopped || code === 1000 || code === 1011 || (code >= 4000 && code !== 4010)) return;
       const backoff = Math.min(3_000, 250 * 2 ** this.attempt++);
-      setTimeout(() => this.connect(), backoff / 2 + (Math.random() * backoff) / 2);
+      const delay = Math.max(backoff / 2 + (Math.random() * backoff) / 2, this.awayUntil - Date.now());
+      setTimeout(() => this.connect(), delay);
     });
   }
 
   private restartStream(): void {
     this.stopEncoder();
     const socket = this.socket;
-    const ffmpeg = encoder(this.frequency);
+    const ffmpeg = encoder(this.frequency, this.format);
     this.ffmpeg = ffmpeg;
     this.streams += 1;
     ffmpeg.stdout!.on('data', (chunk: Buffer) => {
@@ -131,8 +135,9 @@ export class NodeBroadcaster {
     this.ffmpeg = null;
   }
 
-  /** The connection drops without a close handshake (network loss). */
-  dropConnection(): void {
+  /** The connection drops without a close handshake (network loss), and stays away at least `awayMs`. */
+  dropConnection(awayMs = 0): void {
+    this.awayUntil = Date.now() + awayMs;
     this.socket?.terminate();
   }
 
@@ -196,6 +201,18 @@ export function toneLevel(recording: Buffer, frequency: number): number {
   );
   const match = /mean_volume: (-?[\d.]+|-inf) dB/.exec(out.stderr);
   return match && match[1] !== '-inf' ? Number(match[1]) : -Infinity;
+}
+
+/**
+ * A stretch of a listener's recording, decoded from its start (a piece cut from the middle
+ * of one Ogg stream has no headers to decode with): `fromEndS` seconds before its end.
+ */
+export function lastSeconds(recording: Buffer, fromEndS: number, seconds = fromEndS): Buffer {
+  const raw = ['-f', 's16le', '-ac', '1', '-ar', '48000'];
+  const pcm = spawnSync('ffmpeg', ['-v', 'error', '-i', '-', ...raw, '-'], { input: recording, maxBuffer: 256 * 1024 * 1024 }).stdout;
+  const end = pcm.length - Math.round(fromEndS * 48_000) * 2;
+  const piece = pcm.subarray(Math.max(0, end), Math.max(0, end + Math.round(seconds * 48_000) * 2));
+  return spawnSync('ffmpeg', ['-v', 'error', ...raw, '-i', '-', '-f', 'wav', '-'], { input: piece, maxBuffer: 64 * 1024 * 1024 }).stdout;
 }
 
 /** Is the mount on air (admin statistics: show mounts are hidden from the public status page)? */

@@ -180,12 +180,12 @@ describe('what a waiting caller learns about the show', () => {
 describe('the show’s own mount and the feed', () => {
   it('each room has its own mount, not derivable from the room id, stable for the room', async () => {
     const secret = (env as unknown as { TOKEN_SECRET: string }).TOKEN_SECRET;
-    const a = await showMount(secret, 'room-aaaaaaaa', 'ogg');
+    const a = await showMount(secret, 'room-aaaaaaaa');
     expect(a).toMatch(/^\/show-[A-Za-z0-9_-]{22}\.ogg$/);
-    expect(await showMount(secret, 'room-aaaaaaaa', 'ogg')).toBe(a);
-    expect(await showMount(secret, 'room-bbbbbbbb', 'ogg')).not.toBe(a);
+    expect(await showMount(secret, 'room-aaaaaaaa')).toBe(a);
+    expect(await showMount(secret, 'room-bbbbbbbb')).not.toBe(a);
     expect(a).not.toContain('aaaaaaaa');
-    expect(await showMount(`${secret}x`, 'room-aaaaaaaa', 'ogg')).not.toBe(a);
+    expect(await showMount(`${secret}x`, 'room-aaaaaaaa')).not.toBe(a);
   });
 
   it('the feed announces the show’s own listen URL; an unreachable Icecast is a plain sentence, no address', async () => {
@@ -206,7 +206,7 @@ describe('the show’s own mount and the feed', () => {
     const otherUrl = (await until(() => other.frames.find((f) => f.type === 'broadcast-updated'), 'other feed state')).broadcast.listenUrl;
     expect([...urls]).toHaveLength(1);
     const [url] = urls;
-    expect(url).toBe(`http://127.0.0.1:9${await showMount((env as unknown as { TOKEN_SECRET: string }).TOKEN_SECRET, one.roomId, 'ogg')}`);
+    expect(url).toBe(`http://127.0.0.1:9${await showMount((env as unknown as { TOKEN_SECRET: string }).TOKEN_SECRET, one.roomId)}`);
     expect(otherUrl).not.toBe(url);
     // Whatever the runtime's error said, the room and the broadcaster saw only fixed sentences.
     for (const frame of [...host.client.frames, ...feed.frames]) {

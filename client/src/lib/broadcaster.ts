@@ -2,12 +2,13 @@
 // send it over the room's broadcast WebSocket to the show's feed, which pushes it to Icecast.
 // The feed stays up by itself: when the socket drops (network, a deploy of the Worker) it
 // reconnects with bounded backoff and jitter and resumes the same show; every new socket,
-// and every `restart-stream` from the server (Icecast came back), starts a fresh recorder,
-// whose first slice carries the Ogg/Opus headers listeners' players need.
+// and every `restart-stream` from the server (it could not read the audio), starts a fresh
+// recorder, whose first slice carries the Opus headers. The feed turns what it records (WebM
+// or Ogg) into one continuous Ogg stream for listeners (durable-objects/opus-stream.ts).
 import type { BroadcastInfo, FeedMessage } from '../../../protocol/messages';
 import { SUBPROTOCOL } from './studio-client';
 
-/** Opus in Ogg where the browser can record it, else in WebM; both go to Icecast as they are. */
+/** Opus in Ogg where the browser can record it, else in WebM (Chromium); the feed takes either. */
 const FORMATS = [
   { format: 'ogg', mimeType: 'audio/ogg;codecs=opus' },
   { format: 'webm', mimeType: 'audio/webm;codecs=opus' },

@@ -1,0 +1,119 @@
+// The feed's own Ogg/Opus stream (durable-objects/opus-stream.ts), judged by a real decoder:
+// recordings made by ffmpeg in the containers browsers record (WebM like Chromium, Ogg like
+// Firefox), cut into slices at arbitrary bytes the way MediaRecorder hands them over, two
+// recorders one after the other (a broadcaster's reconnect), joined into one stream that
+// ffmpeg must decode without a complaint, with the right length and each tone in its place.
+import { spawnSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import {
+  OggOpusReader,
+  OggOpusWriter,
+  OPUS_SILENCE,
+  OPUS_SILENCE_MS,
+  opusPacketSamples,
+  opusReader,
+  OpusStreamError,
+  sameLayout,
+  WebmOpusReader,
+  type FeedFormat,
+} from '../../durable-objects/opus-stream';
+import { decodes, toneLevel } from './feed-client';
+
+function record(format: FeedFormat, frequency: number, seconds: number, channels = 1): Buffer {
+  const container = format === 'ogg' ? ['-page_duration', '200000', '-f', 'ogg'] : ['-cluster_time_limit', '200', '-live', '1', '-f', 'webm'];
+  const out = spawnSync(
+    'ffmpeg',
+    ['-v', 'error', '-f', 'lavfi', '-i', `sine=frequency=${frequency}:sample_rate=48000:duration=${seconds}`, '-ac', String(channels), '-c:a', 'libopus', '-b:a', '64k', ...container, '-'],
+    { maxBuffer: 64 * 1024 * 1024 },
+  );
+  if (out.status !== 0) throw new Error(`ffmpeg: ${out.stderr}`);
+  return out.stdout;
+}
+
+/** Cut like MediaRecorder slices: arbitrary sizes, never aligned to elements or pages. */
+function slices(bytes: Buffer): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (let at = 0, n = 1; at < bytes.length; at += n, n = ((n * 7919) % 3001) + 1) out.push(new Uint8Array(bytes.subarray(at, at + n)));
+  return out;
+}
+
+/** What the feed does with a broadcaster's stream(s): one writer, headers from the first OpusHead. */
+function remux(format: FeedFormat, recordings: Buffer[]): { ogg: Buffer; heads: Uint8Array[] } {
+  let writer: OggOpusWriter | null = null;
+  const out: Uint8Array[] = [];
+  const heads: Uint8Array[] = [];
+  for (const recording of recordings) {
+    const reader = opusReader(format); // a new socket, a new recorder
+    for (const slice of slices(recording)) {
+      for (const event of reader.push(slice)) {
+        if (event.type === 'head') heads.push(event.head);
+        else {
+          if (!writer) (writer = new OggOpusWriter(heads[0]!)), out.push(writer.begin());
+          out.push(writer.packets([event.packet]));
+        }
+      }
+    }
+  }
+  return { ogg: Buffer.concat(out), heads };
+}
+
+/** Seconds of audio a decoder gets out of it (decoded to 48 kHz mono 16-bit, counted). */
+function duration(ogg: Buffer): number {
+  const pcm = spawnSync('ffmpeg', ['-v', 'error', '-i', '-', '-ac', '1', '-ar', '48000', '-f', 's16le', '-'], { input: ogg, maxBuffer: 64 * 1024 * 1024 });
+  return pcm.stdout.length / 2 / 48_000;
+}
+
+/** Decode to raw samples and cut a piece, to look at one part of the stream. */
+function part(ogg: Buffer, fromS: number, seconds: number): Buffer {
+  const out = spawnSync('ffmpeg', ['-v', 'error', '-i', '-', '-ss', String(fromS), '-t', String(seconds), '-f', 'wav', '-'], { input: ogg, maxBuffer: 64 * 1024 * 1024 });
+  return out.stdout;
+}
+
+describe('the feed’s Ogg/Opus stream', () => {
+  it.each(['webm', 'ogg'] as const)('two %s recordings in a row, sliced anyhow, become one stream a decoder plays whole', (format) => {
+    const { ogg, heads } = remux(format, [record(format, 440, 3), record(format, 880, 2)]);
+    expect(heads).toHaveLength(2);
+    expect(sameLayout(heads[0]!, heads[1]!)).toBe(true);
+    expect(decodes(ogg)).toBe(true);
+    // Opus priming and the recorder's last frame: within a few hundredths of a second.
+    expect(duration(ogg)).toBeGreaterThan(4.9);
+    expect(duration(ogg)).toBeLessThan(5.1);
+    expect(toneLevel(part(ogg, 0.5, 2), 440)).toBeGreaterThan(-35);
+    expect(toneLevel(part(ogg, 0.5, 2), 880)).toBeLessThan(-48);
+    expect(toneLevel(part(ogg, 3.5, 1), 880)).toBeGreaterThan(-35);
+    expect(toneLevel(part(ogg, 3.5, 1), 440)).toBeLessThan(-48);
+  });
+
+  it('silence frames keep time: 5 s of them decode to 5 s of silence', () => {
+    const head = remux('ogg', [record('ogg', 440, 1)]).heads[0]!;
+    const writer = new OggOpusWriter(head);
+    const frames = 5_000 / OPUS_SILENCE_MS;
+    const ogg = Buffer.concat([writer.begin(), writer.packets(Array.from({ length: frames }, () => OPUS_SILENCE))]);
+    expect(opusPacketSamples(OPUS_SILENCE)).toBe(960);
+    expect(decodes(ogg)).toBe(true);
+    expect(duration(ogg)).toBeGreaterThan(4.9);
+    expect(duration(ogg)).toBeLessThan(5.1);
+    const volume = spawnSync('ffmpeg', ['-v', 'info', '-nostats', '-i', '-', '-af', 'volumedetect', '-f', 'null', '-'], { input: ogg, encoding: 'utf8' });
+    expect(/max_volume: (-inf|-[0-9.]+) dB/.exec(volume.stderr)?.[1]).toMatch(/^-(inf|9\d|1\d\d)/);
+  });
+
+  it('a mono recording and a stereo one are not joined into one stream', () => {
+    const mono = remux('webm', [record('webm', 440, 1, 1)]).heads[0]!;
+    const stereo = remux('webm', [record('webm', 440, 1, 2)]).heads[0]!;
+    expect(sameLayout(mono, mono)).toBe(true);
+    expect(sameLayout(mono, stereo)).toBe(false);
+  });
+
+  it('packet lengths from the TOC byte (RFC 6716)', () => {
+    expect(opusPacketSamples(new Uint8Array([0xf8]))).toBe(960); // CELT 20 ms, one frame
+    expect(opusPacketSamples(new Uint8Array([0xf9]))).toBe(1920); // two frames
+    expect(opusPacketSamples(new Uint8Array([0xfb, 0x03]))).toBe(2880); // code 3: three frames
+    expect(opusPacketSamples(new Uint8Array([0x18]))).toBe(2880); // SILK 60 ms
+    expect(opusPacketSamples(new Uint8Array([0x70]))).toBe(480); // hybrid 10 ms
+  });
+
+  it('what is not WebM or Ogg is refused with a typed error', () => {
+    expect(() => new WebmOpusReader().push(new Uint8Array([0x00, 0x00, 0x00, 0x00]))).toThrow(OpusStreamError);
+    expect(() => new OggOpusReader().push(new TextEncoder().encode('GET / HTTP/1.1\r\nHost: x\r\n\r\n'))).toThrow(OpusStreamError);
+  });
+});
