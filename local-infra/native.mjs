@@ -309,6 +309,25 @@ export async function up(env = process.env) {
   return { started: true, state };
 }
 
+/**
+ * coturn alone, configured as `up` configures it, in `runDir`: for a test that kills it and
+ * starts it again on the same ports. Resolves once it answers STUN; stopping it (by pid) is
+ * the caller's job.
+ */
+export async function startCoturnOnly({ runDir, turnPort, turnMinPort, turnMaxPort, turnSecret }) {
+  const s = { runDir, turnPort, turnMinPort, turnMaxPort, secrets: { TURN_SECRET: turnSecret } };
+  checkSecrets(s.secrets);
+  await requirePortsFree('coturn', turnPort, ['udp', 'tcp']);
+  const coturn = startCoturn(s);
+  try {
+    await waitReady('coturn', coturn.pid, 'turnserver', coturn.logFile, () => stunAnswers(turnPort));
+  } catch (error) {
+    await stopPid('coturn', coturn.pid, 'turnserver');
+    throw error;
+  }
+  return coturn;
+}
+
 /** Stop what `up` started from this run dir, by pid. */
 export async function down(env = process.env, { quiet = false } = {}) {
   const { runDir } = settings(env);

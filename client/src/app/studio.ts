@@ -481,7 +481,9 @@ export class Studio {
       const channel = this.mix.channel(peerId);
       const reading = channel ? channel.meter.read(now) : { level: -60, peak: -60 };
       showLevel(strip.meter, reading.level, reading.peak);
-      strip.element.dataset.connection = this.mesh.peers.get(peerId)?.pc.connectionState ?? 'none';
+      const peer = this.mesh.peers.get(peerId);
+      strip.element.dataset.connection = peer?.pc.connectionState ?? 'none';
+      strip.element.dataset.iceRestarts = String(peer?.iceRestarts ?? 0);
     }
     // What this page holds open, for anyone checking that nothing leaks.
     const held = byId('console').dataset;

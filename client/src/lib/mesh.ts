@@ -2,6 +2,11 @@
 // offers to everyone already in the room (from its welcome); everyone else answers. Offers
 // that cross (ICE restarts, reconciling after a resume) are settled by "perfect
 // negotiation": the peer with the greater id is polite and yields.
+//
+// A connection that fails (or stays disconnected) is repaired by an ICE restart, offered by
+// the impolite side; the polite side offers one only if the connection is still down well
+// after that. A restart that does not bring the connection back is tried again with
+// backoff, a bounded number of times.
 import type { StudioClient, Welcome } from './studio-client';
 
 export interface MeshOptions {
@@ -28,7 +33,12 @@ interface Peer {
   makingOffer: boolean;
   /** Incoming signaling, applied strictly in order (a candidate never overtakes its offer). */
   incoming: Promise<void>;
+  /** The next ICE restart (after the grace period, or the next try after one that did not help). */
   restartTimer?: ReturnType<typeof setTimeout>;
+  /** ICE restarts tried since the connection was last connected. */
+  restartAttempts: number;
+  /** ICE restarts this page has offered to this peer, in all. */
+  iceRestarts: number;
 }
 
 /**
@@ -36,6 +46,13 @@ interface Peer {
  * (a busy machine or TURN server misses consent checks while audio still flows).
  */
 const DISCONNECTED_GRACE_MS = 10_000;
+/** The polite side restarts ICE only if the connection is still down this much later than the impolite side would have. */
+const POLITE_RESTART_DELAY_MS = 15_000;
+/** After an ICE restart, the wait before the next try if the connection is still not connected: doubling, at most 30 s. */
+const RESTART_RETRY_FIRST_MS = 5_000;
+const RESTART_RETRY_MAX_MS = 30_000;
+/** ICE restarts in a row (about three minutes); then only a network change, `online` or a resumed signaling tries again. */
+const MAX_RESTART_ATTEMPTS = 8;
 /** Refresh TURN credentials this long before they expire. */
 const ICE_REFRESH_MARGIN_MS = 5 * 60_000;
 /** After a resume, queued offers arrive first; peers still unconnected after this get a call. */
@@ -50,7 +67,17 @@ export class AudioMesh {
   private unsubscribe: (() => void)[] = [];
   /** Everyone the room lets us see right now. */
   private present = new Set<string>();
-  private readonly onOnline = () => this.restartAll();
+  /** When the current TURN credentials expire (epoch seconds). */
+  private iceExpiresAt = 0;
+  private iceRefresh: Promise<void> | null = null;
+  /** Back online (the address may have changed): restart every connection. */
+  private readonly onOnline = () => {
+    for (const [peerId, peer] of this.peers) this.restartNow(peerId, peer);
+  };
+  /** The network changed: connections that went down and are waiting out their grace period restart at once. */
+  private readonly onNetworkChange = () => {
+    for (const [peerId, peer] of this.peers) if (isDown(peer.pc) && peer.restartAttempts === 0) this.restartNow(peerId, peer);
+  };
 
   constructor(
     readonly client: StudioClient,
@@ -94,6 +121,7 @@ export class AudioMesh {
     on('kicked', () => this.close());
     on('room-closed', () => this.close());
     globalThis.addEventListener?.('online', this.onOnline);
+    networkInformation()?.addEventListener('change', this.onNetworkChange);
   }
 
   private get myId(): string {
@@ -122,7 +150,7 @@ export class AudioMesh {
     for (const peerId of [...this.peers.keys()]) if (!this.present.has(peerId)) this.hangUp(peerId);
     for (const [peerId, peer] of this.peers) {
       peer.pc.setConfiguration({ ...peer.pc.getConfiguration(), iceServers: this.iceServers });
-      if (peer.pc.connectionState === 'failed' || peer.pc.connectionState === 'disconnected') void this.restartIce(peerId);
+      if (isDown(peer.pc)) this.restartNow(peerId, peer);
     }
     this.later(RECONCILE_DELAY_MS, () => {
       for (const peerId of this.present) if (!this.peers.has(peerId)) void this.call(peerId);
@@ -138,23 +166,40 @@ export class AudioMesh {
     return timer;
   }
 
+  private cancel(timer: ReturnType<typeof setTimeout> | undefined): void {
+    if (timer === undefined) return;
+    clearTimeout(timer);
+    this.timers.delete(timer);
+  }
+
   private iceTimer: ReturnType<typeof setTimeout> | undefined;
 
   /** TURN credentials expire (`iceExpiresAt`, seconds): fetch new ones first and apply them to every connection. */
   private scheduleIceRefresh(expiresAtSeconds: number): void {
+    this.iceExpiresAt = expiresAtSeconds;
+    this.refreshIceIn(Math.max(10_000, expiresAtSeconds * 1000 - Date.now() - ICE_REFRESH_MARGIN_MS));
+  }
+
+  private refreshIceIn(ms: number): void {
+    if (!this.options.refreshIce) return;
+    this.cancel(this.iceTimer);
+    this.iceTimer = this.later(ms, () => void this.refreshIceServers());
+  }
+
+  /** Fetch fresh ICE servers now (one request at a time) and apply them everywhere; on failure try again in 30 s. */
+  private refreshIceServers(): Promise<void> {
     const refresh = this.options.refreshIce;
-    if (!refresh) return;
-    if (this.iceTimer) this.timers.delete(this.iceTimer), clearTimeout(this.iceTimer);
-    const wait = Math.max(10_000, expiresAtSeconds * 1000 - Date.now() - ICE_REFRESH_MARGIN_MS);
-    this.iceTimer = this.later(wait, async () => {
-      try {
-        const fresh = await refresh();
-        this.setIceServers(fresh.iceServers);
-        this.scheduleIceRefresh(fresh.expiresAt);
-      } catch {
-        this.scheduleIceRefresh(Date.now() / 1000 + ICE_REFRESH_MARGIN_MS / 1000 + 30); // try again in 30 s
-      }
-    });
+    if (!refresh) return Promise.resolve();
+    this.iceRefresh ??= refresh()
+      .then(
+        (fresh) => {
+          this.setIceServers(fresh.iceServers);
+          this.scheduleIceRefresh(fresh.expiresAt);
+        },
+        () => this.refreshIceIn(30_000),
+      )
+      .finally(() => (this.iceRefresh = null));
+    return this.iceRefresh;
   }
 
   /** New ICE servers for new connections and for every existing one (used by its next ICE restart). */
@@ -172,7 +217,7 @@ export class AudioMesh {
     const existing = this.peers.get(peerId);
     if (existing) return existing;
     const pc = new RTCPeerConnection(this.configuration);
-    const peer: Peer = { pc, sender: null, makingOffer: false, incoming: Promise.resolve() };
+    const peer: Peer = { pc, sender: null, makingOffer: false, incoming: Promise.resolve(), restartAttempts: 0, iceRestarts: 0 };
     this.peers.set(peerId, peer);
     pc.onicecandidate = (event) => {
       const init = event.candidate?.toJSON();
@@ -182,11 +227,22 @@ export class AudioMesh {
     pc.onconnectionstatechange = () => {
       const state = pc.connectionState;
       this.options.onState?.(peerId, state);
-      clearTimeout(peer.restartTimer);
-      if (state === 'failed') void this.restartIce(peerId);
-      if (state === 'disconnected') peer.restartTimer = this.later(DISCONNECTED_GRACE_MS, () => void this.restartIce(peerId));
+      if (state === 'connected' || state === 'closed') {
+        this.cancel(peer.restartTimer);
+        peer.restartAttempts = 0;
+        return;
+      }
+      // A first failure: wait out the grace period (disconnected only), and let the impolite
+      // side go first. Once restarting, the retries keep their own pace.
+      if (!isDown(pc) || peer.restartAttempts > 0) return;
+      const grace = state === 'disconnected' ? DISCONNECTED_GRACE_MS : 0;
+      this.scheduleRestart(peerId, peer, grace + (this.isPolite(peerId) ? POLITE_RESTART_DELAY_MS : 0));
     };
     return peer;
+  }
+
+  private isPolite(peerId: string): boolean {
+    return this.myId > peerId;
   }
 
   private inOrder(peer: Peer, step: () => Promise<unknown>): void {
@@ -255,8 +311,7 @@ export class AudioMesh {
 
   private async onOffer(peerId: string, peer: Peer, sdp: string): Promise<void> {
     const collision = peer.makingOffer || peer.pc.signalingState !== 'stable';
-    const polite = this.myId > peerId;
-    if (collision && !polite) return; // ours wins; theirs is ignored, they roll back
+    if (collision && !this.isPolite(peerId)) return; // ours wins; theirs is ignored, they roll back
     try {
       await peer.pc.setRemoteDescription({ type: 'offer', sdp }); // rolls ours back if we were offering
       const transceiver = peer.pc.getTransceivers().find((t) => t.receiver.track.kind === 'audio');
@@ -273,21 +328,52 @@ export class AudioMesh {
     }
   }
 
-  /** ICE restart towards one peer (a failed connection, a network change). */
+  /**
+   * One ICE restart towards a peer, with TURN credentials that are still valid (a page that
+   * slept may have missed its refresh). Nothing while the signaling is down (the resumed
+   * welcome restarts what is down) or the browser is offline (`online` does).
+   */
   async restartIce(peerId: string): Promise<void> {
-    if (!this.peers.has(peerId) || this.client.socket?.readyState !== WebSocket.OPEN) return;
-    await this.call(peerId, { iceRestart: true });
+    if (this.client.socket?.readyState !== WebSocket.OPEN || globalThis.navigator?.onLine === false) return;
+    if (Date.now() > this.iceExpiresAt * 1000 - ICE_REFRESH_MARGIN_MS) await this.refreshIceServers();
+    const peer = this.peers.get(peerId);
+    if (!peer) return;
+    // restartIce() rather than a one-off offer option: if this offer loses a collision, the
+    // restart still happens with the next offer or answer.
+    peer.pc.restartIce();
+    peer.iceRestarts += 1;
+    await this.call(peerId);
   }
 
-  private restartAll(): void {
-    for (const peerId of this.peers.keys()) void this.restartIce(peerId);
+  /** Restart now, with a fresh budget of tries (back online, network change, signaling resumed). */
+  private restartNow(peerId: string, peer: Peer): void {
+    peer.restartAttempts = 0;
+    this.tryRestart(peerId, peer);
+  }
+
+  /** An ICE restart in `ms`, unless the connection is back by then or the tries are used up. */
+  private scheduleRestart(peerId: string, peer: Peer, ms: number): void {
+    this.cancel(peer.restartTimer);
+    peer.restartTimer = this.later(ms, () => {
+      peer.restartTimer = undefined;
+      if (this.peers.get(peerId) !== peer || peer.pc.connectionState === 'connected') return;
+      if (peer.restartAttempts >= MAX_RESTART_ATTEMPTS) return; // given up until something changes
+      this.tryRestart(peerId, peer);
+    });
+  }
+
+  /** An ICE restart now, and the next try (backoff) in case the connection is still down by then. */
+  private tryRestart(peerId: string, peer: Peer): void {
+    peer.restartAttempts += 1;
+    this.scheduleRestart(peerId, peer, Math.min(RESTART_RETRY_MAX_MS, RESTART_RETRY_FIRST_MS * 2 ** (peer.restartAttempts - 1)));
+    void this.restartIce(peerId);
   }
 
   /** Close and release the connection to one peer. */
   hangUp(peerId: string): void {
     const peer = this.peers.get(peerId);
     if (!peer) return;
-    clearTimeout(peer.restartTimer);
+    this.cancel(peer.restartTimer);
     peer.pc.close();
     this.peers.delete(peerId);
     this.options.onHangUp?.(peerId);
@@ -300,5 +386,16 @@ export class AudioMesh {
     this.timers.clear();
     for (const off of this.unsubscribe.splice(0)) off();
     globalThis.removeEventListener?.('online', this.onOnline);
+    networkInformation()?.removeEventListener('change', this.onNetworkChange);
   }
+}
+
+/** Failed, or disconnected (which may still recover by itself). */
+function isDown(pc: RTCPeerConnection): boolean {
+  return pc.connectionState === 'failed' || pc.connectionState === 'disconnected';
+}
+
+/** `navigator.connection` (Network Information API, Chromium): fires `change` when the network changes. */
+function networkInformation(): EventTarget | undefined {
+  return (globalThis.navigator as { connection?: EventTarget } | undefined)?.connection;
 }

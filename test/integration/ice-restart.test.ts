@@ -1,0 +1,118 @@
+// ICE restart in the audio mesh of the real studio page, in real Chromium. Host and caller,
+// each its own Chromium with its own tone as microphone, relay-only (`?relay`) through a
+// coturn of this test's own, behind a `wrangler dev` of its own wired to it. coturn is
+// killed: the relayed path dies, the connection goes down and the meters fall silent. It
+// stays down until the pages have tried an ICE restart and tried again, then starts again
+// on the same ports, and the pages hear each other again with no reload and no click.
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { describe, expect, it } from 'vitest';
+import { startCoturnOnly } from '../../local-infra/native.mjs';
+import { expectMeterMoves, expectMeterSilent, expectVisible, launchBrowser, openPage, toneFile } from './studio-page';
+import { freePort, startWorker, type RunningWorker } from './worker';
+
+/** Relay ports of this test's coturn, apart from the run's shared one (global-setup.ts). */
+const RELAY_MIN_PORT = 49720;
+const RELAY_MAX_PORT = 49760;
+
+const strip = (page: Page, name: string) => page.getByRole('group', { name, exact: true });
+const connectionTo = (page: Page, name: string) => strip(page, name).getAttribute('data-connection');
+const iceRestartsTo = async (page: Page, name: string) => Number(await strip(page, name).getAttribute('data-ice-restarts'));
+
+function alive(pid: number): boolean {
+  // A killed child is a zombie until Node reaps it: its cmdline is empty then.
+  return existsSync(`/proc/${pid}/cmdline`) && readFileSync(`/proc/${pid}/cmdline`, 'utf8') !== '';
+}
+
+/** Kill coturn as a crash would, and wait until it is gone (its ports free). */
+async function killCoturn(pid: number): Promise<void> {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    return; // already gone
+  }
+  await expect.poll(() => alive(pid), { timeout: 5_000, interval: 50, message: 'coturn should be gone' }).toBe(false);
+}
+
+describe('ICE restart in the studio mesh', () => {
+  it('coturn dies and comes back: the pages hear each other again by an ICE restart, without a reload or a click', { timeout: 150_000 }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'openstudio-ice-restart-'));
+    const turnSecret = randomBytes(24).toString('hex');
+    const turnPort = await freePort(true);
+    const coturnSettings = { runDir: join(dir, 'infra'), turnPort, turnMinPort: RELAY_MIN_PORT, turnMaxPort: RELAY_MAX_PORT, turnSecret };
+    let coturnPid: number | undefined;
+    // coturn runs in its own session: an interrupted run must not leave it behind.
+    const killOnExit = () => coturnPid !== undefined && alive(coturnPid) && process.kill(coturnPid, 'SIGKILL');
+    process.once('exit', killOnExit);
+    let dev: RunningWorker | undefined;
+    const browsers: Browser[] = [];
+    try {
+      coturnPid = (await startCoturnOnly(coturnSettings)).pid;
+      const turnHost = `127.0.0.1:${turnPort}`;
+      dev = await startWorker(
+        {
+          TOKEN_SECRET: randomBytes(24).toString('hex'),
+          TURN_SECRET: turnSecret,
+          ICECAST_SOURCE_PASSWORD: randomBytes(24).toString('hex'),
+          STUN_URLS: `stun:${turnHost}`,
+          TURN_URLS: `turn:${turnHost}?transport=udp,turn:${turnHost}?transport=tcp`,
+        },
+        dir,
+      );
+      browsers.push(...(await Promise.all([launchBrowser(toneFile(dir, 440)), launchBrowser(toneFile(dir, 660))])));
+      const [hostBrowser, callerBrowser] = browsers as [Browser, Browser];
+
+      // The host creates an unscreened show; the caller joins it. Both in studio mode, so the
+      // tones pass unprocessed; both relay-only.
+      const host = await openPage(hostBrowser, `${dev.url}/?relay`);
+      await host.getByRole('textbox', { name: 'Show name' }).fill('Restart');
+      await host.getByRole('textbox', { name: 'Your name' }).fill('Hanna');
+      await host.getByRole('checkbox', { name: 'Screen callers' }).uncheck();
+      await host.getByRole('button', { name: 'Create show' }).click();
+      await host.getByRole('checkbox', { name: 'Studio mode' }).check();
+      const callerLink = new URL(await host.getByRole('textbox', { name: 'Caller link' }).inputValue());
+      callerLink.search = '?relay';
+      const caller = await openPage(callerBrowser, callerLink.toString());
+      await caller.getByRole('textbox', { name: 'Your name' }).fill('Walt');
+      await caller.getByRole('checkbox', { name: 'Studio mode' }).check();
+      await caller.getByRole('button', { name: 'Join show' }).click();
+      await Promise.all([expectVisible(strip(host, 'Walt'), 20_000), expectVisible(strip(caller, 'Hanna'), 20_000)]);
+      await Promise.all([expectMeterMoves(host, 'Walt level'), expectMeterMoves(caller, 'Hanna level')]);
+      expect([await connectionTo(host, 'Walt'), await connectionTo(caller, 'Hanna')]).toEqual(['connected', 'connected']);
+      expect([await iceRestartsTo(host, 'Walt'), await iceRestartsTo(caller, 'Hanna')]).toEqual([0, 0]);
+
+      // From here on nobody touches the pages: count their navigations (a reload would be one).
+      let navigations = 0;
+      for (const page of [host, caller]) page.on('framenavigated', (frame) => frame === page.mainFrame() && (navigations += 1));
+
+      // coturn dies: the only path between the pages is gone.
+      await killCoturn(coturnPid);
+      await Promise.all([expectMeterSilent(host, 'Walt level'), expectMeterSilent(caller, 'Hanna level')]);
+      const down = ['disconnected', 'failed', 'connecting'];
+      await expect.poll(() => connectionTo(host, 'Walt'), { timeout: 40_000, message: 'the host sees its connection down' }).toBeOneOf(down);
+      await expect.poll(() => connectionTo(caller, 'Hanna'), { timeout: 40_000, message: 'the caller sees its connection down' }).toBeOneOf(down);
+
+      // It stays down until the pages have tried an ICE restart, which cannot work without
+      // coturn, and tried again.
+      const restarts = async () => (await iceRestartsTo(host, 'Walt')) + (await iceRestartsTo(caller, 'Hanna'));
+      await expect.poll(restarts, { timeout: 60_000, interval: 250, message: 'the pages restart ICE, and again, while coturn is down' }).toBeGreaterThanOrEqual(2);
+      expect([await connectionTo(host, 'Walt'), await connectionTo(caller, 'Hanna')], 'still down without coturn').not.toContain('connected');
+
+      // coturn is back on the same ports (with no memory of the old allocations).
+      coturnPid = (await startCoturnOnly(coturnSettings)).pid;
+      await Promise.all([expectMeterMoves(host, 'Walt level', -40, 60_000), expectMeterMoves(caller, 'Hanna level', -40, 60_000)]);
+      expect([await connectionTo(host, 'Walt'), await connectionTo(caller, 'Hanna')]).toEqual(['connected', 'connected']);
+      for (const page of [host, caller]) expect(await page.locator('#console').getAttribute('data-peer-connections')).toBe('1');
+      expect(navigations, 'page navigations (reloads) since the show started').toBe(0);
+    } finally {
+      await Promise.all(browsers.map((b) => b.close()));
+      await dev?.stop();
+      if (coturnPid !== undefined) await killCoturn(coturnPid);
+      process.off('exit', killOnExit);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
