@@ -1,12 +1,13 @@
 #!/usr/bin/env node
 // The studio console's own figures, by hand (results go to docs/benchmarks.md):
-//   1. opening a caller link to hearing the host: p50/p95 over N joins;
-//   2. a moderator's mute to silence at another participant;
-//   3. the host page's CPU and memory with 1 host and 7 callers.
+//   1. opening a caller link to hearing the host: p50/p95 over N joins, split into the page
+//      load, the caller's form (name, studio mode, Join show) and Join show → host heard;
+//   2. a moderator's mute (the click on the host page) to silence at another participant;
+//   3. the host page's CPU and memory on air as callers join, step by step up to 7 callers.
 // Real Chromium (one process per voice, each with its own tone as microphone), the real
 // studio page, relay-only through coturn. Needs a running stack with a wide relay range:
 //   TURN_MIN_PORT=49720 TURN_MAX_PORT=49999 npm run stack
-//   node bench/studio.mjs [--url http://127.0.0.1:8787] [--joins 20] [--mutes 10] [--callers 7] [--seconds 30]
+//   node bench/studio.mjs [--url http://127.0.0.1:8787] [--joins 20] [--mutes 10] [--steps 1,3,5,7] [--seconds 30]
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,7 +20,7 @@ const { values: args } = parseArgs({
     url: { type: 'string', default: 'http://127.0.0.1:8787' },
     joins: { type: 'string', default: '20' },
     mutes: { type: 'string', default: '10' },
-    callers: { type: 'string', default: '7' },
+    steps: { type: 'string', default: '1,3,5,7' },
     seconds: { type: 'string', default: '30' },
   },
 });
@@ -48,16 +49,22 @@ async function launch(hz) {
 }
 
 const relayed = (link) => link.replace('/#', '/?relay#');
-const meterAbove = (page, name, db) =>
-  page.waitForFunction(({ name, db }) => Number(document.querySelector(`[role=meter][aria-label="${name}"]`)?.getAttribute('aria-valuenow')) > db, { name, db }, { polling: 10, timeout: 30_000 });
+const meterAbove = (page, name, db, timeout = 30_000) =>
+  page.waitForFunction(({ name, db }) => Number(document.querySelector(`[role=meter][aria-label="${name}"]`)?.getAttribute('aria-valuenow')) > db, { name, db }, { polling: 10, timeout });
 
+/** A caller opens the link, fills the form and joins; returns the page and when each step ended. */
 async function joinShow(browser, link, name) {
+  const opened = Date.now();
   const page = await (await browser.newContext()).newPage();
   await page.goto(relayed(link));
+  const loaded = Date.now();
   await page.getByRole('textbox', { name: 'Your name' }).fill(name);
   await page.getByRole('checkbox', { name: 'Studio mode' }).check();
-  await page.getByRole('button', { name: 'Join show' }).click();
-  return page;
+  const join = page.getByRole('button', { name: 'Join show' });
+  await join.waitFor();
+  const clicked = Date.now();
+  await join.click();
+  return { page, opened, loaded, clicked };
 }
 
 function percentile(values, p) {
@@ -127,20 +134,26 @@ try {
 
   // 1. Caller link opened → host heard (the caller page's meter for the host moves).
   const { browser: joiner } = await launch(660);
-  const joinTimes = [];
+  const steps = { total: [], load: [], form: [], heard: [] };
   for (let i = 0; i < Number(args.joins); i++) {
-    const started = Date.now();
-    const page = await joinShow(joiner, link, `Joiner ${i}`);
+    const { page, opened, loaded, clicked } = await joinShow(joiner, link, `Joiner ${i}`);
     await meterAbove(page, 'Hanna level', -40);
-    joinTimes.push(Date.now() - started);
+    const heard = Date.now();
+    steps.total.push(heard - opened);
+    steps.load.push(loaded - opened);
+    steps.form.push(clicked - loaded);
+    steps.heard.push(heard - clicked);
     await page.context().close();
     await new Promise((r) => setTimeout(r, 1_500)); // the room sees the leave; under the join rate limit
   }
-  console.log(`caller link → host heard: ${summary(joinTimes)}`);
+  console.log(`caller link → host heard: ${summary(steps.total)}`);
+  console.log(`  page load (goto → load event): ${summary(steps.load)}`);
+  console.log(`  the form, as a script fills it (name, studio mode, until Join show is ready): ${summary(steps.form)}`);
+  console.log(`  Join show clicked → host heard: ${summary(steps.heard)}`);
 
   // 2. Moderator mute → silence at another participant (its meter for the muted voice).
-  const ann = await joinShow((await launch(550)).browser, link, 'Ann');
-  const ben = await joinShow((await launch(770)).browser, link, 'Ben');
+  const { page: ann } = await joinShow((await launch(550)).browser, link, 'Ann');
+  const { page: ben } = await joinShow((await launch(770)).browser, link, 'Ben');
   await meterAbove(ben, 'Ann level', -40);
   const muteTimes = [];
   for (let i = 0; i < Number(args.mutes); i++) {
@@ -153,35 +166,47 @@ try {
         observer.observe(meter, { attributes: true, attributeFilter: ['aria-valuenow'] });
       });
     });
-    const clicked = Date.now();
+    // From the click as the host page gets it (the same machine clock as Ben's page).
+    await host.evaluate(() => {
+      window.clickedAt = new Promise((resolve) => document.addEventListener('click', () => resolve(Date.now()), { capture: true, once: true }));
+    });
     await host.getByRole('button', { name: 'Mute Ann', exact: true }).click();
-    muteTimes.push((await ben.evaluate(() => window.silentAt)) - clicked);
+    muteTimes.push((await ben.evaluate(() => window.silentAt)) - (await host.evaluate(() => window.clickedAt)));
     await host.getByRole('button', { name: 'Unmute Ann', exact: true }).click();
     await meterAbove(ben, 'Ann level', -40);
   }
-  console.log(`moderator mute → silent at another page: ${summary(muteTimes)} (meters update every 100 ms)`);
+  console.log(`moderator mute → silent at another page: ${summary(muteTimes)} (meters update every 50 ms)`);
 
-  // 3. The host page with 7 callers on air.
-  const callers = Number(args.callers);
-  for (let i = 2; i < callers; i++) await joinShow((await launch(990 + 110 * i)).browser, link, `Caller ${i}`);
-  for (const name of ['Ann', 'Ben', ...Array.from({ length: callers - 2 }, (_, i) => `Caller ${i + 2}`)]) await meterAbove(host, `${name} level`, -40);
+  // 3. The host page on air, measured as callers join (Ann and Ben are already in).
   await host.getByRole('button', { name: 'Go live' }).click();
   await host.getByRole('button', { name: 'Stop broadcast' }).waitFor();
-  await new Promise((r) => setTimeout(r, 5_000));
-  const pids = processTree(hostWav);
-  const seconds = Number(args.seconds);
+  const pids = () => processTree(hostWav);
   const tick = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }));
-  const before = cpuTicks(pids);
-  const memory = [];
-  for (let s = 0; s < seconds; s++) {
-    await new Promise((r) => setTimeout(r, 1_000));
-    memory.push(memoryMb(pids));
+  const seconds = Number(args.seconds);
+  const names = ['Ann', 'Ben'];
+  for (const step of args.steps.split(',').map(Number)) {
+    while (names.length < step) {
+      const name = `Caller ${names.length + 1}`;
+      await joinShow((await launch(990 + 110 * names.length)).browser, link, name);
+      names.push(name);
+    }
+    // Everyone heard on the host page before measuring (a loaded machine takes its time).
+    for (const name of names.slice(0, step)) await meterAbove(host, `${name} level`, -40, 180_000);
+    await new Promise((r) => setTimeout(r, 5_000));
+    const tree = pids();
+    const before = cpuTicks(tree);
+    const memory = [];
+    for (let s = 0; s < seconds; s++) {
+      await new Promise((r) => setTimeout(r, 1_000));
+      memory.push(memoryMb(tree));
+    }
+    const cpu = ((cpuTicks(tree) - before) / tick / seconds) * 100;
+    const load = readFileSync('/proc/loadavg', 'utf8').split(' ')[0];
+    console.log(
+      `host page on air with ${names.length} callers: CPU ${cpu.toFixed(0)} % of a core (mean over ${seconds} s, whole browser: ` +
+        `${tree.length} processes), memory PSS median ${Math.round(percentile(memory, 50))} MB, max ${Math.round(Math.max(...memory))} MB; load average ${load}`,
+    );
   }
-  const cpu = ((cpuTicks(pids) - before) / tick / seconds) * 100;
-  console.log(
-    `host page, 1 host + ${callers} callers, on air: CPU ${cpu.toFixed(0)} % of a core (mean over ${seconds} s, whole browser: ` +
-      `${pids.length} processes), memory PSS median ${Math.round(percentile(memory, 50))} MB, max ${Math.round(Math.max(...memory))} MB`,
-  );
   await host.getByRole('button', { name: 'Stop broadcast' }).click();
   await ann.context().close();
   await ben.context().close();

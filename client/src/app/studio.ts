@@ -17,7 +17,8 @@ import { SENTENCES, sentenceForClose, sentenceForError } from './sentences';
 const SPEECH_BITRATE = 32_000;
 const MUSIC_BITRATE = 96_000;
 const PROGRAM_BITRATE = 96_000;
-const METER_INTERVAL_MS = 100;
+/** Meters refresh 20 times a second: a mute shows as silence within one refresh or two. */
+const METER_INTERVAL_MS = 50;
 
 type Broadcast = BroadcastInfo;
 
@@ -495,8 +496,10 @@ export class Studio {
     }
     const program = this.mix.meter.read(now);
     showLevel(byId('program-level'), program.level, program.peak);
+    // Loudness takes a block every 100 ms (its 3 s window is 30 blocks); text updates twice a second.
+    if (++this.loudnessTick % 2 === 0) return;
     const lufs = this.mix.loudness.read();
-    if (++this.loudnessTick % 5 === 0) {
+    if (this.loudnessTick % 10 === 1) {
       byId('loudness').textContent = Number.isFinite(lufs) && lufs > -70 ? `${lufs.toFixed(1)} LUFS short-term` : '— LUFS';
       this.renderClock();
     }
