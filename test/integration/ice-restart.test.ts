@@ -10,7 +10,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { startCoturnOnly } from '../../local-infra/native.mjs';
 import { expectMeterMoves, expectMeterSilent, expectVisible, launchBrowser, openPage, toneFile } from './studio-page';
 import { freePort, startWorker, type RunningWorker } from './worker';
@@ -39,104 +39,111 @@ async function killCoturn(pid: number): Promise<void> {
 }
 
 describe('ICE restart in the studio mesh', () => {
-  it('coturn dies and comes back: the pages hear each other again by an ICE restart, without a reload or a click', { timeout: 150_000 }, async () => {
+  it('coturn dies and comes back: the pages hear each other again by an ICE restart, without a reload or a click', { timeout: 240_000 }, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'openstudio-ice-restart-'));
     const turnSecret = randomBytes(24).toString('hex');
     const turnPort = await freePort(true);
     const coturnSettings = { runDir: join(dir, 'infra'), turnPort, turnMinPort: RELAY_MIN_PORT, turnMaxPort: RELAY_MAX_PORT, turnSecret };
     let coturnPid: number | undefined;
-    // coturn runs in its own session: an interrupted run must not leave it behind.
-    const killOnExit = () => coturnPid !== undefined && alive(coturnPid) && process.kill(coturnPid, 'SIGKILL');
-    process.once('exit', killOnExit);
     let dev: RunningWorker | undefined;
     const browsers: Browser[] = [];
     const timeline: string[] = [];
     let watching = false;
     let watch: Promise<void> | undefined;
-    try {
-      coturnPid = (await startCoturnOnly(coturnSettings)).pid;
-      const turnHost = `127.0.0.1:${turnPort}`;
-      dev = await startWorker(
-        {
-          TOKEN_SECRET: randomBytes(24).toString('hex'),
-          TURN_SECRET: turnSecret,
-          ICECAST_SOURCE_PASSWORD: randomBytes(24).toString('hex'),
-          STUN_URLS: `stun:${turnHost}`,
-          TURN_URLS: `turn:${turnHost}?transport=udp,turn:${turnHost}?transport=tcp`,
-        },
-        dir,
-      );
-      browsers.push(...(await Promise.all([launchBrowser(toneFile(dir, 440)), launchBrowser(toneFile(dir, 660))])));
-      const [hostBrowser, callerBrowser] = browsers as [Browser, Browser];
-
-      // The host creates an unscreened show; the caller joins it. Both in studio mode, so the
-      // tones pass unprocessed; both relay-only.
-      const host = await openPage(hostBrowser, `${dev.url}/?relay`);
-      await host.getByRole('textbox', { name: 'Show name' }).fill('Restart');
-      await host.getByRole('textbox', { name: 'Your name' }).fill('Hanna');
-      await host.getByRole('checkbox', { name: 'Screen callers' }).uncheck();
-      await host.getByRole('button', { name: 'Create show' }).click();
-      await host.getByRole('checkbox', { name: 'Studio mode' }).check();
-      const callerLink = new URL(await host.getByRole('textbox', { name: 'Caller link' }).inputValue());
-      callerLink.search = '?relay';
-      const caller = await openPage(callerBrowser, callerLink.toString());
-      await caller.getByRole('textbox', { name: 'Your name' }).fill('Walt');
-      await caller.getByRole('checkbox', { name: 'Studio mode' }).check();
-      await caller.getByRole('button', { name: 'Join show' }).click();
-      await Promise.all([expectVisible(strip(host, 'Walt'), 20_000), expectVisible(strip(caller, 'Hanna'), 20_000)]);
-      await Promise.all([expectMeterMoves(host, 'Walt level'), expectMeterMoves(caller, 'Hanna level')]);
-      expect([await connectionTo(host, 'Walt'), await connectionTo(caller, 'Hanna')]).toEqual(['connected', 'connected']);
-      expect([await iceRestartsTo(host, 'Walt'), await iceRestartsTo(caller, 'Hanna')]).toEqual([0, 0]);
-
-      // From here on nobody touches the pages: count their navigations (a reload would be one).
-      let navigations = 0;
-      for (const page of [host, caller]) page.on('framenavigated', (frame) => frame === page.mainFrame() && (navigations += 1));
-
-      // What the strips show from here on, as it changes (printed at the end, for the record).
-      const killedAt = Date.now();
-      watching = true;
-      watch = (async () => {
-        let last = '';
-        while (watching) {
-          const now = `host→Walt ${await connectionTo(host, 'Walt')} (${await iceRestartsTo(host, 'Walt')} restarts), caller→Hanna ${await connectionTo(caller, 'Hanna')} (${await iceRestartsTo(caller, 'Hanna')} restarts)`;
-          if (now !== last) timeline.push(`${((Date.now() - killedAt) / 1000).toFixed(1)} s: ${(last = now)}`);
-          await new Promise((r) => setTimeout(r, 250));
-        }
-      })();
-      const mark = (what: string) => timeline.push(`${((Date.now() - killedAt) / 1000).toFixed(1)} s: ${what}`);
-
-      // coturn dies: the only path between the pages is gone.
-      await killCoturn(coturnPid);
-      mark('coturn killed');
-      await Promise.all([expectMeterSilent(host, 'Walt level'), expectMeterSilent(caller, 'Hanna level')]);
-      const down = ['disconnected', 'failed', 'connecting'];
-      await expect.poll(() => connectionTo(host, 'Walt'), { timeout: 40_000, message: 'the host sees its connection down' }).toBeOneOf(down);
-      await expect.poll(() => connectionTo(caller, 'Hanna'), { timeout: 40_000, message: 'the caller sees its connection down' }).toBeOneOf(down);
-
-      // It stays down until a page has restarted ICE, which cannot work without coturn, and
-      // tried again. One side restarts; the other answers (their offers would cross).
-      const restarts = async () => [await iceRestartsTo(host, 'Walt'), await iceRestartsTo(caller, 'Hanna')];
-      await expect.poll(async () => Math.max(...(await restarts())), { timeout: 60_000, interval: 250, message: 'a page restarts ICE, and again, while coturn is down' }).toBeGreaterThanOrEqual(2);
-      expect(Math.min(...(await restarts())), 'ICE restarts offered by the other side').toBe(0);
-      expect([await connectionTo(host, 'Walt'), await connectionTo(caller, 'Hanna')], 'still down without coturn').not.toContain('connected');
-
-      // coturn is back on the same ports (with no memory of the old allocations).
-      coturnPid = (await startCoturnOnly(coturnSettings)).pid;
-      mark('coturn started again');
-      await Promise.all([expectMeterMoves(host, 'Walt level', -40, 60_000), expectMeterMoves(caller, 'Hanna level', -40, 60_000)]);
-      mark('both meters above -40 dBFS');
-      expect([await connectionTo(host, 'Walt'), await connectionTo(caller, 'Hanna')]).toEqual(['connected', 'connected']);
-      for (const page of [host, caller]) expect(await page.locator('#console').getAttribute('data-peer-connections')).toBe('1');
-      expect(navigations, 'page navigations (reloads) since the show started').toBe(0);
-    } finally {
+    // Everything this test started goes, however it ends (passed, failed or timed out: then
+    // its body may still be running, so what it starts after this is stopped at once).
+    let finished = false;
+    const release = async () => {
       watching = false;
-      await watch?.catch(() => {});
-      if (timeline.length) console.log(`ICE restart timeline:\n  ${timeline.join('\n  ')}`);
+      await watch;
+      if (timeline.length) console.log(`ICE restart timeline:\n  ${timeline.splice(0).join('\n  ')}`);
       await Promise.all(browsers.map((b) => b.close()));
       await dev?.stop();
       if (coturnPid !== undefined) await killCoturn(coturnPid);
-      process.off('exit', killOnExit);
       rmSync(dir, { recursive: true, force: true });
-    }
+    };
+    onTestFinished(async () => {
+      finished = true;
+      await release();
+    });
+    const startCoturn = async () => {
+      coturnPid = (await startCoturnOnly(coturnSettings)).pid;
+      if (finished) await release();
+    };
+    await startCoturn();
+    const turnHost = `127.0.0.1:${turnPort}`;
+    dev = await startWorker(
+      {
+        TOKEN_SECRET: randomBytes(24).toString('hex'),
+        TURN_SECRET: turnSecret,
+        ICECAST_SOURCE_PASSWORD: randomBytes(24).toString('hex'),
+        STUN_URLS: `stun:${turnHost}`,
+        TURN_URLS: `turn:${turnHost}?transport=udp,turn:${turnHost}?transport=tcp`,
+      },
+      dir,
+    );
+    browsers.push(...(await Promise.all([launchBrowser(toneFile(dir, 440)), launchBrowser(toneFile(dir, 660))])));
+    if (finished) await release();
+    const [hostBrowser, callerBrowser] = browsers as [Browser, Browser];
+
+    // The host creates an unscreened show; the caller joins it. Both in studio mode, so the
+    // tones pass unprocessed; both relay-only.
+    const host = await openPage(hostBrowser, `${dev.url}/?relay`);
+    await host.getByRole('textbox', { name: 'Show name' }).fill('Restart');
+    await host.getByRole('textbox', { name: 'Your name' }).fill('Hanna');
+    await host.getByRole('checkbox', { name: 'Screen callers' }).uncheck();
+    await host.getByRole('button', { name: 'Create show' }).click();
+    await host.getByRole('checkbox', { name: 'Studio mode' }).check();
+    const callerLink = new URL(await host.getByRole('textbox', { name: 'Caller link' }).inputValue());
+    callerLink.search = '?relay';
+    const caller = await openPage(callerBrowser, callerLink.toString());
+    await caller.getByRole('textbox', { name: 'Your name' }).fill('Walt');
+    await caller.getByRole('checkbox', { name: 'Studio mode' }).check();
+    await caller.getByRole('button', { name: 'Join show' }).click();
+    await Promise.all([expectVisible(strip(host, 'Walt'), 20_000), expectVisible(strip(caller, 'Hanna'), 20_000)]);
+    await Promise.all([expectMeterMoves(host, 'Walt level'), expectMeterMoves(caller, 'Hanna level')]);
+    expect([await connectionTo(host, 'Walt'), await connectionTo(caller, 'Hanna')]).toEqual(['connected', 'connected']);
+    expect([await iceRestartsTo(host, 'Walt'), await iceRestartsTo(caller, 'Hanna')]).toEqual([0, 0]);
+
+    // From here on nobody touches the pages: count their navigations (a reload would be one).
+    let navigations = 0;
+    for (const page of [host, caller]) page.on('framenavigated', (frame) => frame === page.mainFrame() && (navigations += 1));
+
+    // What the strips show from here on, as it changes (printed at the end, for the record).
+    const killedAt = Date.now();
+    watching = true;
+    watch = (async () => {
+      let last = '';
+      while (watching) {
+        const now = `host→Walt ${await connectionTo(host, 'Walt')} (${await iceRestartsTo(host, 'Walt')} restarts), caller→Hanna ${await connectionTo(caller, 'Hanna')} (${await iceRestartsTo(caller, 'Hanna')} restarts)`;
+        if (now !== last) timeline.push(`${((Date.now() - killedAt) / 1000).toFixed(1)} s: ${(last = now)}`);
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    })().catch(() => {}); // the pages closed under it
+    const mark = (what: string) => timeline.push(`${((Date.now() - killedAt) / 1000).toFixed(1)} s: ${what}`);
+
+    // coturn dies: the only path between the pages is gone.
+    await killCoturn(coturnPid!);
+    mark('coturn killed');
+    await Promise.all([expectMeterSilent(host, 'Walt level'), expectMeterSilent(caller, 'Hanna level')]);
+    const down = ['disconnected', 'failed', 'connecting'];
+    await expect.poll(() => connectionTo(host, 'Walt'), { timeout: 20_000, message: 'the host sees its connection down' }).toBeOneOf(down);
+    await expect.poll(() => connectionTo(caller, 'Hanna'), { timeout: 20_000, message: 'the caller sees its connection down' }).toBeOneOf(down);
+
+    // It stays down until a page has restarted ICE, which cannot work without coturn, and
+    // tried again. One side restarts; the other answers (their offers would cross).
+    const restarts = async () => [await iceRestartsTo(host, 'Walt'), await iceRestartsTo(caller, 'Hanna')];
+    await expect.poll(async () => Math.max(...(await restarts())), { timeout: 40_000, interval: 250, message: 'a page restarts ICE, and again, while coturn is down' }).toBeGreaterThanOrEqual(2);
+    expect(Math.min(...(await restarts())), 'ICE restarts offered by the other side').toBe(0);
+    expect([await connectionTo(host, 'Walt'), await connectionTo(caller, 'Hanna')], 'still down without coturn').not.toContain('connected');
+
+    // coturn is back on the same ports (with no memory of the old allocations).
+    await startCoturn();
+    mark('coturn started again');
+    await Promise.all([expectMeterMoves(host, 'Walt level', -40, 30_000), expectMeterMoves(caller, 'Hanna level', -40, 30_000)]);
+    mark('both meters above -40 dBFS');
+    expect([await connectionTo(host, 'Walt'), await connectionTo(caller, 'Hanna')]).toEqual(['connected', 'connected']);
+    for (const page of [host, caller]) expect(await page.locator('#console').getAttribute('data-peer-connections')).toBe('1');
+    expect(navigations, 'page navigations (reloads) since the show started').toBe(0);
   });
 });
