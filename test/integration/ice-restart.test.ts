@@ -1,16 +1,20 @@
-// ICE restart in the audio mesh of the real studio page, in real Chromium. Host and caller,
-// each its own Chromium with its own tone as microphone, relay-only (`?relay`) through a
-// coturn of this test's own, behind a `wrangler dev` of its own wired to it. coturn is
-// killed: the relayed path dies, the connection goes down and the meters fall silent. It
-// stays down until one page has restarted ICE and, that failing, tried again (the other
-// page only answers), then starts again on the same ports, and the pages hear each other
-// again with no reload and no click.
+// ICE restart in the audio mesh of the real studio page, in real Chromium: host and caller,
+// each its own Chromium with its own tone as microphone, relay-only (`?relay`), driven only
+// through the page; what the mesh does is read from each strip's `data-connection` and
+// `data-ice-restarts`.
+//
+// - The TURN server dies (a coturn and a `wrangler dev` of this test's own, wired together):
+//   the relayed path dies, the connection goes down and the meters fall silent. coturn stays
+//   down until one page has restarted ICE and, that failing, tried again (the other page
+//   only answers), then starts again on the same ports, and the pages hear each other again
+//   with no reload and no click.
+// - A browser back online restarts ICE at once, and the voices carry on.
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
-import { describe, expect, it, onTestFinished } from 'vitest';
+import { describe, expect, inject, it, onTestFinished } from 'vitest';
 import { startCoturnOnly } from '../../local-infra/native.mjs';
 import { expectMeterMoves, expectMeterSilent, expectVisible, launchBrowser, openPage, toneFile } from './studio-page';
 import { freePort, startWorker, type RunningWorker } from './worker';
@@ -36,6 +40,37 @@ async function killCoturn(pid: number): Promise<void> {
     return; // already gone
   }
   await expect.poll(() => alive(pid), { timeout: 5_000, interval: 50, message: 'coturn should be gone' }).toBe(false);
+}
+
+/**
+ * The host (Hanna) creates an unscreened show and the caller (Walt) joins it, both relay-only
+ * and in studio mode (the tones pass unprocessed); they hear each other.
+ */
+async function startShow(base: string, hostBrowser: Browser, callerBrowser: Browser): Promise<{ host: Page; caller: Page }> {
+  const host = await openPage(hostBrowser, `${base}/?relay`);
+  await host.getByRole('textbox', { name: 'Show name' }).fill('Restart');
+  await host.getByRole('textbox', { name: 'Your name' }).fill('Hanna');
+  await host.getByRole('checkbox', { name: 'Screen callers' }).uncheck();
+  await host.getByRole('button', { name: 'Create show' }).click();
+  await host.getByRole('checkbox', { name: 'Studio mode' }).check();
+  const callerLink = new URL(await host.getByRole('textbox', { name: 'Caller link' }).inputValue());
+  callerLink.search = '?relay';
+  const caller = await openPage(callerBrowser, callerLink.toString());
+  await caller.getByRole('textbox', { name: 'Your name' }).fill('Walt');
+  await caller.getByRole('checkbox', { name: 'Studio mode' }).check();
+  await caller.getByRole('button', { name: 'Join show' }).click();
+  await Promise.all([expectVisible(strip(host, 'Walt'), 20_000), expectVisible(strip(caller, 'Hanna'), 20_000)]);
+  await Promise.all([expectMeterMoves(host, 'Walt level'), expectMeterMoves(caller, 'Hanna level')]);
+  expect([await connectionTo(host, 'Walt'), await connectionTo(caller, 'Hanna')]).toEqual(['connected', 'connected']);
+  expect([await iceRestartsTo(host, 'Walt'), await iceRestartsTo(caller, 'Hanna')]).toEqual([0, 0]);
+  return { host, caller };
+}
+
+/** Counts the page's navigations from now on (a reload would be one). */
+function countNavigations(pages: Page[]): () => number {
+  let navigations = 0;
+  for (const page of pages) page.on('framenavigated', (frame) => frame === page.mainFrame() && (navigations += 1));
+  return () => navigations;
 }
 
 describe('ICE restart in the studio mesh', () => {
@@ -86,28 +121,10 @@ describe('ICE restart in the studio mesh', () => {
     if (finished) await release();
     const [hostBrowser, callerBrowser] = browsers as [Browser, Browser];
 
-    // The host creates an unscreened show; the caller joins it. Both in studio mode, so the
-    // tones pass unprocessed; both relay-only.
-    const host = await openPage(hostBrowser, `${dev.url}/?relay`);
-    await host.getByRole('textbox', { name: 'Show name' }).fill('Restart');
-    await host.getByRole('textbox', { name: 'Your name' }).fill('Hanna');
-    await host.getByRole('checkbox', { name: 'Screen callers' }).uncheck();
-    await host.getByRole('button', { name: 'Create show' }).click();
-    await host.getByRole('checkbox', { name: 'Studio mode' }).check();
-    const callerLink = new URL(await host.getByRole('textbox', { name: 'Caller link' }).inputValue());
-    callerLink.search = '?relay';
-    const caller = await openPage(callerBrowser, callerLink.toString());
-    await caller.getByRole('textbox', { name: 'Your name' }).fill('Walt');
-    await caller.getByRole('checkbox', { name: 'Studio mode' }).check();
-    await caller.getByRole('button', { name: 'Join show' }).click();
-    await Promise.all([expectVisible(strip(host, 'Walt'), 20_000), expectVisible(strip(caller, 'Hanna'), 20_000)]);
-    await Promise.all([expectMeterMoves(host, 'Walt level'), expectMeterMoves(caller, 'Hanna level')]);
-    expect([await connectionTo(host, 'Walt'), await connectionTo(caller, 'Hanna')]).toEqual(['connected', 'connected']);
-    expect([await iceRestartsTo(host, 'Walt'), await iceRestartsTo(caller, 'Hanna')]).toEqual([0, 0]);
+    const { host, caller } = await startShow(dev.url, hostBrowser, callerBrowser);
 
-    // From here on nobody touches the pages: count their navigations (a reload would be one).
-    let navigations = 0;
-    for (const page of [host, caller]) page.on('framenavigated', (frame) => frame === page.mainFrame() && (navigations += 1));
+    // From here on nobody touches the pages.
+    const navigations = countNavigations([host, caller]);
 
     // What the strips show from here on, as it changes (printed at the end, for the record).
     const killedAt = Date.now();
@@ -144,6 +161,33 @@ describe('ICE restart in the studio mesh', () => {
     mark('both meters above -40 dBFS');
     expect([await connectionTo(host, 'Walt'), await connectionTo(caller, 'Hanna')]).toEqual(['connected', 'connected']);
     for (const page of [host, caller]) expect(await page.locator('#console').getAttribute('data-peer-connections')).toBe('1');
-    expect(navigations, 'page navigations (reloads) since the show started').toBe(0);
+    expect(navigations(), 'page navigations (reloads) since the show started').toBe(0);
+  });
+});
+
+describe('ICE restart when the browser comes back online', () => {
+  it('back online, the page restarts ICE at once and the voices carry on', { timeout: 120_000 }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'openstudio-ice-online-'));
+    const browsers: Browser[] = [];
+    onTestFinished(async () => {
+      await Promise.all(browsers.map((b) => b.close()));
+      rmSync(dir, { recursive: true, force: true });
+    });
+    browsers.push(...(await Promise.all([launchBrowser(toneFile(dir, 440)), launchBrowser(toneFile(dir, 660))])));
+    const { host, caller } = await startShow(inject('workerUrl'), browsers[0]!, browsers[1]!);
+    const navigations = countNavigations([host, caller]);
+
+    // The caller's browser loses its network and gets it back (its address may have changed:
+    // the old path cannot be trusted). Its connection never failed, so only `online` can
+    // start a restart now; the host's page saw nothing and starts none.
+    await caller.context().setOffline(true);
+    await new Promise((r) => setTimeout(r, 2_000));
+    await caller.context().setOffline(false);
+    await expect.poll(() => iceRestartsTo(caller, 'Hanna'), { timeout: 5_000, message: 'the caller restarts ICE when back online' }).toBe(1);
+    await new Promise((r) => setTimeout(r, 3_000));
+    expect([await iceRestartsTo(caller, 'Hanna'), await iceRestartsTo(host, 'Walt')], 'ICE restarts (caller, host)').toEqual([1, 0]);
+    expect([await connectionTo(host, 'Walt'), await connectionTo(caller, 'Hanna')]).toEqual(['connected', 'connected']);
+    await Promise.all([expectMeterMoves(host, 'Walt level'), expectMeterMoves(caller, 'Hanna level')]);
+    expect(navigations(), 'page navigations (reloads)').toBe(0);
   });
 });
