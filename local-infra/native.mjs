@@ -14,8 +14,9 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import dgram from 'node:dgram';
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, closeSync, copyFileSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseEnvFile } from '../scripts/secrets.mjs';
@@ -24,6 +25,11 @@ import { ensureSystemPackages, SYSTEM_PACKAGES, SystemPackagesError } from '../s
 const here = dirname(fileURLToPath(import.meta.url));
 export const TURNSERVER_CONF = join(here, 'turnserver.conf');
 export const ICECAST_TEMPLATE = join(here, 'icecast.xml.template');
+/** Icecast's <on-connect> hook of the show mounts: each show's own fill (see README.md). */
+export const SHOW_FALLBACK_HOOK = join(here, 'icecast-show-fallback.sh');
+/** The source of /station-fill.ogg, which the shows' fills relay. */
+export const STATION_FILL_SCRIPT = join(here, 'icecast-station-fill.sh');
+export const STATION_FILL = join(here, 'station-fill.ogg');
 export const ENV_FILE = join(here, '.env');
 const SECRET_KEYS = ['TURN_SECRET', 'ICECAST_SOURCE_PASSWORD', 'ICECAST_ADMIN_PASSWORD'];
 const READY_TIMEOUT_MS = 15_000;
@@ -141,10 +147,10 @@ async function requirePortsFree(name, port, types) {
   }
 }
 
-function startDetached(bin, args, logFile) {
+function startDetached(bin, args, logFile, env = {}) {
   const fd = openSync(logFile, 'a');
   // Own session: a Ctrl-C in the terminal does not reach it, `down` stops it by pid.
-  const child = spawn(bin, args, { detached: true, stdio: ['ignore', fd, fd] });
+  const child = spawn(bin, args, { detached: true, stdio: ['ignore', fd, fd], env: { ...process.env, ...env } });
   closeSync(fd);
   child.unref();
   return child.pid;
@@ -188,6 +194,21 @@ async function icecastAnswers(port) {
   }
 }
 
+/** /station-fill.ogg is a live mount (Icecast answers 404 for a mount without a source). */
+async function stationFillOnAir(port) {
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(), 2_000);
+  try {
+    const response = await fetch(`http://127.0.0.1:${port}/station-fill.ogg`, { signal: abort.signal });
+    return response.ok;
+  } catch {
+    return false;
+  } finally {
+    clearTimeout(timer);
+    abort.abort();
+  }
+}
+
 async function waitReady(name, pid, bin, logFile, probe) {
   const started = Date.now();
   while (Date.now() - started < READY_TIMEOUT_MS) {
@@ -228,17 +249,48 @@ function startCoturn(s) {
 function startIcecast(s) {
   const dir = join(s.runDir, 'icecast');
   mkdirSync(dir, { recursive: true, mode: 0o700 });
+  // Icecast's own directory: the config, its pid file and the show-fallback hook, which
+  // rewrites the config and has Icecast re-read it. Run as root, Icecast re-reads it as the
+  // icecast2 user, who must reach it: a directory of its own under the system's temporary
+  // directory (the run dir may sit where that user cannot go), removed by `down`.
+  const stateDir = mkdtempSync(join(tmpdir(), 'openstudio-icecast-'));
   const xml = renderTemplate(readFileSync(ICECAST_TEMPLATE, 'utf8'), {
     ...s.secrets,
     ICECAST_PORT: s.icecastPort,
     ICECAST_BIND_ADDRESS: '127.0.0.1',
+    ICECAST_STATE_DIR: stateDir,
   });
-  const conf = join(dir, 'icecast.xml');
-  // Read by icecast2 while still root, before it drops to the icecast2 user.
+  const conf = join(stateDir, 'icecast.xml');
   writeFileSync(conf, xml, { mode: 0o600 });
+  copyFileSync(SHOW_FALLBACK_HOOK, join(stateDir, 'icecast-show-fallback.sh'));
+  if (process.getuid?.() === 0) {
+    const id = (flag) => Number(spawnSync('id', [flag, 'icecast2'], { encoding: 'utf8' }).stdout.trim());
+    for (const path of [stateDir, conf, join(stateDir, 'icecast-show-fallback.sh')]) chownSync(path, id('-u'), id('-g'));
+  }
   const logFile = join(dir, 'icecast.log');
   const pid = startDetached(which('icecast2'), ['-c', conf], logFile);
-  return { pid, logFile };
+  // Ends by itself when this Icecast does; the password reaches it in its environment.
+  const fillLog = join(dir, 'station-fill.log');
+  const fillPid = startDetached('/bin/sh', [STATION_FILL_SCRIPT, String(pid), stateDir], fillLog, {
+    ICECAST_PORT: String(s.icecastPort),
+    ICECAST_SOURCE_PASSWORD: s.secrets.ICECAST_SOURCE_PASSWORD,
+  });
+  return { pid, logFile, stateDir, fillPid };
+}
+
+/** The station fill's source (it would end by itself with its Icecast) and Icecast's own directory. */
+function stopIcecastExtras({ fillPid, stateDir }) {
+  let command = '';
+  try {
+    command = readFileSync(`/proc/${fillPid}/cmdline`, 'utf8');
+  } catch {}
+  if (command.includes(STATION_FILL_SCRIPT)) {
+    // Its own process group (started detached): the loop, its curl and its sleep.
+    try {
+      process.kill(-fillPid, 'SIGTERM');
+    } catch {}
+  }
+  if (stateDir?.startsWith(join(tmpdir(), 'openstudio-icecast-'))) rmSync(stateDir, { recursive: true, force: true });
 }
 
 async function stopPid(name, pid, bin) {
@@ -266,6 +318,9 @@ export async function up(env = process.env) {
     .update(JSON.stringify(s))
     .update(readFileSync(TURNSERVER_CONF))
     .update(readFileSync(ICECAST_TEMPLATE))
+    .update(readFileSync(SHOW_FALLBACK_HOOK))
+    .update(readFileSync(STATION_FILL_SCRIPT))
+    .update(readFileSync(STATION_FILL))
     .digest('hex');
   const previous = readState(s.runDir);
   const alive = SERVICES.filter(({ name, bin }) => isOurProcess(previous?.[name]?.pid, bin)).map(({ name }) => name);
@@ -295,11 +350,14 @@ export async function up(env = process.env) {
       log(`coturn ready in ${coturnMs} ms (pid ${coturn.pid}): stun:127.0.0.1:${s.turnPort} turn:127.0.0.1:${s.turnPort}`);
     }
     if (!keep.includes('icecast')) {
+      if (previous?.icecast) stopIcecastExtras(previous.icecast);
       log(`starting icecast on 127.0.0.1:${s.icecastPort}`);
       const icecast = startIcecast(s);
-      state.icecast = { pid: icecast.pid, port: s.icecastPort, log: icecast.logFile };
+      state.icecast = { pid: icecast.pid, port: s.icecastPort, log: icecast.logFile, stateDir: icecast.stateDir, fillPid: icecast.fillPid };
       save();
-      const icecastMs = await waitReady('icecast', icecast.pid, 'icecast2', icecast.logFile, () => icecastAnswers(s.icecastPort));
+      // Ready once the station fill is on the air too: the shows' fills relay it.
+      const icecastMs = await waitReady('icecast', icecast.pid, 'icecast2', icecast.logFile,
+        async () => (await icecastAnswers(s.icecastPort)) && (await stationFillOnAir(s.icecastPort)));
       log(`icecast ready in ${icecastMs} ms (pid ${icecast.pid}): http://127.0.0.1:${s.icecastPort}/ (one mount per show, /show-….ogg)`);
     }
   } catch (error) {
@@ -340,6 +398,7 @@ export async function down(env = process.env, { quiet = false } = {}) {
     const pid = state[name]?.pid;
     if (pid && (await stopPid(name, pid, bin)) && !quiet) log(`stopped ${name} (pid ${pid})`);
   }
+  if (state.icecast) stopIcecastExtras(state.icecast);
   rmSync(statePath(runDir), { force: true });
 }
 

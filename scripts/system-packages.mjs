@@ -4,8 +4,8 @@
 // and local-infra/native.mjs.
 import { spawnSync } from 'node:child_process';
 
-/** local-infra/native.mjs: real coturn and Icecast on loopback. */
-const infra = ['coturn', 'icecast2'];
+/** local-infra/native.mjs: real coturn and Icecast on loopback (curl: the station fill's source). */
+const infra = ['coturn', 'icecast2', 'curl'];
 /**
  * local-infra/compose.mjs without Docker: compose.yaml run by podman (runc as its runtime)
  * through its Docker API with Debian's docker-compose; debootstrap makes the Debian base image.

@@ -1,9 +1,24 @@
 // A show stays on air through what a live show meets, with nobody touching anything:
 // Icecast killed and started again, Icecast frozen, the broadcaster's connection dropping,
-// the Worker (wrangler dev) restarting. Only this run's own Icecast and wrangler are
-// touched (their pids from this run's state), and every fault is undone by the test.
+// the Worker (wrangler dev) restarting (listeners wait on their show's own fill meanwhile).
+// Only this run's own Icecast and wrangler are touched (their pids from this run's state), and
+// every fault is undone by the test.
 import { afterEach, describe, expect, inject, it } from 'vitest';
-import { createRoom, decodes, lastSeconds, heardAgain, icecastPid, Listener, NodeBroadcaster, startIcecastAgain, toneLevel, until, watchRoom } from './feed-client';
+import {
+  createRoom,
+  decodes,
+  heardAgain,
+  icecastMounts,
+  icecastPid,
+  lastSeconds,
+  Listener,
+  NodeBroadcaster,
+  startIcecastAgain,
+  STATION_FILL_TONE,
+  toneLevel,
+  until,
+  watchRoom,
+} from './feed-client';
 
 const cleanups: (() => void)[] = [];
 afterEach(() => {
@@ -18,6 +33,12 @@ async function onAir(frequency = 440, format: 'ogg' | 'webm' = 'ogg') {
   const live = await until(() => watcher.states.find((s) => s.broadcast.state === 'live')?.broadcast, 'live', 20_000);
   return { room, watcher, show, listenUrl: live.listenUrl as string };
 }
+
+/** Band level of a tone that was never there (a present one is above -35 dB). */
+const ABSENT_DB = -50;
+/** How long the Worker stays down in the restart tests: listeners wait on the fill meanwhile. */
+const DOWN_MS = 5_000;
+const mountOf = (listenUrl: string) => new URL(listenUrl).pathname;
 
 const statesSince = (watcher: { states: { at: number; broadcast: any }[] }, at: number) =>
   watcher.states.filter((s) => s.at >= at).map((s) => s.broadcast);
@@ -115,21 +136,29 @@ describe('a show stays on air through faults', () => {
     },
   );
 
-  it('the Worker restarts mid-show: the broadcaster reconnects by itself and listeners hear the program again', { timeout: 120_000 }, async () => {
+  it('the Worker restarts mid-show: a listener connected before stays connected (on the show\'s fill) and hears the show again; the broadcaster reconnects by itself', { timeout: 120_000 }, async () => {
     const { watcher, show, listenUrl } = await onAir(660);
+    await until(async () => ((await icecastMounts()).get(mountOf(listenUrl))?.fallback.startsWith('/fill-') ? true : undefined), 'the show\'s own fill');
     const before = new Listener(listenUrl);
     cleanups.push(() => before.close());
     await until(() => (before.bytesSince(0) > 4_000 ? true : undefined), 'a listener hearing the show');
     const restartAt = Date.now();
-    const restarted = await fetch(`${inject('controlUrl')}/restart-worker`, { method: 'POST' });
+    const restarted = await fetch(`${inject('controlUrl')}/restart-worker?downMs=${DOWN_MS}`, { method: 'POST' });
     expect(restarted.status).toBe(200);
     const { upMs } = (await restarted.json()) as { upMs: number };
     const upAt = Date.now();
     const heardAt = await heardAgain(listenUrl, 660, 30_000);
     expect(show.connects).toBeGreaterThanOrEqual(2);
+    // The listener from before is still connected and hears the show's tone again (decoded).
+    await until(() => {
+      if (before.ended) throw new Error('the listener connected before the restart was dropped');
+      return toneLevel(lastSeconds(before.recording(), 1.5), 660) > -35 ? true : undefined;
+    }, 'the listener from before hearing the show again', 30_000);
+    expect(before.ended).toBe(false);
+    expect(toneLevel(before.recording(), STATION_FILL_TONE)).toBeGreaterThan(-50); // it heard the station fill meanwhile
     console.log(
       `Worker restart: wrangler dev answering again after ${upMs} ms; program heard again ${heardAt - restartAt} ms after the restart began ` +
-        `(${heardAt - upAt} ms after the Worker was back); the listener connected before the restart ${before.ended ? 'was dropped' : 'stayed connected'}`,
+        `(${heardAt - upAt} ms after the Worker was back); the listener connected before the restart stayed connected`,
     );
     // The room's view: the signaling socket dropped with the Worker; a new one sees the show live.
     watcher.socket.close();
@@ -137,5 +166,65 @@ describe('a show stays on air through faults', () => {
     cleanups.push(() => again.socket.close());
     const welcome = await until(() => again.frames.find((f) => f.type === 'welcome'), 'welcome');
     await until(() => ((again.states.at(-1)?.broadcast ?? welcome.broadcast).state === 'live' ? true : undefined), 'live in the room');
+  });
+
+  it('two shows in fallback at once: each show\'s listeners come back to it and only to it; the fills are paced, hidden and name nothing', { timeout: 150_000 }, async () => {
+    const shows = [await onAir(660), await onAir(1500)];
+    const tones = [660, 1500];
+    const mounts = shows.map((show) => mountOf(show.listenUrl));
+    const fills = await until(async () => {
+      const live = await icecastMounts();
+      const found = mounts.map((mount) => live.get(mount)?.fallback ?? '');
+      return found.every((fill) => fill.startsWith('/fill-')) ? found : undefined;
+    }, 'each show\'s own fill');
+    // A fill mount of its own per show, named at random: nothing of the show's (secret) mount in it.
+    expect(new Set(fills).size).toBe(2);
+    for (const fill of fills) expect(fill).toMatch(/^\/fill-[0-9a-f]{32}\.ogg$/);
+    for (const [i, mount] of mounts.entries()) expect(fills[i]).not.toContain(mount.replace(/^\/show-|\.ogg$/g, ''));
+    const listeners = shows.map((show) => new Listener(show.listenUrl));
+    cleanups.push(() => listeners.forEach((listener) => listener.close()));
+    await until(() => (listeners.every((listener) => listener.bytesSince(0) > 4_000) ? true : undefined), 'both listeners hearing their show');
+
+    const restartAt = Date.now();
+    const restart = fetch(`${inject('controlUrl')}/restart-worker?downMs=${DOWN_MS}`, { method: 'POST' });
+    // While the Worker is down, each show's listener is on that show's fill...
+    await until(async () => {
+      const live = await icecastMounts();
+      const onFill = fills.every((fill) => live.get(fill)?.listeners === 1) && mounts.every((mount) => !live.has(mount));
+      return onFill ? true : undefined;
+    }, 'both listeners on their own fill', DOWN_MS);
+    // ...which the public status pages do not show, nor the station fill they relay.
+    for (const page of ['/status-json.xsl', '/status.xsl']) {
+      const text = await (await fetch(`${inject('icecastUrl')}${page}`)).text();
+      for (const name of [...fills, ...mounts, '/station-fill.ogg']) expect(text).not.toContain(name);
+    }
+    // The fill comes at its own pace, 3.1 kB/s (a fallback *file* would come at ~75 kB/s: a
+    // player would buffer minutes of fill and stay that far behind the show).
+    const paceFrom = Date.now();
+    const receivedBefore = listeners.map((listener) => listener.bytesSince(0));
+    await new Promise((r) => setTimeout(r, 2_000));
+    const stillOnFill = await icecastMounts();
+    expect(fills.map((fill) => stillOnFill.get(fill)?.listeners)).toEqual([1, 1]);
+    const paces = listeners.map((listener, i) => (listener.bytesSince(0) - receivedBefore[i]!) / ((Date.now() - paceFrom) / 1_000));
+    console.log(`fill pace: ${paces.map((pace) => pace.toFixed(0)).join(' and ')} B/s`);
+    for (const pace of paces) {
+      expect(pace).toBeGreaterThan(0);
+      expect(pace).toBeLessThan(12_000);
+    }
+    expect((await restart).status).toBe(200);
+
+    // Both shows are back (heard on their listen URLs); give their listeners time to be moved back.
+    for (const [i, show] of shows.entries()) await heardAgain(show.listenUrl, tones[i]!, 30_000);
+    await new Promise((r) => setTimeout(r, 4_000));
+    for (const [i, listener] of listeners.entries()) {
+      expect(listener.ended).toBe(false);
+      // Every byte it got, from before the restart to now: never the other show...
+      const all = listener.recording();
+      console.log(`listener ${i}: own tone ${toneLevel(all, tones[i]!).toFixed(1)} dB, fill ${toneLevel(all, STATION_FILL_TONE).toFixed(1)} dB, other show ${toneLevel(all, tones[1 - i]!).toFixed(1)} dB; ${Date.now() - restartAt} ms since the restart`);
+      expect(toneLevel(all, tones[1 - i]!)).toBeLessThan(ABSENT_DB);
+      // ...the fill while its show was gone, and its own show again after.
+      expect(toneLevel(all, STATION_FILL_TONE)).toBeGreaterThan(-50);
+      expect(toneLevel(lastSeconds(all, 1.5), tones[i]!)).toBeGreaterThan(-35);
+    }
   });
 });

@@ -152,12 +152,14 @@ export class NodeBroadcaster {
 export class Listener {
   readonly chunks: { at: number; bytes: Buffer }[] = [];
   status = 0;
+  headers: http.IncomingHttpHeaders = {};
   ended = false;
   private request: http.ClientRequest;
 
   constructor(readonly url: string) {
     this.request = http.get(url, (response) => {
       this.status = response.statusCode ?? 0;
+      this.headers = response.headers;
       response.on('data', (bytes: Buffer) => this.chunks.push({ at: Date.now(), bytes }));
       response.on('end', () => (this.ended = true));
       response.on('error', () => (this.ended = true));
@@ -215,6 +217,17 @@ export function lastSeconds(recording: Buffer, fromEndS: number, seconds = fromE
   return spawnSync('ffmpeg', ['-v', 'error', ...raw, '-i', '-', '-f', 'wav', '-'], { input: piece, maxBuffer: 64 * 1024 * 1024 }).stdout;
 }
 
+/** Icecast's admin list of the mounts on air (hidden ones too): each one's fallback mount and listeners. */
+export async function icecastMounts(): Promise<Map<string, { fallback: string; listeners: number }>> {
+  const auth = Buffer.from(`admin:${inject('icecastAdminPassword')}`).toString('base64');
+  const response = await fetch(`${inject('icecastUrl')}/admin/listmounts`, { headers: { Authorization: `Basic ${auth}` }, signal: AbortSignal.timeout(5_000) });
+  const mounts = new Map<string, { fallback: string; listeners: number }>();
+  for (const [, mount, fallback, listeners] of (await response.text()).matchAll(/<source mount="([^"]+)"><fallback>([^<]*)<\/fallback><listeners>(\d+)<\/listeners>/g)) {
+    mounts.set(mount!, { fallback: fallback!, listeners: Number(listeners) });
+  }
+  return mounts;
+}
+
 /** Is the mount on air (admin statistics: show mounts are hidden from the public status page)? */
 export async function mountLive(listenUrl: string): Promise<boolean> {
   const mount = new URL(listenUrl).pathname;
@@ -246,14 +259,21 @@ export function startIcecastAgain(): void {
 }
 
 /**
- * Poll the listen URL until a short listen decodes (to the show's tone, when given);
- * returns when it first did.
+ * The tone of local-infra/station-fill.ogg: what a show's mount plays while its source is gone
+ * (its listeners wait on the show's own fill). No show in the tests uses it.
+ */
+export const STATION_FILL_TONE = 330;
+
+/**
+ * Poll the listen URL until a short listen decodes (to the show's tone, when given), and is
+ * the show, not its station fill; returns when it first did.
  */
 export async function heardAgain(listenUrl: string, frequency: number | null, timeoutMs: number): Promise<number> {
   return until(
     async () => {
       const { status, bytes } = await listen(listenUrl, 1_500);
-      const ok = status === 200 && bytes.length > 4_000 && decodes(bytes) && (frequency === null || toneLevel(bytes, frequency) > -35);
+      const ok =
+        status === 200 && bytes.length > 4_000 && decodes(bytes) && (frequency === null || toneLevel(bytes, frequency) > -35) && toneLevel(bytes, STATION_FILL_TONE) < -45;
       return ok ? Date.now() : undefined;
     },
     'the program on the listen URL',

@@ -1,11 +1,13 @@
 // Broadcast output against the real Icecast, configured from local-infra/icecast.xml.template:
-// a source pushes Ogg/Opus to a show's mount and a listener hears decodable Opus; show mounts
-// are hidden from the public status page; wrong passwords are refused.
+// a source pushes Ogg/Opus to a show's mount and a listener hears decodable Opus, then the
+// show's fill when the source ends; show mounts are hidden from the public status page; wrong
+// passwords are refused.
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, inject, it } from 'vitest';
+import { Listener, mountLive, STATION_FILL_TONE, toneLevel } from './feed-client';
 
 const MOUNT = '/show-icecast-test.ogg'; // any show's mount: settings from the template's default mount
 const icecast = () => inject('icecastUrl');
@@ -25,6 +27,9 @@ async function status(): Promise<IceStats> {
   expect(response.status).toBe(200);
   return (await response.json()) as IceStats;
 }
+
+/** A source is on the show's mount (admin list: the public page hides it, and admin statistics also list mounts that only have a <mount> block). */
+const onAir = () => mountLive(`${icecast()}${MOUNT}`);
 
 /** The source on the show's mount as the admin statistics list it (the public page hides it). */
 async function programSource(): Promise<IceSource | undefined> {
@@ -62,23 +67,33 @@ describe('Icecast (real icecast2, the shared config)', () => {
     expect(response.headers.get('access-control-allow-origin')).toBe('*');
     const body = (await response.json()) as IceStats;
     expect(body.icestats.server_id).toMatch(/^Icecast 2\./);
-    expect(await programSource()).toBeUndefined(); // nothing on air yet
+    expect(await onAir()).toBe(false); // nothing on air yet
   });
 
   it('a source pushed to the program mount is heard by a listener as decodable Ogg/Opus', async () => {
     const source = pushSine(inject('icecastSourcePassword'), 4);
     try {
-      await expect.poll(programSource, { timeout: 10_000, interval: 100 }).toBeDefined();
-      expect(await programSource()).toMatchObject({ server_type: 'application/ogg', public: '0' });
+      await expect.poll(onAir, { timeout: 10_000, interval: 100 }).toBe(true);
+      await expect.poll(programSource, { timeout: 10_000, interval: 100 }).toMatchObject({ server_type: 'application/ogg', public: '0' });
       // Hidden: the public status page does not list a show's mount (its name is the secret).
       expect(await (await fetch(`${icecast()}/status-json.xsl`)).text()).not.toContain(MOUNT);
 
-      const listener = await fetch(`${icecast()}${MOUNT}`, { signal: AbortSignal.timeout(20_000) });
+      const listener = new Listener(`${icecast()}${MOUNT}`);
+      expect(await source.done).toEqual({ code: 0, stderr: '' });
+      // The listener stays connected when the source ends: Icecast moves it to the show's fill,
+      // a new Ogg stream (its own OpusHead) of the station fill's tone.
+      await new Promise((r) => setTimeout(r, 3_000));
+      listener.close();
       expect(listener.status).toBe(200);
-      expect(listener.headers.get('content-type')).toBe('application/ogg');
-      expect(listener.headers.get('access-control-allow-origin')).toBe('*');
-      // Icecast ends the listener's response when the source ends.
-      const audio = Buffer.from(await listener.arrayBuffer());
+      expect(listener.headers['content-type']).toBe('application/ogg');
+      expect(listener.headers['access-control-allow-origin']).toBe('*');
+      expect(listener.ended).toBe(false);
+      const received = listener.recording();
+      const fillStart = received.lastIndexOf('OggS', received.indexOf('OpusHead', received.indexOf('OpusHead') + 1));
+      expect(fillStart).toBeGreaterThan(0);
+      expect(toneLevel(received.subarray(fillStart), STATION_FILL_TONE)).toBeGreaterThan(-50);
+      // The show's stream, in whole Ogg pages (the move cut its last page short).
+      const audio = received.subarray(0, received.lastIndexOf('OggS', fillStart - 1));
       expect(audio.subarray(0, 4).toString()).toBe('OggS');
       expect(audio.includes(Buffer.from('OpusHead'))).toBe(true);
 
@@ -97,8 +112,6 @@ describe('Icecast (real icecast2, the shared config)', () => {
       const info = JSON.parse(probe.stdout) as { streams: { codec_name: string }[]; format: { duration: string } };
       expect(info.streams.map((s) => s.codec_name)).toEqual(['opus']);
       expect(Number(info.format.duration)).toBeGreaterThan(2); // most of the 4 s program
-
-      expect(await source.done).toEqual({ code: 0, stderr: '' });
     } finally {
       source.child.kill();
       await source.done;
@@ -107,7 +120,7 @@ describe('Icecast (real icecast2, the shared config)', () => {
 
   it('refuses a source with the wrong password', async () => {
     const wrong = `${inject('icecastSourcePassword')}x`;
-    await expect.poll(programSource, { timeout: 5_000, interval: 100 }).toBeUndefined();
+    await expect.poll(onAir, { timeout: 5_000, interval: 100 }).toBe(false);
     const ffmpeg = await pushSine(wrong, 1).done;
     expect(ffmpeg.code).not.toBe(0);
     expect(ffmpeg.stderr).toMatch(/401/);
@@ -119,7 +132,7 @@ describe('Icecast (real icecast2, the shared config)', () => {
       body: Buffer.from('OggS'),
     });
     expect(put.status).toBe(401);
-    expect(await programSource()).toBeUndefined();
+    expect(await onAir()).toBe(false);
   });
 
   it('admin pages need the admin password', async () => {
