@@ -74,9 +74,15 @@ export class AudioMesh {
   private readonly onOnline = () => {
     for (const [peerId, peer] of this.peers) this.restartNow(peerId, peer);
   };
-  /** The network changed: connections that went down and are waiting out their grace period restart at once. */
+  /**
+   * The network changed: connections that are down restart at once, unless in the middle of
+   * a round of tries (a flood of change events must not make the tries unbounded).
+   */
   private readonly onNetworkChange = () => {
-    for (const [peerId, peer] of this.peers) if (isDown(peer.pc) && peer.restartAttempts === 0) this.restartNow(peerId, peer);
+    for (const [peerId, peer] of this.peers) {
+      const idle = peer.restartAttempts === 0 || peer.restartAttempts >= MAX_RESTART_ATTEMPTS;
+      if (isDown(peer.pc) && idle) this.restartNow(peerId, peer);
+    }
   };
 
   constructor(
