@@ -57,30 +57,29 @@ settings=$(awk '
 ' "$config")
 
 blocks="$dir/show-fallback.blocks"
-: >"$blocks"
-for file in "$shows"/*; do
-  [ -f "$file" ] || continue
-  fill=$(cat "$file")
-  cat >>"$blocks" <<EOF
-  <mount type="normal">
-    <mount-name>/$(basename "$file")</mount-name>
-    <fallback-mount>$fill</fallback-mount>
-    <fallback-override>1</fallback-override>
-$settings
-  </mount>
-  <mount type="normal">
-    <mount-name>$fill</mount-name>
-  </mount>
-  <relay>
-    <server>127.0.0.1</server>
-    <port>$port</port>
-    <mount>$STATION_FILL_MOUNT</mount>
-    <local-mount>$fill</local-mount>
-    <on-demand>1</on-demand>
-    <relay-shoutcast-metadata>0</relay-shoutcast-metadata>
-  </relay>
-EOF
-done
+# One file per show in shows/ (named by its mount, holding its fill mount): one block each.
+SETTINGS="$settings" awk -v port="$port" -v station="$STATION_FILL_MOUNT" '
+  FNR == 1 {
+    show = FILENAME; sub(/.*\//, "", show); fill = $0
+    print "  <mount type=\"normal\">"
+    print "    <mount-name>/" show "</mount-name>"
+    print "    <fallback-mount>" fill "</fallback-mount>"
+    print "    <fallback-override>1</fallback-override>"
+    print ENVIRON["SETTINGS"]
+    print "  </mount>"
+    print "  <mount type=\"normal\">"
+    print "    <mount-name>" fill "</mount-name>"
+    print "  </mount>"
+    print "  <relay>"
+    print "    <server>127.0.0.1</server>"
+    print "    <port>" port "</port>"
+    print "    <mount>" station "</mount>"
+    print "    <local-mount>" fill "</local-mount>"
+    print "    <on-demand>1</on-demand>"
+    print "    <relay-shoutcast-metadata>0</relay-shoutcast-metadata>"
+    print "  </relay>"
+  }
+' "$shows"/* >"$blocks"
 
 # Replace what is between the two markers of the config, then swap the file in whole.
 awk -v blocks="$blocks" '

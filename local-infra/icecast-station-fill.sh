@@ -26,13 +26,20 @@ while kill -0 "$icecast_pid" 2>/dev/null; do
   # One second of the file each second (curl's own --limit-rate sends its 64 kB buffer at
   # once, then nothing for longer than Icecast's source-timeout). The pacing loop ends when
   # curl does: dd then fails on the closed pipe.
-  offset=0
-  while :; do
-    dd if="$fill" bs="$rate" skip="$offset" count=1 2>/dev/null || exit 0
-    offset=$(((offset + 1) % ((size + rate - 1) / rate)))
-    sleep 1
   # Icecast 2.4 reads a source's body as is: no chunked encoding (nor Expect: 100-continue).
-  done | curl -sS -K "$dir/station-fill.curl" -T - -H 'Content-Type: application/ogg' -H 'Transfer-Encoding:' -H 'Expect:' \
-    "http://127.0.0.1:$ICECAST_PORT/station-fill.ogg" || true
+  status=$(
+    offset=0
+    while :; do
+      dd if="$fill" bs="$rate" skip="$offset" count=1 2>/dev/null || exit 0
+      offset=$(((offset + 1) % ((size + rate - 1) / rate)))
+      sleep 1
+    done | curl -s -o /dev/null -w '%{http_code}' -K "$dir/station-fill.curl" -T - \
+      -H 'Content-Type: application/ogg' -H 'Transfer-Encoding:' -H 'Expect:' \
+      "http://127.0.0.1:$ICECAST_PORT/station-fill.ogg"
+  ) || true
+  # Quiet while Icecast starts or stops (its logs are checked for trouble); a refusal is told.
+  if kill -0 "$icecast_pid" 2>/dev/null && [ "$status" != 000 ]; then
+    echo "station fill: Icecast answered HTTP $status on /station-fill.ogg; again in 1 s" >&2
+  fi
   sleep 1
 done
