@@ -6,7 +6,7 @@
 //
 // Ports are free ones and the project name is this run's, so a developer's stack and other
 // test runs on the machine are left alone; everything is removed even when a test fails.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // @ts-expect-error plain ES module without types
 import * as composeWay from '../../local-infra/compose.mjs';
-import { createRoom, decodes, listen, NodeBroadcaster, toneLevel, until, watchRoom } from './feed-client';
+import { createRoom, decodes, icecastMounts, lastSeconds, listen, Listener, NodeBroadcaster, STATION_FILL_TONE, toneLevel, until, watchRoom } from './feed-client';
 import { Attr, Method, StunClient, allocate, encode, readXorAddress } from './stun';
 import { freePort, startWorker, type RunningWorker } from './worker';
 
@@ -295,6 +295,31 @@ describe('the Compose stack, run for real', () => {
 
   it('a program pushed through the Worker is heard from the containerised Icecast and decodes', { timeout: 60_000 }, async () => {
     await broadcastAndListen();
+  });
+
+  it('a listener stays connected when the show\'s source drops: it hears the show\'s own fill, then the show again', { timeout: 60_000 }, async () => {
+    const mount = '/show-compose-fallback.ogg';
+    // A source as the feed is one: Ogg/Opus in real time, to the containerised Icecast.
+    const source = (frequency: number) =>
+      spawn('ffmpeg', ['-nostdin', '-v', 'error', '-re', '-f', 'lavfi', '-i', `sine=frequency=${frequency}`, '-c:a', 'libopus', '-b:a', '64k',
+        '-content_type', 'application/ogg', '-f', 'ogg', `icecast://source:${env.ICECAST_SOURCE_PASSWORD}@${new URL(icecastUrl).host}${mount}`], { stdio: 'ignore' });
+    let show = source(660);
+    let listener: Listener | undefined;
+    try {
+      // On the air, with its own fill (the hook has run and Icecast re-read its config).
+      await until(async () => ((await icecastMounts(icecastUrl, env.ICECAST_ADMIN_PASSWORD!)).get(mount)?.fallback.startsWith('/fill-') ? true : undefined), 'the show\'s own fill', 15_000);
+      listener = new Listener(`${icecastUrl}${mount}`);
+      await until(() => (listener!.bytesSince(0) > 8_000 ? true : undefined), 'the listener hearing the show');
+      show.kill('SIGKILL');
+      await new Promise((r) => setTimeout(r, 3_000));
+      show = source(880);
+      await until(() => (toneLevel(lastSeconds(listener!.recording(), 1.5), 880) > -35 ? true : undefined), 'the listener hearing the show again', 20_000);
+      expect(listener.ended).toBe(false);
+      expect(toneLevel(listener.recording(), STATION_FILL_TONE)).toBeGreaterThan(-50);
+    } finally {
+      show.kill('SIGKILL');
+      listener?.close();
+    }
   });
 
   it('`restart`: both come back healthy and keep working; the logs hold no error lines', { timeout: 180_000 }, async () => {

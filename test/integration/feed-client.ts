@@ -218,9 +218,9 @@ export function lastSeconds(recording: Buffer, fromEndS: number, seconds = fromE
 }
 
 /** Icecast's admin list of the mounts on air (hidden ones too): each one's fallback mount and listeners. */
-export async function icecastMounts(): Promise<Map<string, { fallback: string; listeners: number }>> {
-  const auth = Buffer.from(`admin:${inject('icecastAdminPassword')}`).toString('base64');
-  const response = await fetch(`${inject('icecastUrl')}/admin/listmounts`, { headers: { Authorization: `Basic ${auth}` }, signal: AbortSignal.timeout(5_000) });
+export async function icecastMounts(icecastUrl = inject('icecastUrl'), adminPassword = inject('icecastAdminPassword')): Promise<Map<string, { fallback: string; listeners: number }>> {
+  const auth = Buffer.from(`admin:${adminPassword}`).toString('base64');
+  const response = await fetch(`${icecastUrl}/admin/listmounts`, { headers: { Authorization: `Basic ${auth}` }, signal: AbortSignal.timeout(5_000) });
   const mounts = new Map<string, { fallback: string; listeners: number }>();
   for (const [, mount, fallback, listeners] of (await response.text()).matchAll(/<source mount="([^"]+)"><fallback>([^<]*)<\/fallback><listeners>(\d+)<\/listeners>/g)) {
     mounts.set(mount!, { fallback: fallback!, listeners: Number(listeners) });
