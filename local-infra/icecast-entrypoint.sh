@@ -16,12 +16,15 @@ config="${ICECAST_CONFIG:-/var/lib/openstudio-icecast/icecast.xml}"
 ICECAST_STATE_DIR=$(dirname -- "$config")
 export ICECAST_PORT ICECAST_BIND_ADDRESS ICECAST_STATE_DIR
 mkdir -p "$ICECAST_STATE_DIR"
-cp "$here/icecast-show-fallback.sh" "$ICECAST_STATE_DIR/"
+cp "$here/icecast-show-fallback.sh" "$here/icecast-show-gone.sh" "$ICECAST_STATE_DIR/"
+# How long listeners wait on a show's fill before it counts as ended (else 120 s).
+if [ -n "${ICECAST_FILL_SECONDS:-}" ]; then echo "$ICECAST_FILL_SECONDS" >"$ICECAST_STATE_DIR/fill-seconds"; fi
 # Only these names are substituted; anything else in the file stays as written.
 (umask 077 && envsubst '${ICECAST_SOURCE_PASSWORD} ${ICECAST_ADMIN_PASSWORD} ${ICECAST_PORT} ${ICECAST_BIND_ADDRESS} ${ICECAST_STATE_DIR}' \
   < "$template" > "$config")
 if [ "$(id -u)" = 0 ]; then
-  chown icecast2:icecast "$ICECAST_STATE_DIR" "$config" "$ICECAST_STATE_DIR/icecast-show-fallback.sh"
+  chown icecast2:icecast "$ICECAST_STATE_DIR" "$config" "$ICECAST_STATE_DIR/icecast-show-fallback.sh" \
+    "$ICECAST_STATE_DIR/icecast-show-gone.sh"
 fi
 # The station fill's source; it ends when Icecast (this process, after exec) does.
 sh "$here/icecast-station-fill.sh" "$$" "$ICECAST_STATE_DIR" &

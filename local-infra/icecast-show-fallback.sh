@@ -11,6 +11,12 @@
 # shared by several shows would not do: Icecast 2.4 moves every listener of a fallback
 # mount to the first show whose source returns.
 #
+# When a show's source goes (icecast-show-gone.sh, the <on-disconnect> hook, runs this with
+# `gone` first): if the show is not back on the air within the fill's time (fill-seconds in
+# this directory, else 120 s) it has ended rather than paused, and its fill is stopped, which
+# drops the listeners waiting on it, as Icecast does without a fill (a player then stops
+# instead of playing the fill for ever).
+#
 # Icecast runs this with an empty environment and the mount as the only argument; the
 # config (icecast.xml), Icecast's pid file (icecast.pid) and the list of shows (shows/)
 # are in the directory this script is in. Shows are kept in the order of their last
@@ -20,6 +26,8 @@ PATH=/usr/local/bin:/usr/bin:/bin
 SHOWS_KEPT=64
 STATION_FILL_MOUNT=/station-fill.ogg
 
+event=connected
+if [ "${1:-}" = gone ]; then event=gone; shift; fi
 mount="${1:-}"
 case "$mount" in
   /show-*.ogg) ;;
@@ -34,6 +42,32 @@ dir=$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd)
 config="$dir/icecast.xml"
 shows="$dir/shows"
 umask 077
+
+if [ "$event" = gone ]; then
+  fill=$(cat "$shows/${mount#/}" 2>/dev/null) || exit 0
+  seconds=$(cat "$dir/fill-seconds" 2>/dev/null || echo 120)
+  # This gap's mark: a later gap of the same show (back, then gone again) takes over.
+  mkdir -p "$dir/gaps"
+  mark="$$.$(date +%s)"
+  printf '%s\n' "$mark" >"$dir/gaps/${mount#/}"
+  sleep "$seconds"
+  [ "$(cat "$dir/gaps/${mount#/}" 2>/dev/null)" = "$mark" ] || exit 0
+  rm -f "$dir/gaps/${mount#/}"
+
+  value() { sed -n "s:.*<$1>\\([^<]*\\)</$1>.*:\\1:p" "$config" | head -n 1; }
+  # Admin requests, the password on curl's standard input (not in the process list).
+  admin() {
+    printf 'user = "%s:%s"\n' "$(value admin-user)" "$(value admin-password)" |
+      curl -s -K - "http://127.0.0.1:$(value port)/admin/$1"
+  }
+  mounts=$(admin listmounts) || exit 0
+  case "$mounts" in
+    *"mount=\"$mount\""*) exit 0 ;;  # back on the air
+  esac
+  admin "killsource?mount=$fill" >/dev/null || true
+  exit 0
+fi
+
 mkdir -p "$shows"
 
 # Two shows may connect at once: one rewrite at a time.

@@ -17,7 +17,7 @@ import dgram from 'node:dgram';
 import { chownSync, closeSync, copyFileSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseEnvFile } from '../scripts/secrets.mjs';
 import { ensureSystemPackages, SYSTEM_PACKAGES, SystemPackagesError } from '../scripts/system-packages.mjs';
@@ -27,6 +27,8 @@ export const TURNSERVER_CONF = join(here, 'turnserver.conf');
 export const ICECAST_TEMPLATE = join(here, 'icecast.xml.template');
 /** Icecast's <on-connect> hook of the show mounts: each show's own fill (see README.md). */
 export const SHOW_FALLBACK_HOOK = join(here, 'icecast-show-fallback.sh');
+/** Its <on-disconnect> hook: ends the fill of a show that does not come back. */
+export const SHOW_GONE_HOOK = join(here, 'icecast-show-gone.sh');
 /** The source of /station-fill.ogg, which the shows' fills relay. */
 export const STATION_FILL_SCRIPT = join(here, 'icecast-station-fill.sh');
 export const STATION_FILL = join(here, 'station-fill.ogg');
@@ -43,13 +45,14 @@ export function settings(env = process.env) {
   const file = parseEnvFile(ENV_FILE);
   const pick = (key) => env[key] || file[key] || '';
   const secrets = Object.fromEntries(SECRET_KEYS.map((key) => [key, pick(key)]));
-  const port = (key, fallback) => {
+  const whole = (key, fallback, max, what) => {
     const raw = env[key] || file[key];
     if (raw === undefined || raw === '') return fallback;
     const n = Number(raw);
-    if (!Number.isInteger(n) || n < 1 || n > 65535) throw new InfraError(`${key} must be a port number, got ${JSON.stringify(raw)}`);
+    if (!Number.isInteger(n) || n < 1 || n > max) throw new InfraError(`${key} must be ${what}, got ${JSON.stringify(raw)}`);
     return n;
   };
+  const port = (key, fallback) => whole(key, fallback, 65535, 'a port number');
   return {
     secrets,
     turnPort: port('TURN_PORT', 3478),
@@ -57,6 +60,8 @@ export function settings(env = process.env) {
     turnMinPort: port('TURN_MIN_PORT', undefined),
     turnMaxPort: port('TURN_MAX_PORT', undefined),
     icecastPort: port('ICECAST_PORT', 8000),
+    // Unset: 120 s (icecast-show-gone.sh).
+    fillSeconds: whole('ICECAST_FILL_SECONDS', undefined, 86400, 'a number of seconds (1 to 86400)'),
     runDir: resolve(env.LOCAL_INFRA_RUN_DIR || join(here, '.run')),
   };
 }
@@ -262,10 +267,19 @@ function startIcecast(s) {
   });
   const conf = join(stateDir, 'icecast.xml');
   writeFileSync(conf, xml, { mode: 0o600 });
-  copyFileSync(SHOW_FALLBACK_HOOK, join(stateDir, 'icecast-show-fallback.sh'));
+  const owned = [stateDir, conf];
+  for (const hook of [SHOW_FALLBACK_HOOK, SHOW_GONE_HOOK]) {
+    owned.push(join(stateDir, basename(hook)));
+    copyFileSync(hook, owned.at(-1));
+  }
+  // How long listeners wait on a show's fill before it counts as ended (icecast-show-gone.sh).
+  if (s.fillSeconds) {
+    owned.push(join(stateDir, 'fill-seconds'));
+    writeFileSync(owned.at(-1), `${s.fillSeconds}\n`);
+  }
   if (process.getuid?.() === 0) {
     const id = (flag) => Number(spawnSync('id', [flag, 'icecast2'], { encoding: 'utf8' }).stdout.trim());
-    for (const path of [stateDir, conf, join(stateDir, 'icecast-show-fallback.sh')]) chownSync(path, id('-u'), id('-g'));
+    for (const path of owned) chownSync(path, id('-u'), id('-g'));
   }
   const logFile = join(dir, 'icecast.log');
   const pid = startDetached(which('icecast2'), ['-c', conf], logFile);
@@ -319,6 +333,7 @@ export async function up(env = process.env) {
     .update(readFileSync(TURNSERVER_CONF))
     .update(readFileSync(ICECAST_TEMPLATE))
     .update(readFileSync(SHOW_FALLBACK_HOOK))
+    .update(readFileSync(SHOW_GONE_HOOK))
     .update(readFileSync(STATION_FILL_SCRIPT))
     .update(readFileSync(STATION_FILL))
     .digest('hex');

@@ -168,7 +168,7 @@ describe('a show stays on air through faults', () => {
     await until(() => ((again.states.at(-1)?.broadcast ?? welcome.broadcast).state === 'live' ? true : undefined), 'live in the room');
   });
 
-  it('two shows in fallback at once: each show\'s listeners come back to it and only to it; the fills are paced, hidden and name nothing', { timeout: 150_000 }, async () => {
+  it('two shows in fallback at once: each show\'s listeners come back to it and only to it; the fills are paced, hidden and name nothing', { timeout: 240_000 }, async () => {
     const shows = [await onAir(660), await onAir(1500)];
     const tones = [660, 1500];
     const mounts = shows.map((show) => mountOf(show.listenUrl));
