@@ -93,6 +93,18 @@ function processTree(wav) {
   return [...tree];
 }
 
+/** A Chromium process's part: `renderer`, `utility:audio.mojom.AudioService`, `gpu-process`, or `browser`. */
+function processKind(pid) {
+  try {
+    const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split(/[\0 ]/); // Chromium rewrites its title: spaces
+    const type = args.find((a) => a.startsWith('--type='))?.slice(7);
+    const sub = args.find((a) => a.startsWith('--utility-sub-type='))?.slice(19);
+    return type ? (sub ? `${type}:${sub}` : type) : 'browser';
+  } catch {
+    return 'gone';
+  }
+}
+
 function cpuTicks(pids) {
   let ticks = 0;
   for (const pid of pids) {
@@ -195,16 +207,23 @@ try {
     await new Promise((r) => setTimeout(r, 5_000));
     const tree = pids();
     const before = cpuTicks(tree);
+    const beforeEach = new Map(tree.map((pid) => [pid, cpuTicks([pid])]));
     const memory = [];
     for (let s = 0; s < seconds; s++) {
       await new Promise((r) => setTimeout(r, 1_000));
       memory.push(memoryMb(tree));
     }
     const cpu = ((cpuTicks(tree) - before) / tick / seconds) * 100;
+    const byKind = new Map();
+    for (const pid of tree) {
+      const kind = processKind(pid);
+      byKind.set(kind, (byKind.get(kind) ?? 0) + ((cpuTicks([pid]) - beforeEach.get(pid)) / tick / seconds) * 100);
+    }
+    const parts = [...byKind].sort((a, b) => b[1] - a[1]).filter(([, v]) => v >= 0.5).map(([k, v]) => `${k} ${v.toFixed(0)} %`).join(', ');
     const load = readFileSync('/proc/loadavg', 'utf8').split(' ')[0];
     console.log(
       `host page on air with ${names.length} callers: CPU ${cpu.toFixed(0)} % of a core (mean over ${seconds} s, whole browser: ` +
-        `${tree.length} processes), memory PSS median ${Math.round(percentile(memory, 50))} MB, max ${Math.round(Math.max(...memory))} MB; load average ${load}`,
+        `${tree.length} processes), memory PSS median ${Math.round(percentile(memory, 50))} MB, max ${Math.round(Math.max(...memory))} MB; load average ${load}\n    CPU by process: ${parts}`,
     );
   }
   await host.getByRole('button', { name: 'Stop broadcast' }).click();

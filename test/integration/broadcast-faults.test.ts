@@ -62,8 +62,11 @@ describe('a show stays on air through faults', () => {
     expect(show.streams).toBe(1); // and its recorder: the feed begins the new source with the headers it kept
   });
 
-  it('Icecast frozen for 20 s while the broadcaster floods: the state leaves live within 10 s, the show recovers after', { timeout: 90_000 }, async () => {
+  it('Icecast frozen for 20 s while the broadcaster floods: the state leaves live within 10 s, the show recovers after, and a listener from before is still there', { timeout: 90_000 }, async () => {
     const { watcher, show, listenUrl } = await onAir();
+    const listener = new Listener(listenUrl);
+    cleanups.push(() => listener.close());
+    await until(() => (listener.bytesSince(0) > 4_000 ? true : undefined), 'a listener hearing the show');
     const rss = async () => Number(await (await fetch(`${inject('controlUrl')}/worker-rss`)).text());
     const pid = icecastPid();
     const frozenAt = Date.now();
@@ -101,6 +104,11 @@ describe('a show stays on air through faults', () => {
     await until(() => (statesSince(watcher, thawedAt).some((b) => b.state === 'live') ? true : undefined), 'live again', 30_000);
     const heardAt = await heardAgain(listenUrl, 440, 15_000);
     console.log(`Icecast thawed: live again and heard ${heardAt - thawedAt} ms later`);
+    // The listener from before the freeze was moved to the show's fill and back: still there, hearing the show.
+    const since = Date.now();
+    await until(() => (listener.bytesSince(since) > 8_000 ? true : undefined), 'the listener from before hearing the show again', 15_000);
+    expect(listener.ended).toBe(false);
+    expect(toneLevel(lastSeconds(listener.recording(), 1.5), 440)).toBeGreaterThan(-35);
   });
 
   // Away longer than Icecast's source-timeout (10 s): only the feed's silence keeps the mount,
