@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join as joinPath } from 'node:path';
 import type { Browser, Page, WebSocketRoute } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { expectText, expectVisible, launchBrowser, openPage } from './studio-page';
+import { createShow as createShowFrom, expectText, expectVisible, joinShow, launchBrowser } from './studio-page';
 import { startWorker, type RunningWorker } from './worker';
 
 const workerUrl = () => inject('workerUrl');
@@ -23,24 +23,9 @@ afterAll(async () => {
   await browser?.close();
 });
 
-async function createShow(base = workerUrl()): Promise<{ host: Page; callerLink: string }> {
-  const host = await openPage(browser, `${base}/?relay`);
-  await host.getByRole('textbox', { name: 'Show name' }).fill('Mesh');
-  await host.getByRole('textbox', { name: 'Your name' }).fill('Hanna');
-  await host.getByRole('checkbox', { name: 'Screen callers' }).uncheck();
-  await host.getByRole('button', { name: 'Create show' }).click();
-  const callerLink = await host.getByRole('textbox', { name: 'Caller link' }).inputValue();
-  return { host, callerLink };
-}
+const createShow = (base = workerUrl()) => createShowFrom(browser, base, { show: 'Mesh' });
 
-async function join(link: string, name: string, setup?: (page: Page) => Promise<void>): Promise<Page> {
-  const page = await (await browser.newContext()).newPage();
-  await setup?.(page);
-  await page.goto(link.replace('/#', '/?relay#'));
-  await page.getByRole('textbox', { name: 'Your name' }).fill(name);
-  await page.getByRole('button', { name: 'Join show' }).click();
-  return page;
-}
+const join = (link: string, name: string, setup?: (page: Page) => Promise<void>) => joinShow(browser, link, name, setup);
 
 const strip = (page: Page, name: string) => page.getByRole('group', { name, exact: true });
 

@@ -39,6 +39,27 @@ export async function openPage(browser: Browser, url: string, viewport = { width
   return page;
 }
 
+/** The host creates a show from the page (relay-only); returns the page and its caller link. */
+export async function createShow(browser: Browser, base: string, { show = 'Show', screening = false } = {}): Promise<{ host: Page; callerLink: string }> {
+  const host = await openPage(browser, `${base}/?relay`);
+  await host.getByRole('textbox', { name: 'Show name' }).fill(show);
+  await host.getByRole('textbox', { name: 'Your name' }).fill('Hanna');
+  if (!screening) await host.getByRole('checkbox', { name: 'Screen callers' }).uncheck();
+  await host.getByRole('button', { name: 'Create show' }).click();
+  const callerLink = await host.getByRole('textbox', { name: 'Caller link' }).inputValue();
+  return { host, callerLink };
+}
+
+/** A caller opens the link (relay-only) in a fresh context and joins; `setup` runs before the page loads. */
+export async function joinShow(browser: Browser, link: string, name: string, setup?: (page: Page) => Promise<void>): Promise<Page> {
+  const page = await (await browser.newContext()).newPage();
+  await setup?.(page);
+  await page.goto(link.replace('/#', '/?relay#'));
+  await page.getByRole('textbox', { name: 'Your name' }).fill(name);
+  await page.getByRole('button', { name: 'Join show' }).click();
+  return page;
+}
+
 /** What the page's CSP refused so far (console reports of violations). */
 export function cspViolations(page: Page): string[] {
   return violations.get(page) ?? [];

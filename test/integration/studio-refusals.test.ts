@@ -4,7 +4,7 @@ import type { Browser, Page, WebSocketRoute } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import WebSocket from 'ws';
 import { signToken } from '../../worker/tokens';
-import { expectText, expectVisible, launchBrowser, openPage } from './studio-page';
+import { createShow as createShowFrom, expectText, expectVisible, joinShow, launchBrowser } from './studio-page';
 
 const workerUrl = () => inject('workerUrl');
 let browser: Browser;
@@ -17,24 +17,9 @@ afterAll(async () => {
   await browser?.close();
 });
 
-/** The host creates a show from the page; returns the page and its caller link. */
-async function createShow(screening = false): Promise<{ host: Page; callerLink: string }> {
-  const host = await openPage(browser, `${workerUrl()}/?relay`);
-  await host.getByRole('textbox', { name: 'Show name' }).fill('Refusals');
-  if (!screening) await host.getByRole('checkbox', { name: 'Screen callers' }).uncheck();
-  await host.getByRole('button', { name: 'Create show' }).click();
-  const callerLink = await host.getByRole('textbox', { name: 'Caller link' }).inputValue();
-  return { host, callerLink };
-}
+const createShow = (screening = false) => createShowFrom(browser, workerUrl(), { show: 'Refusals', screening });
 
-async function join(link: string, name: string, setup?: (page: Page) => Promise<void>): Promise<Page> {
-  const page = await (await browser.newContext()).newPage();
-  await setup?.(page);
-  await page.goto(link.replace('/#', '/?relay#'));
-  await page.getByRole('textbox', { name: 'Your name' }).fill(name);
-  await page.getByRole('button', { name: 'Join show' }).click();
-  return page;
-}
+const join = (link: string, name: string, setup?: (page: Page) => Promise<void>) => joinShow(browser, link, name, setup);
 
 const notice = (page: Page) => page.getByRole('alert');
 
