@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // The studio console's own figures, by hand (results go to docs/benchmarks.md):
-//   1. opening a caller link to hearing the host: p50/p95 over N joins, split into the page
-//      load, the caller's form (name, studio mode, Join show) and Join show → host heard;
+//   1. opening a caller link to hearing the host: p50/p95 over N joins, timed on the caller
+//      page's own clock (navigation start → form ready, Join show clicked → host heard), for
+//      a caller who types a name and turns on studio mode, and for a returning caller whose
+//      name the page remembers and who clicks Join show as soon as it is there;
 //   2. a moderator's mute (the click on the host page) to silence at another participant;
 //   3. the host page's CPU and memory on air as callers join, step by step up to 7 callers.
 // Real Chromium (one process per voice, each with its own tone as microphone), the real
@@ -65,6 +67,65 @@ async function joinShow(browser, link, name) {
   const clicked = Date.now();
   await join.click();
   return { page, opened, loaded, clicked };
+}
+
+/**
+ * Recorded in the caller page from its first script on, on the page's own clock: when Studio
+ * mode and Join show are clicked, and when the page's meter for the host first shows it above -40 dBFS.
+ * Only listens; the page's own code is untouched.
+ */
+function recordJoinTimes() {
+  window.joinTimes = {};
+  document.addEventListener('click', (event) => {
+    if (!(event.target instanceof Element)) return;
+    if (event.target.closest('button')?.textContent === 'Join show') window.joinTimes.clicked ??= performance.now();
+    if (event.target.closest('label')?.textContent.trim() === 'Studio mode') window.joinTimes.studioModeClicked = performance.now();
+  }, { capture: true });
+  new MutationObserver((mutations) => {
+    for (const { target } of mutations) {
+      if (target.getAttribute('aria-label') === 'Hanna level' && Number(target.getAttribute('aria-valuenow')) > -40) window.joinTimes.heard ??= performance.now();
+    }
+  }).observe(document, { subtree: true, attributes: true, attributeFilter: ['aria-valuenow'] });
+}
+
+/**
+ * One caller's join, timed on the page: `typed` fills the name and turns on studio mode as a
+ * script does; `remembered` is a returning caller (the page fills in the remembered name)
+ * who clicks Join show as soon as it can be clicked. Returns milliseconds from navigation start.
+ */
+async function timedJoin(browser, link, name, scenario) {
+  const started = Date.now();
+  const origin = new URL(link).origin;
+  const storageState = scenario === 'remembered' ? { cookies: [], origins: [{ origin, localStorage: [{ name: 'openstudio:name', value: name }] }] } : undefined;
+  const context = await browser.newContext({ storageState });
+  await context.addInitScript(recordJoinTimes);
+  const page = await context.newPage();
+  const harness = Date.now() - started; // Playwright's newContext + newPage, not the product
+  await page.goto(relayed(link), { waitUntil: 'commit' });
+  if (scenario === 'typed') {
+    await page.getByRole('textbox', { name: 'Your name' }).fill(name);
+    await page.getByRole('checkbox', { name: 'Studio mode' }).check();
+  }
+  await page.getByRole('button', { name: 'Join show' }).click();
+  await page.waitForFunction(() => window.joinTimes.heard !== undefined, null, { polling: 20, timeout: 30_000 });
+  const times = await page.evaluate(() => {
+    const mark = (name) => performance.getEntriesByName(`openstudio:${name}`).map((e) => e.startTime);
+    const navigation = performance.getEntriesByType('navigation')[0];
+    const assets = performance.getEntriesByType('resource').filter((e) => /\/(studio\.js|style\.css)$/.test(e.name));
+    return {
+      ...window.joinTimes,
+      origin: performance.timeOrigin,
+      htmlTtfb: navigation.responseStart - navigation.requestStart,
+      htmlEnd: navigation.responseEnd,
+      assetTtfb: Math.max(...assets.map((e) => e.responseStart - e.requestStart)),
+      assetsEnd: Math.max(...assets.map((e) => e.responseEnd)),
+      form: mark('join-form')[0],
+      microphone: mark('microphone'),
+      connecting: mark('connecting')[0],
+    };
+  });
+  await context.close();
+  return { ...times, harness, wall: times.origin + times.heard - started };
 }
 
 function percentile(values, p) {
@@ -144,24 +205,38 @@ try {
   await host.getByRole('checkbox', { name: 'Studio mode' }).check();
   const link = await host.getByRole('textbox', { name: 'Caller link' }).inputValue();
 
-  // 1. Caller link opened → host heard (the caller page's meter for the host moves).
+  // 1. Caller link opened → host heard (the caller page's meter for the host moves), on the
+  // caller page's clock. What a caller waits for: navigation start → the form is ready, plus
+  // Join show clicked → host heard; typing is the caller's own time, and whatever the page
+  // makes a caller wait for at Join show (the microphone, say) is inside the second part.
   const { browser: joiner } = await launch(660);
-  const steps = { total: [], load: [], form: [], heard: [] };
+  const rows = { typed: [], remembered: [] };
   for (let i = 0; i < Number(args.joins); i++) {
-    const { page, opened, loaded, clicked } = await joinShow(joiner, link, `Joiner ${i}`);
-    await meterAbove(page, 'Hanna level', -40);
-    const heard = Date.now();
-    steps.total.push(heard - opened);
-    steps.load.push(loaded - opened);
-    steps.form.push(clicked - loaded);
-    steps.heard.push(heard - clicked);
-    await page.context().close();
-    await new Promise((r) => setTimeout(r, 1_500)); // the room sees the leave; under the join rate limit
+    for (const scenario of ['typed', 'remembered']) {
+      rows[scenario].push(await timedJoin(joiner, link, `Joiner ${i}`, scenario));
+      await new Promise((r) => setTimeout(r, 1_500)); // the room sees the leave; under the join rate limit
+    }
   }
-  console.log(`caller link → host heard: ${summary(steps.total)}`);
-  console.log(`  page load (goto → load event): ${summary(steps.load)}`);
-  console.log(`  the form, as a script fills it (name, studio mode, until Join show is ready): ${summary(steps.form)}`);
-  console.log(`  Join show clicked → host heard: ${summary(steps.heard)}`);
+  const loadNow = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+  for (const [scenario, joins] of Object.entries(rows)) {
+    const line = (label, pick) => console.log(`  ${label}: ${summary(joins.map(pick))}`);
+    console.log(scenario === 'typed'
+      ? 'caller types a name and turns on studio mode, then clicks Join show (ms, caller page clock):'
+      : 'returning caller (name remembered) clicks Join show as soon as it is there (ms, caller page clock):');
+    line('what the caller waits for (navigation start → form ready, + Join show → host heard)', (j) => j.form + j.heard - j.clicked);
+    line('· navigation start → form ready (join form shown by the page script)', (j) => j.form);
+    line('  · index.html: server time to first byte', (j) => j.htmlTtfb);
+    line('  · studio.js, style.css: slower one, server time to first byte', (j) => j.assetTtfb);
+    line('  · navigation start → both assets received', (j) => j.assetsEnd);
+    line('· navigation start → microphone check live (own level meter runs)', (j) => j.microphone[0]);
+    if (scenario === 'remembered') line('navigation start → host heard (includes the script\'s own delay before its click)', (j) => j.heard);
+    line('· Join show clicked → host heard', (j) => j.heard - j.clicked);
+    line('  · Join show clicked → room connection opened by the page', (j) => j.connecting - j.clicked);
+    if (scenario === 'typed') line('· Studio mode clicked → microphone re-opened (own level meter runs again)', (j) => j.microphone.at(-1) - j.studioModeClicked);
+    line('harness: Playwright newContext + newPage', (j) => j.harness);
+    line('harness: wall clock from newContext to host heard (incl. the script filling the form)', (j) => j.wall);
+  }
+  console.log(`load average after the joins: ${loadNow()}`);
 
   // 2. Moderator mute → silence at another participant (its meter for the muted voice).
   const { page: ann } = await joinShow((await launch(550)).browser, link, 'Ann');

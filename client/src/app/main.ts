@@ -28,6 +28,7 @@ async function openMicrophone(): Promise<boolean> {
   mix ??= new ProgramMix();
   void mix.context.resume();
   if (microphone.stream) mix.addChannel('me', microphone.stream);
+  performance.mark('openstudio:microphone');
   await listDevices();
   return true;
 }
@@ -64,6 +65,7 @@ async function reopen(): Promise<void> {
   try {
     await microphone.open();
     if (!studio && microphone.stream) mix?.addChannel('me', microphone.stream);
+    performance.mark('openstudio:microphone');
   } catch {
     notice(SENTENCES.microphone);
   }
@@ -115,6 +117,7 @@ function showJoin(roomId: string, token: string): void {
   byId('join-mic').append(byId('mic-panel'));
   const nameField = byId<HTMLInputElement>('your-name');
   nameField.value = localStorage.getItem('openstudio:name') ?? '';
+  performance.mark('openstudio:join-form');
   const ready = openMicrophone().then((ok) => {
     if (ok) startMicCheck();
   });

@@ -105,6 +105,7 @@ export class Studio {
     await this.mix.context.resume();
     byId('console').hidden = false;
     this.renderInvites();
+    performance.mark('openstudio:connecting');
     try {
       await this.client.connect();
     } catch {
