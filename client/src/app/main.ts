@@ -27,7 +27,8 @@ async function openMicrophone(): Promise<boolean> {
   }
   mix ??= new ProgramMix();
   void mix.context.resume();
-  if (microphone.stream) mix.addChannel('me', microphone.stream);
+  // Once in the console, the studio attaches the microphone itself.
+  if (!studio && microphone.stream) mix.addChannel('me', microphone.stream);
   performance.mark('openstudio:microphone');
   await listDevices();
   return true;
@@ -118,16 +119,17 @@ function showJoin(roomId: string, token: string): void {
   const nameField = byId<HTMLInputElement>('your-name');
   nameField.value = localStorage.getItem('openstudio:name') ?? '';
   performance.mark('openstudio:join-form');
-  const ready = openMicrophone().then((ok) => {
+  void openMicrophone().then((ok) => {
     if (ok) startMicCheck();
   });
-  byId('join-form').addEventListener('submit', async (event) => {
+  byId('join-form').addEventListener('submit', (event) => {
     event.preventDefault();
     const name = nameField.value.trim();
     if (!name) return;
     localStorage.setItem('openstudio:name', name);
-    await ready; // join with the microphone once it is open (or without one: listen only)
-    mix ??= new ProgramMix();
+    // Join at once: a microphone still opening comes into the show when it is ready (and
+    // one that cannot open leaves the caller listening only).
+    mix ??= new ProgramMix(); // inside the click: the browser lets the audio start
     enterConsole({ roomId, token, name });
   });
 }

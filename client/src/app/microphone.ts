@@ -5,6 +5,10 @@ export class Microphone {
   stream: MediaStream | null = null;
   deviceId: string | undefined;
   studioMode = false;
+  /** Whether the track sends sound (false while muted); kept across microphone changes. */
+  private enabled = true;
+  /** Opens done so far (or under way): only the latest one's microphone is kept. */
+  private opens = 0;
   private listeners = new Set<(track: MediaStreamTrack) => void>();
 
   /** Called with the new track whenever the microphone or its processing changes. */
@@ -16,22 +20,36 @@ export class Microphone {
     return this.stream?.getAudioTracks()[0] ?? null;
   }
 
-  async open(): Promise<MediaStreamTrack> {
+  /**
+   * Open the microphone with the current device and studio mode. Resolves with the new track,
+   * or null if a later open (the caller changed device or studio mode meanwhile) replaced it.
+   */
+  async open(): Promise<MediaStreamTrack | null> {
+    const open = ++this.opens;
     const processing = !this.studioMode;
-    const stream = await navigator.mediaDevices.getUserMedia({
-      audio: {
-        deviceId: this.deviceId ? { exact: this.deviceId } : undefined,
-        echoCancellation: processing,
-        noiseSuppression: processing,
-        autoGainControl: processing,
-        channelCount: 1,
-      },
-    });
+    let stream: MediaStream;
+    try {
+      stream = await navigator.mediaDevices.getUserMedia({
+        audio: {
+          deviceId: this.deviceId ? { exact: this.deviceId } : undefined,
+          echoCancellation: processing,
+          noiseSuppression: processing,
+          autoGainControl: processing,
+          channelCount: 1,
+        },
+      });
+    } catch (error) {
+      if (open !== this.opens) return null; // a later open decides
+      throw error;
+    }
+    if (open !== this.opens) {
+      for (const track of stream.getTracks()) track.stop();
+      return null;
+    }
     const track = stream.getAudioTracks()[0];
     if (!track) throw new Error('no audio track');
     track.contentHint = this.studioMode ? 'music' : 'speech';
-    const enabled = this.track?.enabled ?? true;
-    track.enabled = enabled;
+    track.enabled = this.enabled;
     for (const old of this.stream?.getTracks() ?? []) old.stop();
     this.stream = stream;
     this.deviceId = track.getSettings().deviceId ?? this.deviceId;
@@ -40,6 +58,7 @@ export class Microphone {
   }
 
   setEnabled(enabled: boolean): void {
+    this.enabled = enabled;
     if (this.track) this.track.enabled = enabled;
   }
 
@@ -48,6 +67,7 @@ export class Microphone {
   }
 
   close(): void {
+    this.opens += 1; // an open still under way stops its microphone
     for (const track of this.stream?.getTracks() ?? []) track.stop();
     this.stream = null;
   }
