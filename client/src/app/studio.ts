@@ -102,12 +102,14 @@ export class Studio {
   }
 
   async start(): Promise<void> {
-    await this.mix.context.resume();
+    void this.mix.context.resume(); // called inside the click: the browser lets the audio start
     byId('console').hidden = false;
     this.renderInvites();
     performance.mark('openstudio:connecting');
+    const connected = this.client.connect();
+    this.mesh.prepareCall(); // while the socket opens
     try {
-      await this.client.connect();
+      await connected;
     } catch {
       // the refusal is shown by the error and close handlers
     }

@@ -67,6 +67,8 @@ export class AudioMesh {
   private unsubscribe: (() => void)[] = [];
   /** Everyone the room lets us see right now. */
   private present = new Set<string>();
+  /** A connection made ready before the welcome (`prepareCall`), for the first peer we call. */
+  private spare: { pc: RTCPeerConnection; sender: RTCRtpSender } | null = null;
   /** When the current TURN credentials expire (epoch seconds). */
   private iceExpiresAt = 0;
   private iceRefresh: Promise<void> | null = null;
@@ -142,9 +144,30 @@ export class AudioMesh {
       // A fresh join (first, or after a refused resume): we are a new peer, start over.
       for (const peerId of [...this.peers.keys()]) this.hangUp(peerId);
       for (const participant of welcome.participants) void this.call(participant.peerId);
-      return;
+    } else {
+      this.reconcile();
     }
-    this.reconcile();
+    this.dropSpare(); // unused: nobody to call
+  }
+
+  /**
+   * Make the connection for our first call now, before the room's welcome, which brings the
+   * peers to call and the ICE servers: a page's first connection is slow to set up (media
+   * engine, codecs), and this way that overlaps the signaling connect. Nothing leaves the
+   * page: without ICE servers and a local description there is no candidate gathering.
+   */
+  prepareCall(): void {
+    if (this.spare) return;
+    const pc = new RTCPeerConnection(this.configuration);
+    const { sender } = pc.addTransceiver('audio', { direction: 'sendrecv' });
+    // The first offer is the slow one; its result is not used (the call makes its own).
+    pc.createOffer().catch(() => {});
+    this.spare = { pc, sender };
+  }
+
+  private dropSpare(): void {
+    this.spare?.pc.close();
+    this.spare = null;
   }
 
   /**
@@ -219,11 +242,18 @@ export class AudioMesh {
     return { iceServers: this.iceServers, iceTransportPolicy: this.options.iceTransportPolicy ?? 'all' };
   }
 
-  private connection(peerId: string): Peer {
+  /** The connection to `peerId`, made if needed; `offering`: for our own call (it may take the spare). */
+  private connection(peerId: string, offering = false): Peer {
     const existing = this.peers.get(peerId);
     if (existing) return existing;
-    const pc = new RTCPeerConnection(this.configuration);
-    const peer: Peer = { pc, sender: null, makingOffer: false, incoming: Promise.resolve(), restartAttempts: 0, iceRestarts: 0 };
+    const spare = offering ? this.spare : null;
+    if (spare) {
+      this.spare = null;
+      // Made before the ICE servers were known; it has not gathered yet, so they apply now.
+      spare.pc.setConfiguration(this.configuration);
+    }
+    const pc = spare?.pc ?? new RTCPeerConnection(this.configuration);
+    const peer: Peer = { pc, sender: spare?.sender ?? null, makingOffer: false, incoming: Promise.resolve(), restartAttempts: 0, iceRestarts: 0 };
     this.peers.set(peerId, peer);
     pc.onicecandidate = (event) => {
       const init = event.candidate?.toJSON();
@@ -299,7 +329,7 @@ export class AudioMesh {
   }
 
   async call(peerId: string, options: RTCOfferOptions = {}): Promise<void> {
-    const peer = this.connection(peerId);
+    const peer = this.connection(peerId, true);
     // The offerer makes the audio transceiver; an answerer uses the one the offer made.
     peer.sender ??= peer.pc.addTransceiver('audio', { direction: 'sendrecv' }).sender;
     void this.applySending(peerId, peer);
@@ -324,10 +354,11 @@ export class AudioMesh {
       if (transceiver && !peer.sender) {
         transceiver.direction = 'sendrecv';
         peer.sender = transceiver.sender;
-        await this.applySending(peerId, peer);
       }
       await peer.pc.setLocalDescription(await peer.pc.createAnswer());
       this.trySend(() => this.client.answer(peerId, peer.pc.localDescription?.sdp ?? ''));
+      // Our track and bitrate after the answer is out: neither needs renegotiating, and the
+      // newcomer's wait for the answer stays short.
       void this.applySending(peerId, peer);
     } catch {
       // closed meanwhile
@@ -387,6 +418,7 @@ export class AudioMesh {
 
   /** Close every connection and stop listening to the client. */
   close(): void {
+    this.dropSpare();
     for (const peerId of [...this.peers.keys()]) this.hangUp(peerId);
     for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();
