@@ -63,6 +63,8 @@ export class Studio {
   private ended = false;
   /** Why the room refused us last (an error frame comes before its close). */
   private refusal: string | null = null;
+  /** The last notice this console showed. */
+  private shownNotice = '';
 
   constructor(private options: StudioOptions) {
     const { roomId, token } = options;
@@ -155,7 +157,7 @@ export class Studio {
       this.people = new Map(welcome.participants.map((p) => [p.peerId, p]));
       // A resumed welcome: whoever left while we were away loses their strip too.
       for (const peerId of this.strips.keys()) if (!this.people.has(peerId)) this.removeStrip(peerId);
-      if (welcome.role !== 'caller' || welcome.waiting === false) this.notice('');
+      if (welcome.role !== 'caller' || welcome.waiting === false) this.clearNotice();
       if (!welcome.resumed && this.options.name) client.setName(this.options.name);
       this.setBroadcast(welcome.broadcast ?? { state: 'idle' }); // a waiting caller is told nothing
       this.renderAll();
@@ -283,8 +285,13 @@ export class Studio {
   // ---- rendering ------------------------------------------------------------------
 
   private notice(text: string): void {
-    byId('notice').textContent = text;
+    byId('notice').textContent = (this.shownNotice = text);
     byId('notice').hidden = text === '';
+  }
+
+  /** Clear what the console said (a refusal, a lost connection), not the page's own word on the microphone. */
+  private clearNotice(): void {
+    if (byId('notice').textContent === this.shownNotice) this.notice('');
   }
 
   private leave(sentence: string): void {
