@@ -15,6 +15,8 @@ export const CHROMIUM_ARGS = [
   '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE 127.0.0.1',
 ];
 
-export function launchChromium(extraArgs: string[] = []): Promise<Browser> {
-  return chromium.launch({ executablePath: '/usr/bin/chromium', args: [...CHROMIUM_ARGS, ...extraArgs] });
+/** `askForMicrophone`: no fake permission prompt, so (headless) the microphone is refused until the context grants it. */
+export function launchChromium(extraArgs: string[] = [], { askForMicrophone = false } = {}): Promise<Browser> {
+  const args = askForMicrophone ? CHROMIUM_ARGS.filter((arg) => arg !== '--use-fake-ui-for-media-stream') : CHROMIUM_ARGS;
+  return chromium.launch({ executablePath: '/usr/bin/chromium', args: [...args, ...extraArgs] });
 }

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join as joinPath } from 'node:path';
 import type { Browser, Page, WebSocketRoute } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createShow as createShowFrom, expectText, expectVisible, joinShow, launchBrowser } from './studio-page';
+import { createShow as createShowFrom, expectMeterMoves, expectText, expectVisible, joinShow, launchBrowser, toneFile } from './studio-page';
 import { startWorker, type RunningWorker } from './worker';
 
 const workerUrl = () => inject('workerUrl');
@@ -54,6 +54,32 @@ describe('the audio mesh of the studio page', () => {
     await expect.poll(() => strip(walt, 'Ann').count(), { timeout: 15_000 }).toBe(0);
     await expect.poll(() => held(walt), { timeout: 5_000 }).toEqual({ connections: 1, voices: 2 });
     for (const page of [host, ann, walt]) await page.context().close();
+  });
+
+  it('a caller whose microphone opens only after Join show is heard once it does, on the same connection', { timeout: 120_000 }, async () => {
+    const dir = mkdtempSync(joinPath(tmpdir(), 'openstudio-mesh-late-mic-'));
+    const asking = await launchBrowser(toneFile(dir, 660), { askForMicrophone: true });
+    try {
+      const { host, callerLink } = await createShow();
+      // The browser refuses the microphone: the caller joins listening only.
+      const mia = await joinShow(asking, callerLink, 'Mia');
+      await expectText(mia.getByRole('alert'), 'Your microphone could not be opened. Check that the browser may use it, then reload.');
+      await expectConnected(mia, 'Hanna');
+      await expectMeterMoves(mia, 'Hanna level');
+      expect(await held(mia)).toEqual({ connections: 1, voices: 1 });
+
+      // Allowed now, and studio mode picked: the microphone opens inside the show, and the
+      // connection made at Join show carries it (no second connection).
+      await mia.context().grantPermissions(['microphone'], { origin: new URL(workerUrl()).origin });
+      await mia.getByRole('checkbox', { name: 'Studio mode' }).check();
+      await expectMeterMoves(host, 'Mia level');
+      await expectMeterMoves(mia, 'My level');
+      expect(await held(mia)).toEqual({ connections: 1, voices: 2 });
+      for (const page of [host, mia]) await page.context().close();
+    } finally {
+      await asking.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('a refused resume followed by a refused join stops: the sentence, and no reconnect loop', { timeout: 150_000 }, async () => {

@@ -19,9 +19,12 @@ export function toneFile(dir: string, hz: number): string {
   return file;
 }
 
-/** A Chromium process whose microphone plays `wav` (or Chromium's own beep without one). */
-export function launchBrowser(wav?: string): Promise<Browser> {
-  return launchChromium(wav ? [...UNTHROTTLED, `--use-file-for-fake-audio-capture=${wav}`] : UNTHROTTLED);
+/**
+ * A Chromium process whose microphone plays `wav` (or Chromium's own beep without one).
+ * `askForMicrophone`: pages may use it only once their context grants it.
+ */
+export function launchBrowser(wav?: string, options: { askForMicrophone?: boolean } = {}): Promise<Browser> {
+  return launchChromium(wav ? [...UNTHROTTLED, `--use-file-for-fake-audio-capture=${wav}`] : UNTHROTTLED, options);
 }
 
 const violations = new WeakMap<Page, string[]>();
