@@ -5,17 +5,17 @@
 //      a caller who types a name and turns on studio mode, and for a returning caller whose
 //      name the page remembers and who clicks Join show as soon as it is there;
 //   2. a moderator's mute (the click on the host page) to silence at another participant;
-//   3. the host page's CPU and memory on air as callers join, step by step up to 7 callers.
+//   3. the host page's CPU and memory on air as callers join, step by step up to 7 callers
+//      (bench/host-load.mjs measures it up to 16 participants, with synthetic callers).
 // Real Chromium (one process per voice, each with its own tone as microphone), the real
 // studio page, relay-only through coturn. Needs a running stack with a wide relay range:
 //   TURN_MIN_PORT=49720 TURN_MAX_PORT=49999 npm run stack
 //   node bench/studio.mjs [--url http://127.0.0.1:8787] [--joins 20] [--mutes 10] [--steps 1,3,5,7] [--seconds 30]
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { chromium } from 'playwright-core';
+import { createShow, describeLoad, launchWithTone, measureBrowser, meterAbove } from './lib/chromium.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -30,29 +30,13 @@ const base = args.url;
 const dir = mkdtempSync(join(tmpdir(), 'openstudio-bench-'));
 const browsers = [];
 
-const ARGS = [
-  '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync', '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
-  '--autoplay-policy=no-user-gesture-required', '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE 127.0.0.1',
-  '--disable-background-timer-throttling', '--disable-renderer-backgrounding', '--disable-backgrounding-occluded-windows',
-];
-
-function tone(hz) {
-  const file = join(dir, `tone-${hz}.wav`);
-  execFileSync('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', `sine=frequency=${hz}:sample_rate=48000:duration=20`, '-ac', '1', file]);
-  return file;
-}
-
 async function launch(hz) {
-  const wav = tone(hz);
-  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: [...ARGS, `--use-file-for-fake-audio-capture=${wav}`] });
-  browsers.push(browser);
-  return { browser, wav };
+  const launched = await launchWithTone(dir, hz);
+  browsers.push(launched.browser);
+  return launched;
 }
 
 const relayed = (link) => link.replace('/#', '/?relay#');
-const meterAbove = (page, name, db, timeout = 30_000) =>
-  page.waitForFunction(({ name, db }) => Number(document.querySelector(`[role=meter][aria-label="${name}"]`)?.getAttribute('aria-valuenow')) > db, { name, db }, { polling: 10, timeout });
 
 /** A caller opens the link, fills the form and joins; returns the page and when each step ended. */
 async function joinShow(browser, link, name) {
@@ -134,76 +118,11 @@ function percentile(values, p) {
 }
 const summary = (values) => `p50 ${Math.round(percentile(values, 50))} ms, p95 ${Math.round(percentile(values, 95))} ms, p99 ${Math.round(percentile(values, 99))} ms (n=${values.length})`;
 
-/** A Chromium browser process and all its descendants (renderers, audio and network services). */
-function processTree(wav) {
-  const stats = readdirSync('/proc').filter((d) => /^\d+$/.test(d)).flatMap((pid) => {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      return [{ pid, ppid: fields[1], cmdline: readFileSync(`/proc/${pid}/cmdline`, 'utf8') }];
-    } catch {
-      return [];
-    }
-  });
-  const root = stats.find((s) => s.cmdline.includes(wav) && !s.cmdline.includes('--type='));
-  const tree = new Set([root.pid]);
-  for (let grew = true; grew; ) {
-    grew = false;
-    for (const s of stats) if (!tree.has(s.pid) && tree.has(s.ppid)) tree.add(s.pid), (grew = true);
-  }
-  return [...tree];
-}
-
-/** A Chromium process's part: `renderer`, `utility:audio.mojom.AudioService`, `gpu-process`, or `browser`. */
-function processKind(pid) {
-  try {
-    const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split(/[\0 ]/); // Chromium rewrites its title: spaces
-    const type = args.find((a) => a.startsWith('--type='))?.slice(7);
-    const sub = args.find((a) => a.startsWith('--utility-sub-type='))?.slice(19);
-    return type ? (sub ? `${type}:${sub}` : type) : 'browser';
-  } catch {
-    return 'gone';
-  }
-}
-
-function cpuTicks(pids) {
-  let ticks = 0;
-  for (const pid of pids) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ticks += Number(fields[11]) + Number(fields[12]); // utime + stime
-    } catch {
-      // gone
-    }
-  }
-  return ticks;
-}
-
-function memoryMb(pids) {
-  let kb = 0;
-  for (const pid of pids) {
-    try {
-      const pss = /Pss:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
-      kb += Number(pss?.[1] ?? 0);
-    } catch {
-      // gone
-    }
-  }
-  return kb / 1024;
-}
-
 try {
   console.log(`studio bench against ${base}; load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`);
   const { browser: hostBrowser, wav: hostWav } = await launch(440);
   const host = await (await hostBrowser.newContext()).newPage();
-  await host.goto(`${base}/?relay`);
-  await host.getByRole('textbox', { name: 'Show name' }).fill('Bench');
-  await host.getByRole('textbox', { name: 'Your name' }).fill('Hanna');
-  await host.getByRole('checkbox', { name: 'Screen callers' }).uncheck();
-  await host.getByRole('button', { name: 'Create show' }).click();
-  await host.getByRole('checkbox', { name: 'Studio mode' }).check();
-  const link = await host.getByRole('textbox', { name: 'Caller link' }).inputValue();
+  const link = await createShow(host, base);
 
   // 1. Caller link opened → host heard (the caller page's meter for the host moves), on the
   // caller page's clock. What a caller waits for: navigation start → the form is ready, plus
@@ -267,9 +186,6 @@ try {
   // 3. The host page on air, measured as callers join (Ann and Ben are already in).
   await host.getByRole('button', { name: 'Go live' }).click();
   await host.getByRole('button', { name: 'Stop broadcast' }).waitFor();
-  const pids = () => processTree(hostWav);
-  const tick = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }));
-  const seconds = Number(args.seconds);
   const names = ['Ann', 'Ben'];
   for (const step of args.steps.split(',').map(Number)) {
     while (names.length < step) {
@@ -280,26 +196,8 @@ try {
     // Everyone heard on the host page before measuring (a loaded machine takes its time).
     for (const name of names.slice(0, step)) await meterAbove(host, `${name} level`, -40, 180_000);
     await new Promise((r) => setTimeout(r, 5_000));
-    const tree = pids();
-    const before = cpuTicks(tree);
-    const beforeEach = new Map(tree.map((pid) => [pid, cpuTicks([pid])]));
-    const memory = [];
-    for (let s = 0; s < seconds; s++) {
-      await new Promise((r) => setTimeout(r, 1_000));
-      memory.push(memoryMb(tree));
-    }
-    const cpu = ((cpuTicks(tree) - before) / tick / seconds) * 100;
-    const byKind = new Map();
-    for (const pid of tree) {
-      const kind = processKind(pid);
-      byKind.set(kind, (byKind.get(kind) ?? 0) + ((cpuTicks([pid]) - beforeEach.get(pid)) / tick / seconds) * 100);
-    }
-    const parts = [...byKind].sort((a, b) => b[1] - a[1]).filter(([, v]) => v >= 0.5).map(([k, v]) => `${k} ${v.toFixed(0)} %`).join(', ');
-    const load = readFileSync('/proc/loadavg', 'utf8').split(' ')[0];
-    console.log(
-      `host page on air with ${names.length} callers: CPU ${cpu.toFixed(0)} % of a core (mean over ${seconds} s, whole browser: ` +
-        `${tree.length} processes), memory PSS median ${Math.round(percentile(memory, 50))} MB, max ${Math.round(Math.max(...memory))} MB; load average ${load}\n    CPU by process: ${parts}`,
-    );
+    const seconds = Number(args.seconds);
+    console.log(`host page on air with ${names.length} callers: ${describeLoad(await measureBrowser(hostWav, seconds), seconds)}`);
   }
   await host.getByRole('button', { name: 'Stop broadcast' }).click();
   await ann.context().close();
