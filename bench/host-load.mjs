@@ -63,7 +63,7 @@ try {
     // Everyone heard on the host page before measuring (or, silent, at least connected).
     for (const peer of peers) {
       if (peer.options.packets) await meterAbove(host, `${peer.options.name} level`, -40, 60_000);
-      else while (![...peer.peers.values()].some(({ pc }) => pc.connectionState === 'connected')) await new Promise((r) => setTimeout(r, 100));
+      else await peer.connected();
     }
     await new Promise((r) => setTimeout(r, 5_000));
     const received = peers.map((c) => c.received);

@@ -124,8 +124,9 @@ export async function measureBrowser(wav, seconds) {
   let total = 0;
   for (const pid of tree) {
     const cpu = ((cpuTicks(pid) - before.get(pid)) / CLK_TCK / seconds) * 100;
+    const kind = processKind(pid);
     total += cpu;
-    byKind.set(processKind(pid), (byKind.get(processKind(pid)) ?? 0) + cpu);
+    byKind.set(kind, (byKind.get(kind) ?? 0) + cpu);
   }
   const byThread = new Map();
   for (const [id, { name, ticks }] of threadTicks(tree)) {

@@ -82,6 +82,15 @@ export class SyntheticPeer {
     });
   }
 
+  /** Resolves once a connection (to the host) is up; rejects after `timeoutMs`. */
+  async connected(timeoutMs = 60_000) {
+    const deadline = Date.now() + timeoutMs;
+    while (![...this.peers.values()].some(({ pc }) => pc.connectionState === 'connected')) {
+      if (Date.now() > deadline) throw new Error(`${this.options.name}: no connection within ${timeoutMs / 1000} s`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
   send(message) {
     if (this.socket?.readyState === WebSocket.OPEN) this.socket.send(JSON.stringify(message));
   }
