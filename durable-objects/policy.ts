@@ -59,9 +59,17 @@ export function decideMute(actor: Participant, target: Participant, muted: boole
   return moderates(actor, target) ? allow : deny(`a ${actor.role} cannot mute a ${target.role}`);
 }
 
-export function decideKick(actor: Participant, target: Participant): Decision {
+/**
+ * A kick bars the target's token and every token minted from it, so a staff member cannot
+ * kick someone whose invite (or one it was minted from) it holds itself: it would be barred too.
+ */
+export function decideKick(actor: Participant & { lineage: readonly string[] }, target: Participant & { tokenId: string }): Decision {
   if (actor.peerId === target.peerId) return deny('use "leave" to leave the room');
-  return moderates(actor, target) ? allow : deny(`a ${actor.role} cannot kick a ${target.role}`);
+  if (!moderates(actor, target)) return deny(`a ${actor.role} cannot kick a ${target.role}`);
+  if (actor.lineage.includes(target.tokenId)) {
+    return deny('you joined with their invite or one made from it, so a kick would bar you too; revoke host invites and rejoin first');
+  }
+  return allow;
 }
 
 export function decideAdmit(actor: Participant, target: Participant): Decision {
@@ -73,7 +81,10 @@ export function decideAdmit(actor: Participant, target: Participant): Decision {
 /**
  * Seats: a room holds at most `maxParticipants` peers (waiting, on air or reconnecting).
  * Callers may fill all but `staffSeats` of them (at least one seat stays a caller's), so
- * hosts and producers can always join however many callers share the link.
+ * staff can join however many callers share the link; and a host can always join its own
+ * show, even when producers took the staff seats: hosts may go `staffSeats` past the room's
+ * size (a bound, though only staff hold host tokens; a reloaded page takes over its own old
+ * seat first).
  */
 export function decideSeat(
   role: Role,
@@ -81,6 +92,7 @@ export function decideSeat(
   maxParticipants: number,
   staffSeats: number,
 ): Decision {
+  if (role === 'host') return seated.length < maxParticipants + staffSeats ? allow : deny('room is full');
   if (seated.length >= maxParticipants) return deny('room is full');
   if (role !== 'caller') return allow;
   const callerSeats = maxParticipants - Math.min(staffSeats, maxParticipants - 1);

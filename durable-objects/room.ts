@@ -44,26 +44,55 @@ export const UPGRADE_HEADERS = {
   role: 'X-OpenStudio-Role',
   generation: 'X-OpenStudio-Generation',
   tokenId: 'X-OpenStudio-Token-Id',
+  /** The token's lineage (its id and its minters' ids), comma-separated. */
+  lineage: 'X-OpenStudio-Lineage',
   protocol: 'X-OpenStudio-Protocol',
 } as const;
+
+/** Who presents a token (already signature-checked by the Worker). */
+export interface TokenActor {
+  role: Role;
+  generation: number;
+  /** The token's id and the ids of the tokens that minted it: a kick of any of them bars it. */
+  lineage: string[];
+  /** Past its expiry: good only to resume what is still running. */
+  expired?: boolean;
+}
 
 interface RoomState extends RoomInfo {
   closed: boolean;
   /** Invite generation per role; tokens of an older generation are refused. */
   generations: Record<Role, number>;
-  /** The program feed: which one holds the room, its last state, and a host's stop request. */
-  broadcast?: { id: string; info: BroadcastInfo; stop?: boolean };
+  /**
+   * The program feed: which one holds the room, its last state, a host's stop request, and
+   * the lineage of the token that runs it (a kick of that person stops it).
+   */
+  broadcast?: { id: string; info: BroadcastInfo; stop?: boolean; lineage?: string[] };
   /** When the room was created or last became empty (for idle expiry). */
   activeAt: number;
 }
 
 interface PeerRecord extends Participant {
   resumeToken: string;
-  /** Id of the token it joined with; a kick bars that token from the air. */
+  /** Id of the token it joined with; a kick bars that token (and what it minted) from the air. */
   tokenId: string;
+  /** That token's id and its minters' ids (absent in records from before lineages: `[tokenId]`). */
+  lineage?: string[];
   /** Set while the socket is gone and the grace period runs. */
   disconnectedAt: number | null;
 }
+
+/** Per-socket memory: its attachment, its frame budget and its budget for state changes. */
+interface Connection {
+  attachment: SocketAttachment;
+  bucket: TokenBucket;
+  /** Name and mute changes: each one is stored and fanned out to everyone, so they have a budget of their own. */
+  changes: TokenBucket;
+}
+
+/** Name and mute changes a connection may make: a burst (a "Mute all"), then a steady few a second. */
+export const STATE_CHANGE_BURST = 20;
+export const STATE_CHANGES_PER_SECOND = 2;
 
 export type AuthorizeResult = { ok: true } | { ok: false; code: ErrorCode; status: number; message: string };
 
@@ -108,7 +137,7 @@ export class Room extends DurableObject<Env> {
   private readonly peers = new Map<string, PeerRecord>();
   private readonly sockets = new Map<string, WebSocket>();
   /** Per-socket memory: its attachment and rate bucket (rebuilt from the attachment after hibernation). */
-  private readonly connections = new WeakMap<WebSocket, { attachment: SocketAttachment; bucket: TokenBucket }>();
+  private readonly connections = new WeakMap<WebSocket, Connection>();
   /** Frames held for each reconnecting peer: how many, and their size in UTF-8 bytes. */
   private readonly queued = new Map<string, { count: number; bytes: number }>();
   /**
@@ -200,21 +229,35 @@ export class Room extends DurableObject<Env> {
     return this.info(room);
   }
 
-  /** Is a token of this role and generation (already signature-checked) still good here? */
-  async authorize(role: Role, generation: number): Promise<AuthorizeResult> {
+  /**
+   * Is this token (already signature-checked) still good here? Staff tokens that were
+   * kicked, or minted from one that was, are refused everywhere; a kicked caller's may still
+   * join, into the lobby.
+   */
+  async authorize(actor: TokenActor): Promise<AuthorizeResult> {
     const room = this.room;
     if (!room || room.closed) {
       return { ok: false, code: 'room-not-found', status: 404, message: 'room does not exist or was closed' };
     }
-    if (room.generations[role] !== generation) {
-      return { ok: false, code: 'token-revoked', status: 401, message: `${role} invites of this room were revoked` };
+    if (room.generations[actor.role] !== actor.generation) {
+      return { ok: false, code: 'token-revoked', status: 401, message: `${actor.role} invites of this room were revoked` };
+    }
+    if (actor.role !== 'caller' && this.barred(actor.lineage)) {
+      return { ok: false, code: 'forbidden', status: 403, message: 'this invite was kicked from the room; ask the host for a new one' };
     }
     return { ok: true };
   }
 
+  /** Was this token, or one that minted it, kicked? */
+  private barred(lineage: readonly string[]): boolean {
+    if (lineage.length === 0) return false;
+    const marks = lineage.map(() => '?').join(',');
+    return this.sql.exec(`SELECT 1 FROM kicked WHERE token_id IN (${marks}) LIMIT 1`, ...lineage).toArray().length > 0;
+  }
+
   /** Current invite generation of `role`, for minting a token; host only. */
-  async generationFor(actor: { role: Role; generation: number }, role: Role): Promise<AuthorizeResult & { generation?: number }> {
-    const check = await this.authorize(actor.role, actor.generation);
+  async generationFor(actor: TokenActor, role: Role): Promise<AuthorizeResult & { generation?: number }> {
+    const check = await this.authorize(actor);
     if (!check.ok) return check;
     if (!PERMISSIONS[actor.role].manageInvites) {
       return { ok: false, code: 'forbidden', status: 403, message: 'only a host can manage invites' };
@@ -223,7 +266,7 @@ export class Room extends DurableObject<Env> {
   }
 
   /** Revoke every outstanding invite of `role`; returns the new generation. Host only. */
-  async revoke(actor: { role: Role; generation: number }, role: Role): Promise<AuthorizeResult & { generation?: number }> {
+  async revoke(actor: TokenActor, role: Role): Promise<AuthorizeResult & { generation?: number }> {
     const check = await this.generationFor(actor, role);
     if (!check.ok) return check;
     const room = this.room!;
@@ -243,6 +286,7 @@ export class Room extends DurableObject<Env> {
     const role = request.headers.get(UPGRADE_HEADERS.role) as Role | null;
     const generation = Number(request.headers.get(UPGRADE_HEADERS.generation));
     const tokenId = request.headers.get(UPGRADE_HEADERS.tokenId);
+    const lineage = (request.headers.get(UPGRADE_HEADERS.lineage) ?? '').split(',').filter(Boolean);
     const protocol = request.headers.get(UPGRADE_HEADERS.protocol);
     if (!role || !(role in PERMISSIONS) || !tokenId || request.headers.get('Upgrade') !== 'websocket') {
       return new Response('expected a WebSocket upgrade from the Worker', { status: 400 });
@@ -255,11 +299,13 @@ export class Room extends DurableObject<Env> {
     }
     if (resumeToken) return this.resume(role, resumeToken, protocol);
 
-    const auth = await this.authorize(role, generation);
-    if (!auth.ok) return rejectUpgrade(auth.code, CLOSE_CODES.unauthorized, auth.message, protocol);
-    const kicked = this.sql.exec('SELECT 1 FROM kicked WHERE token_id = ?', tokenId).toArray().length > 0;
-    if (kicked && role !== 'caller') {
-      return rejectUpgrade('forbidden', CLOSE_CODES.forbidden, 'this invite was kicked from the room; ask the host for a new one', protocol);
+    const auth = await this.authorize({ role, generation, lineage });
+    if (!auth.ok) return rejectUpgrade(auth.code, auth.status === 403 ? CLOSE_CODES.forbidden : CLOSE_CODES.unauthorized, auth.message, protocol);
+    const kicked = this.barred(lineage);
+    // A staff member joining afresh (a reloaded page) takes over its own seat still in its grace period.
+    if (role !== 'caller') {
+      const ghost = [...this.peers.values()].find((p) => p.tokenId === tokenId && p.role === role && !p.connected);
+      if (ghost) this.removePeer(ghost, 'left');
     }
     const seat = decideSeat(role, [...this.peers.values()], Math.min(room.maxParticipants, this.config.maxParticipants), this.config.staffSeats);
     if (!seat.ok) return rejectUpgrade('room-full', CLOSE_CODES.roomFull, seat.reason, protocol);
@@ -274,6 +320,7 @@ export class Room extends DurableObject<Env> {
       waiting: role === 'caller' && (room.lobby || kicked),
       resumeToken: randomId(24),
       tokenId,
+      lineage,
       disconnectedAt: null,
     };
     const response = this.accept(peer, protocol);
@@ -331,9 +378,17 @@ export class Room extends DurableObject<Env> {
       iceExpiresAt: ice.expiresAt,
       participants: this.visibleTo(peer),
       room: this.info(this.room),
+      // What this connection may send, so a client can pace itself and never trip them.
+      limits: { messagesPerSecond: this.config.rateLimitPerSecond, messageBurst: this.config.rateLimitBurst, maxMessageBytes: this.config.maxMessageBytes },
       // A waiting caller learns nothing about the show but its own state.
       ...(peer.waiting ? {} : { broadcast: this.broadcastInfo() }),
     });
+  }
+
+  /** Fresh TURN credentials over the session itself: a long show outlives its tokens, not its session. */
+  private async sendIceServers(peer: PeerRecord, ws: WebSocket): Promise<void> {
+    const ice = await iceServersFor(this.config, requireSecret(this.env, 'TURN_SECRET'), peer.peerId);
+    send(ws, { type: 'ice-servers', iceServers: ice.iceServers, iceExpiresAt: ice.expiresAt });
   }
 
   private visibleTo(viewer: PeerRecord): Participant[] {
@@ -386,19 +441,22 @@ export class Room extends DurableObject<Env> {
     if (exceedsBytes(data, this.config.maxMessageBytes)) {
       return this.strike(ws, bucket, 'too-large', `frame exceeds ${this.config.maxMessageBytes} bytes`);
     }
-    bucket.strikes = 0;
     const parsed = parseClientMessage(data);
     if (!parsed.ok) return sendError(ws, parsed.code, parsed.message);
-    await this.handle(peer, ws, parsed.message);
+    await this.handle(peer, ws, parsed.message, connection);
   }
 
-  private connection(ws: WebSocket): { attachment: SocketAttachment; bucket: TokenBucket } | undefined {
+  private connection(ws: WebSocket): Connection | undefined {
     let connection = this.connections.get(ws);
     if (!connection) {
       const attachment = ws.deserializeAttachment() as SocketAttachment | null;
       if (!attachment) return undefined;
       attachment.seenAt ??= Date.now(); // a socket accepted before the room kept this
-      connection = { attachment, bucket: new TokenBucket(this.config.rateLimitPerSecond, this.config.rateLimitBurst) };
+      connection = {
+        attachment,
+        bucket: new TokenBucket(this.config.rateLimitPerSecond, this.config.rateLimitBurst),
+        changes: new TokenBucket(STATE_CHANGES_PER_SECOND, STATE_CHANGE_BURST),
+      };
       this.connections.set(ws, connection);
     }
     return connection;
@@ -419,17 +477,28 @@ export class Room extends DurableObject<Env> {
   }
 
   private strike(ws: WebSocket, bucket: TokenBucket, code: 'rate-limited' | 'too-large', message: string): void {
-    bucket.strikes += 1;
-    if (bucket.strikes >= this.config.abuseStrikes) {
+    const strikes = bucket.strike();
+    if (strikes >= this.config.abuseStrikes) {
       sendError(ws, code, `${message}; closing the connection`);
       close(ws, CLOSE_CODES.policy, 'policy violation: rate or size abuse');
       return;
     }
     // Tell the client once per run of refusals, not once per refused frame.
-    if (bucket.strikes === 1) sendError(ws, code, message);
+    if (strikes === 1) sendError(ws, code, message);
   }
 
-  private async handle(peer: PeerRecord, ws: WebSocket, message: ClientMessage): Promise<void> {
+  /**
+   * A name or mute change: one that changes nothing is dropped (nothing stored, nobody
+   * told); the rest spend the connection's change budget. Refusals tell the client once a run.
+   */
+  private allowChange(ws: WebSocket, connection: Connection, unchanged: boolean): boolean {
+    if (unchanged) return false;
+    if (connection.changes.take()) return true;
+    if (connection.changes.strike() === 1) sendError(ws, 'rate-limited', 'too many name or mute changes; slow down');
+    return false;
+  }
+
+  private async handle(peer: PeerRecord, ws: WebSocket, message: ClientMessage, connection: Connection): Promise<void> {
     switch (message.type) {
       case 'offer':
       case 'answer':
@@ -438,13 +507,16 @@ export class Room extends DurableObject<Env> {
       case 'ping':
         return send(ws, { type: 'pong' });
       case 'mute':
-        return this.mute(peer, ws, message.peerId, message.muted);
+        return this.mute(peer, ws, message.peerId, message.muted, connection);
       case 'kick':
         return this.kick(peer, ws, message.peerId);
       case 'admit':
         return this.admit(peer, ws, message.peerId);
       case 'set-name':
+        if (!this.allowChange(ws, connection, peer.name === message.name)) return;
         return this.update({ ...peer, name: message.name });
+      case 'refresh-ice':
+        return this.sendIceServers(peer, ws);
       case 'close-room':
         return this.closeRoom(peer, ws);
       case 'stop-broadcast':
@@ -489,7 +561,7 @@ export class Room extends DurableObject<Env> {
     this.queued.set(to.peerId, { count: count + 1, bytes: bytes + size });
   }
 
-  private mute(actor: PeerRecord, ws: WebSocket, peerId: string, muted: boolean): void {
+  private mute(actor: PeerRecord, ws: WebSocket, peerId: string, muted: boolean, connection: Connection): void {
     const target = this.target(actor, ws, peerId);
     if (!target) return;
     const decision = decideMute(actor, target, muted);
@@ -497,6 +569,7 @@ export class Room extends DurableObject<Env> {
     const self = actor.peerId === target.peerId;
     // A self-mute on top of a moderator's mute keeps the moderator's (stronger) mute.
     const mutedBy = !muted ? null : self && target.mutedBy !== 'moderator' ? 'self' : 'moderator';
+    if (!this.allowChange(ws, connection, target.muted === muted && target.mutedBy === mutedBy)) return;
     this.update({ ...target, muted, mutedBy });
   }
 
@@ -505,10 +578,10 @@ export class Room extends DurableObject<Env> {
     this.broadcast(peer, { type: 'participant-updated', participant: publicView(peer) }, true);
   }
 
-  private kick(actor: PeerRecord, ws: WebSocket, peerId: string): Promise<void> | void {
+  private async kick(actor: PeerRecord, ws: WebSocket, peerId: string): Promise<void> {
     const target = this.target(actor, ws, peerId);
     if (!target) return;
-    const decision = decideKick(actor, target);
+    const decision = decideKick({ ...actor, lineage: actor.lineage ?? [actor.tokenId] }, target);
     if (!decision.ok) return sendError(ws, 'forbidden', decision.reason);
     // The invite it came with stays off the air: a caller's rejoin waits in the lobby, a
     // producer's or host's is refused.
@@ -519,6 +592,8 @@ export class Room extends DurableObject<Env> {
       close(socket, CLOSE_CODES.forbidden, 'kicked');
     }
     this.removePeer(target, 'kicked');
+    // A feed run with the kicked token (or one minted from it) goes off air with its owner.
+    if (target.tokenId && this.room?.broadcast?.lineage?.includes(target.tokenId)) await this.requestBroadcastStop();
     return this.scheduleAlarm();
   }
 
@@ -583,19 +658,28 @@ export class Room extends DurableObject<Env> {
    * broadcaster of the running show may take it up again after a drop with `resumeId`
    * (the broadcast id its feed socket was given).
    */
-  async beginBroadcast(actor: { role: Role; generation: number }, resumeId?: string): Promise<BeginBroadcastResult> {
-    const auth = await this.authorize(actor.role, actor.generation);
-    if (!auth.ok) return { ok: false, code: auth.code, closeCode: CLOSE_CODES.unauthorized, message: auth.message };
+  async beginBroadcast(actor: TokenActor, resumeId?: string): Promise<BeginBroadcastResult> {
+    const auth = await this.authorize(actor);
+    if (!auth.ok) {
+      return { ok: false, code: auth.code, closeCode: auth.status === 403 ? CLOSE_CODES.forbidden : CLOSE_CODES.unauthorized, message: auth.message };
+    }
     if (!PERMISSIONS[actor.role].broadcast) {
       return { ok: false, code: 'forbidden', closeCode: CLOSE_CODES.forbidden, message: `a ${actor.role} cannot broadcast` };
     }
     const room = this.room!;
     const current = room.broadcast;
     const named = room.name === undefined ? {} : { name: room.name };
-    if (current && isRunning(current.info) && resumeId === current.id && !current.stop) {
+    if (resumeId !== undefined) {
+      // A resume only ever takes up the same running show: a stopped or ended one stays so.
+      if (!current || !isRunning(current.info) || resumeId !== current.id || current.stop) {
+        return { ok: false, code: 'broadcast-ended', closeCode: CLOSE_CODES.forbidden, message: 'this broadcast has ended; go live again to start a new one' };
+      }
       this.broadcastSeenAt = Date.now();
       const { since, listeners } = current.info;
       return { ok: true, id: current.id, ...named, ...(since === undefined ? {} : { since }), ...(listeners ? { peak: listeners.peak } : {}) };
+    }
+    if (actor.expired) {
+      return { ok: false, code: 'unauthorized', closeCode: CLOSE_CODES.unauthorized, message: 'token has expired' };
     }
     // A feed that stopped reporting (its object restarted, its broadcaster is gone) no longer holds the room.
     if (current && isRunning(current.info) && Date.now() - this.broadcastSeenAt < BROADCAST_STALE_MS) {
@@ -603,7 +687,7 @@ export class Room extends DurableObject<Env> {
     }
     const id = randomId(9);
     this.broadcastSeenAt = Date.now();
-    this.setBroadcast({ id, info: { state: 'connecting', by: actor.role } });
+    this.setBroadcast({ id, info: { state: 'connecting', by: actor.role }, lineage: actor.lineage });
     await this.scheduleAlarm();
     return { ok: true, id, ...named };
   }

@@ -69,6 +69,9 @@ export function exceedsBytes(text: string, maxBytes: number): boolean {
   return utf8Length(text) > maxBytes;
 }
 
+/** Refusals this far apart are separate runs: the strike count starts over. */
+export const STRIKE_RESET_MS = 2_000;
+
 /**
  * Token bucket per connection. Kept in memory: it starts full again after the room
  * hibernates, which only happens once the connection has been quiet.
@@ -76,8 +79,13 @@ export function exceedsBytes(text: string, maxBytes: number): boolean {
 export class TokenBucket {
   private tokens: number;
   private updatedAt: number;
-  /** Frames refused in a row (rate or size); reset by an accepted frame. */
+  /**
+   * Refusals (rate or size) in the current run: a run ends only after STRIKE_RESET_MS
+   * without a refusal, so a flood a little above the refill (where every other frame is
+   * accepted) still adds up and is closed.
+   */
   strikes = 0;
+  private struckAt = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly perSecond: number,
@@ -93,5 +101,12 @@ export class TokenBucket {
     if (this.tokens < 1) return false;
     this.tokens -= 1;
     return true;
+  }
+
+  /** Count a refusal; returns the strikes in this run (1: the run just began). */
+  strike(now = Date.now()): number {
+    if (now - this.struckAt > STRIKE_RESET_MS) this.strikes = 0;
+    this.struckAt = now;
+    return ++this.strikes;
   }
 }

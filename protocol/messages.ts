@@ -52,6 +52,8 @@ export const ClientMessages = {
   'set-name': v.object({ type: v.literal('set-name'), name: DisplayName }),
   'close-room': v.object({ type: v.literal('close-room') }),
   'stop-broadcast': v.object({ type: v.literal('stop-broadcast') }),
+  /** Ask for fresh TURN credentials (answered with `ice-servers`). */
+  'refresh-ice': v.object({ type: v.literal('refresh-ice') }),
   leave: v.object({ type: v.literal('leave') }),
   ping: v.object({ type: v.literal('ping') }),
 } as const;
@@ -140,6 +142,8 @@ export const ERROR_CODES = [
   'resume-failed',
   'broadcast-busy',
   'broadcast-unavailable',
+  /** A broadcaster tried to resume a show that is no longer running (stopped or ended). */
+  'broadcast-ended',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
@@ -175,6 +179,8 @@ export type ServerMessage =
       iceExpiresAt: number;
       participants: Participant[];
       room: RoomInfo;
+      /** This connection's frame budget (token bucket) and frame size limit. */
+      limits: { messagesPerSecond: number; messageBurst: number; maxMessageBytes: number };
       /** Absent for a caller waiting in the lobby: it learns nothing about the show. */
       broadcast?: BroadcastInfo;
     }
@@ -189,6 +195,7 @@ export type ServerMessage =
   | { type: 'admitted'; participants: Participant[]; broadcast: BroadcastInfo }
   | { type: 'room-closed' }
   | { type: 'broadcast-updated'; broadcast: BroadcastInfo }
+  | { type: 'ice-servers'; iceServers: IceServersInfo['iceServers']; iceExpiresAt: number }
   | { type: 'pong' };
 
 // ---- HTTP bodies -------------------------------------------------------------------

@@ -47,7 +47,7 @@ export async function broadcastFeed(request: IRequest, env: Env): Promise<Respon
     const message = 'this deployment has no Icecast configured (ICECAST_URL, ICECAST_SOURCE_PASSWORD)';
     return rejectUpgrade('broadcast-unavailable', CLOSE_CODES.forbidden, message, protocol);
   }
-  const resume = typeof request.query.resume === 'string' ? request.query.resume : undefined;
+  const resume = typeof request.query.resume === 'string' && request.query.resume !== '' ? request.query.resume : undefined;
   const begun = await roomStub(env, roomId).beginBroadcast(claims, resume);
   if (!begun.ok) return rejectUpgrade(begun.code, begun.closeCode, begun.message, protocol);
 

@@ -33,7 +33,7 @@ export const DEFAULTS: Config = {
   tokenTtlSeconds: 86_400,
   maxMessageBytes: 64 * 1024,
   rateLimitPerSecond: 50,
-  rateLimitBurst: 100,
+  rateLimitBurst: 400,
   abuseStrikes: 20,
   maxParticipants: 16,
   staffSeats: 2,
@@ -57,7 +57,7 @@ function positiveInt(vars: Vars, name: string, fallback: number): number {
   if (raw === undefined || raw === '') return fallback;
   const n = Number(raw);
   if (!Number.isInteger(n) || n <= 0) {
-    throw new ConfigError(`${name} must be a positive integer, got ${JSON.stringify(raw)}`);
+    throw new ConfigError(`${name} must be a positive integer, got ${JSON.stringify(raw)}`, name);
   }
   return n;
 }
@@ -73,7 +73,22 @@ function text(vars: Vars, name: string, fallback: string): string {
   return typeof raw === 'string' && raw.trim() !== '' ? raw.trim() : fallback;
 }
 
-export class ConfigError extends Error {}
+/**
+ * A setting or secret is missing or malformed. `message` is the detail for the operator's
+ * log (it may quote a value); clients get `publicMessage`, which names the setting only.
+ */
+export class ConfigError extends Error {
+  constructor(
+    message: string,
+    readonly setting: string,
+  ) {
+    super(message);
+  }
+
+  get publicMessage(): string {
+    return `this deployment is misconfigured (${this.setting}); the operator's log says why`;
+  }
+}
 
 const cache = new WeakMap<object, Config>();
 
@@ -104,14 +119,14 @@ export function readConfig(env: object): Config {
   // Every show has its own mount now: a setting naming one program mount would be ignored,
   // and a station relying on it would be surprised. Refuse it.
   for (const gone of ['ICECAST_MOUNT', 'ICECAST_LISTEN_URL']) {
-    if (text(vars, gone, '')) throw new ConfigError(`${gone} is no longer used: each show has its own mount; set ICECAST_PUBLIC_URL`);
+    if (text(vars, gone, '')) throw new ConfigError(`${gone} is no longer used: each show has its own mount; set ICECAST_PUBLIC_URL`, gone);
   }
   config.icecastPublicUrl = text(vars, 'ICECAST_PUBLIC_URL', config.icecastUrl);
   if (config.icecastUrl && !/^https?:\/\/[^/?#]+\/?$/.test(config.icecastUrl)) {
-    throw new ConfigError(`ICECAST_URL must be an http(s) origin without a path, got ${JSON.stringify(config.icecastUrl)}`);
+    throw new ConfigError(`ICECAST_URL must be an http(s) origin without a path, got ${JSON.stringify(config.icecastUrl)}`, 'ICECAST_URL');
   }
   if (config.icecastPublicUrl && !/^https?:\/\/[^?#]+$/.test(config.icecastPublicUrl)) {
-    throw new ConfigError(`ICECAST_PUBLIC_URL must be an http(s) URL without query, got ${JSON.stringify(config.icecastPublicUrl)}`);
+    throw new ConfigError(`ICECAST_PUBLIC_URL must be an http(s) URL without query, got ${JSON.stringify(config.icecastPublicUrl)}`, 'ICECAST_PUBLIC_URL');
   }
   config.icecastPublicUrl = config.icecastPublicUrl.replace(/\/+$/, '');
   cache.set(env, config);
@@ -132,6 +147,7 @@ export function optionalSecret(env: object, name: string): string | undefined {
     throw new ConfigError(
       `secret ${name} is set but shorter than ${MIN_SECRET_LENGTH} characters; ` +
         `set a longer value (e.g. \`openssl rand -hex 32\`) or remove it`,
+      name,
     );
   }
   return value;
@@ -143,6 +159,7 @@ export function requireSecret(env: object, name: string): string {
     throw new ConfigError(
       `secret ${name} is not set (or shorter than ${MIN_SECRET_LENGTH} characters); ` +
         `set it with \`wrangler secret put ${name}\` (production) or run \`npm run dev\` (development)`,
+      name,
     );
   }
   return value;

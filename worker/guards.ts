@@ -6,15 +6,39 @@ import { cors } from 'itty-router';
 import type { Config } from './config';
 import { HttpError } from './http';
 
+/**
+ * Who a per-client limit counts: the client's IPv4 address, or the /64 of its IPv6 address
+ * (one subscriber's prefix: rotating addresses within it must not buy a fresh budget).
+ */
 export function clientKey(request: Request): string {
   // Set by Cloudflare's edge (clients cannot forge it there); absent under local tools.
-  return request.headers.get('CF-Connecting-IP') ?? 'local';
+  const ip = request.headers.get('CF-Connecting-IP') ?? 'local';
+  return ip.includes(':') ? ipv6Prefix64(ip) : ip;
 }
 
-/** Throws 429 `rate-limited` when this client has used up its budget for `what`. */
+/** The first four groups of an IPv6 address, `::` expanded (`2001:db8::1` → `2001:db8:0:0::/64`). */
+export function ipv6Prefix64(ip: string): string {
+  const address = ip.replace(/^\[|\]$/g, '').split('%')[0]!.toLowerCase();
+  const [head = '', tail] = address.split('::');
+  const left = head ? head.split(':') : [];
+  const right = tail ? tail.split(':') : [];
+  // An embedded IPv4 tail (::ffff:1.2.3.4) takes two groups.
+  const groupsOf = (parts: string[]) => parts.reduce((n, part) => n + (part.includes('.') ? 2 : 1), 0);
+  const groups = tail === undefined ? left : [...left, ...Array(Math.max(0, 8 - groupsOf(left) - groupsOf(right))).fill('0'), ...right];
+  return `${groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, '')).join(':')}::/64`;
+}
+
+/** The per-client limiters' window (wrangler.toml `period`): after it, a refused client has a fresh budget. */
+export const LIMITER_WINDOW_SECONDS = 60;
+
+/** Throws 429 `rate-limited` (with `Retry-After`) when this client has used up its budget for `what`. */
 export async function enforceRateLimit(limiter: RateLimit, request: Request, what: string): Promise<void> {
   const { success } = await limiter.limit({ key: clientKey(request) });
-  if (!success) throw new HttpError(429, 'rate-limited', `too many ${what} from this client; try again in a minute`);
+  if (!success) {
+    throw new HttpError(429, 'rate-limited', `too many ${what} from this client; try again in a minute`, {
+      'Retry-After': String(LIMITER_WINDOW_SECONDS),
+    });
+  }
 }
 
 /**

@@ -9,13 +9,14 @@ export class HttpError extends Error {
     readonly status: number,
     readonly code: string,
     message: string,
+    readonly headers?: HeadersInit,
   ) {
     super(message);
   }
 }
 
-export function errorResponse(status: number, code: string, message: string): Response {
-  return json({ error: { code, message } }, status);
+export function errorResponse(status: number, code: string, message: string, headers?: HeadersInit): Response {
+  return json({ error: { code, message } }, status, headers);
 }
 
 /** Read a JSON body no larger than `maxBytes` (streamed, so a huge body is cut off early); an empty body reads as `{}`. */

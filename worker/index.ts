@@ -17,18 +17,30 @@ export { Room } from '../durable-objects/room';
 
 type Args = [Env, ExecutionContext];
 
+/** CORS headers per ALLOWED_ORIGINS; none when the settings are broken (the response says misconfigured). */
+function corsify(response: Response, request: IRequest, env: Env): Response {
+  try {
+    return corsFor(readConfig(env)).corsify(response, request);
+  } catch (error) {
+    if (error instanceof ConfigError) return response;
+    throw error;
+  }
+}
+
 export const router = Router<IRequest, Args>({
   before: [(request, env) => corsFor(readConfig(env)).preflight(request)],
   catch: (error: unknown) => {
-    if (error instanceof HttpError) return errorResponse(error.status, error.code, error.message);
+    if (error instanceof HttpError) return errorResponse(error.status, error.code, error.message, error.headers);
     if (error instanceof ConfigError) {
+      // The detail (which may hold an internal address) is for the operator's log only.
       console.error(`configuration error: ${error.message}`);
-      return errorResponse(500, 'misconfigured', error.message);
+      return errorResponse(500, 'misconfigured', error.publicMessage);
     }
     console.error('unhandled error', error);
     return errorResponse(500, 'internal', 'internal error');
   },
-  finally: [(response: Response, request, env) => withSecurityHeaders(corsFor(readConfig(env)).corsify(response, request))],
+  // Every response gets the security headers, also when the settings cannot be read.
+  finally: [(response: Response, request, env) => withSecurityHeaders(corsify(response, request, env))],
 });
 
 router

@@ -11,7 +11,7 @@ import { enforceRateLimit } from './guards';
 import { HttpError, json, readJsonBody } from './http';
 import { iceServersFor } from './ice';
 import { randomId } from './random';
-import { ROLE_POWER, signToken, TokenError, verifyToken, type TokenClaims } from './tokens';
+import { MAX_LINEAGE, ROLE_POWER, signToken, TokenError, verifyToken, type TokenClaims } from './tokens';
 
 /** HTTP request bodies are small JSON objects; anything bigger is refused unread. */
 const MAX_BODY_BYTES = 4 * 1024;
@@ -56,7 +56,7 @@ async function authenticate(request: IRequest, env: Env, roomId: string): Promis
     if (error instanceof TokenError) throw new HttpError(401, error.code, error.message);
     throw error;
   }
-  const check = await roomStub(env, roomId).authorize(claims.role, claims.generation);
+  const check = await roomStub(env, roomId).authorize(claims);
   if (!check.ok) throw new HttpError(check.status, check.code, check.message);
   return claims;
 }
@@ -65,12 +65,17 @@ async function authenticate(request: IRequest, env: Env, roomId: string): Promis
  * Sign a token for `role`. One minted by another token (`minter`) never outlives it when
  * the new role has as much power or more: a day-long host token cannot mint a month-long one.
  */
-function mint(env: Env, roomId: string, role: Role, generation: number, ttlSeconds?: number, minter?: TokenClaims) {
+function mint(env: Env, roomId: string, role: Role, generation: number, ttlSeconds?: number, minter?: TokenClaims, newLine = false) {
   let ttl = ttlSeconds ?? readConfig(env).tokenTtlSeconds;
   if (minter && ROLE_POWER[role] >= ROLE_POWER[minter.role]) {
     ttl = Math.min(ttl, minter.expiresAt - Math.floor(Date.now() / 1000));
   }
-  return signToken(requireSecret(env, 'TOKEN_SECRET'), { roomId, role, generation }, ttl);
+  // The new token carries its minters' ids, so a kick of any of them bars it too.
+  const mintedBy = minter && !newLine ? minter.lineage : [];
+  if (mintedBy.length >= MAX_LINEAGE) {
+    throw new HttpError(400, 'invalid-request', `invites can be minted at most ${MAX_LINEAGE} deep; mint this one from a host token made earlier`);
+  }
+  return signToken(requireSecret(env, 'TOKEN_SECRET'), { roomId, role, generation, mintedBy }, ttl);
 }
 
 /** `POST /rooms` */
@@ -126,8 +131,9 @@ export async function revokeInvites(request: IRequest, env: Env): Promise<Respon
   const { role } = await body(request, RevokeBody);
   const result = await roomStub(env, roomId).revoke(claims, role);
   if (!result.ok) throw new HttpError(result.status, result.code, result.message);
-  // The replacement invite (a host revoking host invites needs a new one itself).
-  return json({ role, generation: result.generation, ...(await mint(env, roomId, role, result.generation!, undefined, claims)) });
+  // The replacement invite (a host revoking host invites needs a new one itself). It starts
+  // a new line: a revoke is a fresh start for the role, so its invite carries no minters.
+  return json({ role, generation: result.generation, ...(await mint(env, roomId, role, result.generation!, undefined, claims, true)) });
 }
 
 /** `GET /rooms/:roomId/ice`: STUN/TURN servers with fresh TURN REST credentials. */

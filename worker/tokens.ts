@@ -20,7 +20,17 @@ export interface TokenClaims {
   expiresAt: number;
   /** The token's own id (`jti`): a kick bars this token, not the whole role. */
   tokenId: string;
+  /**
+   * This token's id and the ids of the tokens that minted it, newest first: a kick bars
+   * the kicked token and everything minted from it.
+   */
+  lineage: string[];
+  /** Validly signed but past its expiry: good only for resuming a session that is still running. */
+  expired: boolean;
 }
+
+/** How many tokens deep an invite may be minted from invites (each carries its minters' ids). */
+export const MAX_LINEAGE = 8;
 
 const Payload = v.object({
   rid: v.string(),
@@ -28,19 +38,22 @@ const Payload = v.object({
   gen: v.pipe(v.number(), v.integer(), v.minValue(0)),
   exp: v.number(),
   jti: v.pipe(v.string(), v.minLength(1), v.maxLength(64)),
+  /** Ids of the tokens that minted this one, newest first (absent: minted at room creation). */
+  anc: v.optional(v.pipe(v.array(v.pipe(v.string(), v.minLength(1), v.maxLength(64))), v.maxLength(MAX_LINEAGE - 1)), []),
 });
 
 const encoder = new TextEncoder();
 
 export async function signToken(
   secret: string,
-  claims: Omit<TokenClaims, 'expiresAt' | 'tokenId'>,
+  claims: Omit<TokenClaims, 'expiresAt' | 'tokenId' | 'lineage' | 'expired'> & { mintedBy?: readonly string[] },
   ttlSeconds: number,
   nowMs = Date.now(),
 ): Promise<{ token: string; expiresAt: number }> {
   const now = Math.floor(nowMs / 1000);
   const expiresAt = now + ttlSeconds;
-  const token = await new SignJWT({ rid: claims.roomId, role: claims.role, gen: claims.generation })
+  const ancestors = claims.mintedBy?.length ? { anc: [...claims.mintedBy] } : {};
+  const token = await new SignJWT({ rid: claims.roomId, role: claims.role, gen: claims.generation, ...ancestors })
     .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
     .setIssuer(ISSUER)
     .setAudience(AUDIENCE)
@@ -60,9 +73,14 @@ export class TokenError extends Error {
   }
 }
 
-/** Verify signature, algorithm, issuer, audience, expiry and room binding. */
-export async function verifyToken(secret: string, token: string, roomId: string): Promise<TokenClaims> {
+/**
+ * Verify signature, algorithm, issuer, audience, expiry and room binding. With
+ * `allowExpired`, a validly signed token past its expiry is returned with `expired: true`
+ * (jose checks the signature before the claims, so its payload is authentic).
+ */
+export async function verifyToken(secret: string, token: string, roomId: string, { allowExpired = false } = {}): Promise<TokenClaims> {
   let payload: unknown;
+  let expired = false;
   try {
     ({ payload } = await jwtVerify(token, encoder.encode(secret), {
       algorithms: ['HS256'],
@@ -70,8 +88,13 @@ export async function verifyToken(secret: string, token: string, roomId: string)
       audience: AUDIENCE,
     }));
   } catch (error) {
-    if (error instanceof errors.JWTExpired) throw new TokenError('unauthorized', 'token has expired');
-    throw new TokenError('unauthorized', 'token is invalid');
+    if (!(error instanceof errors.JWTExpired)) throw new TokenError('unauthorized', 'token is invalid');
+    if (!allowExpired) throw new TokenError('unauthorized', 'token has expired');
+    ({ payload } = error);
+    expired = true;
+    if ((payload as { iss?: unknown; aud?: unknown }).iss !== ISSUER || (payload as { aud?: unknown }).aud !== AUDIENCE) {
+      throw new TokenError('unauthorized', 'token is invalid');
+    }
   }
   const parsed = v.safeParse(Payload, payload);
   if (!parsed.success) throw new TokenError('unauthorized', 'token is invalid');
@@ -82,5 +105,7 @@ export async function verifyToken(secret: string, token: string, roomId: string)
     generation: parsed.output.gen,
     expiresAt: parsed.output.exp,
     tokenId: parsed.output.jti,
+    lineage: [parsed.output.jti, ...parsed.output.anc],
+    expired,
   };
 }

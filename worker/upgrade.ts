@@ -8,15 +8,13 @@ import { UPGRADE_HEADERS } from '../durable-objects/room';
 import { rejectUpgrade } from '../durable-objects/transport';
 import { CLOSE_CODES, ROOM_ID_PATTERN, SUBPROTOCOL } from '../protocol/messages';
 import { readConfig, requireSecret } from './config';
-import { clientKey, originAllowed } from './guards';
+import { clientKey, LIMITER_WINDOW_SECONDS as JOIN_RETRY_SECONDS, originAllowed } from './guards';
 import { errorResponse } from './http';
 import { roomStub } from './rooms';
 import { TokenError, verifyToken, type TokenClaims } from './tokens';
 
 const JWT_SHAPE = /^[\w-]+\.[\w-]+\.[\w-]+$/;
 
-/** The JOIN_LIMITER window (wrangler.toml): after it, a refused client has a fresh budget. */
-const JOIN_RETRY_SECONDS = 60;
 
 /** Token from `?token=` or from a `Sec-WebSocket-Protocol` entry; which protocol to echo. */
 function upgradeCredentials(request: IRequest): { token: string | null; protocol: string | null } {
@@ -43,6 +41,9 @@ export interface CheckedUpgrade {
  * back, or what was established.
  */
 export async function checkUpgrade(request: IRequest, env: Env): Promise<CheckedUpgrade | Response> {
+  // A resume may present a token past its expiry: a running session keeps its power for as
+  // long as it lasts (the room or the feed checks that it is still running).
+  const resuming = typeof request.query.resume === 'string' && request.query.resume !== '';
   if (request.headers.get('Upgrade')?.toLowerCase() !== 'websocket') {
     return errorResponse(426, 'upgrade-required', 'this endpoint speaks WebSocket only');
   }
@@ -66,7 +67,7 @@ export async function checkUpgrade(request: IRequest, env: Env): Promise<Checked
     return rejectUpgrade('unauthorized', CLOSE_CODES.unauthorized, 'missing room token (?token= or Sec-WebSocket-Protocol)', protocol);
   }
   try {
-    const claims = await verifyToken(requireSecret(env, 'TOKEN_SECRET'), token, roomId);
+    const claims = await verifyToken(requireSecret(env, 'TOKEN_SECRET'), token, roomId, { allowExpired: resuming });
     return { roomId, claims, protocol };
   } catch (error) {
     if (error instanceof TokenError) return rejectUpgrade('unauthorized', CLOSE_CODES.unauthorized, error.message, protocol);
@@ -85,6 +86,7 @@ export async function upgrade(request: IRequest, env: Env): Promise<Response> {
     [UPGRADE_HEADERS.role]: claims.role,
     [UPGRADE_HEADERS.generation]: String(claims.generation),
     [UPGRADE_HEADERS.tokenId]: claims.tokenId,
+    [UPGRADE_HEADERS.lineage]: claims.lineage.join(','),
   });
   if (protocol) headers.set(UPGRADE_HEADERS.protocol, protocol);
   const forward = new URL(`https://room/${roomId}/ws`);

@@ -17,8 +17,8 @@ function age(stub: DurableObjectStub<Room>, ms: number) {
 }
 
 /** Open the program feed through the Worker, as a broadcaster does. */
-async function openFeed(roomId: string, token: string) {
-  const response = await call(`/rooms/${roomId}/broadcast?token=${token}`, { headers: { Upgrade: 'websocket' } });
+async function openFeed(roomId: string, token: string, resume?: string) {
+  const response = await call(`/rooms/${roomId}/broadcast?token=${token}${resume ? `&resume=${resume}` : ''}`, { headers: { Upgrade: 'websocket' } });
   const ws = response.webSocket!;
   ws.accept();
   const frames: any[] = [];
@@ -44,12 +44,12 @@ describe('broadcast state in the room', () => {
     const host = await join(room.roomId, room.tokens.host);
     const caller = await join(room.roomId, room.tokens.caller);
 
-    const begun = await stub.beginBroadcast({ role: 'producer', generation: 0 });
+    const begun = await stub.beginBroadcast({ role: 'producer', generation: 0, lineage: [] });
     expect(begun).toMatchObject({ ok: true, name: 'Late show' });
     if (!begun.ok) throw new Error('unreachable');
     expect((await caller.client.nextOf('broadcast-updated')).broadcast).toEqual({ state: 'connecting', by: 'producer' });
-    expect(await stub.beginBroadcast({ role: 'host', generation: 0 })).toMatchObject({ ok: false, code: 'broadcast-busy' });
-    expect(await stub.beginBroadcast({ role: 'caller', generation: 0 })).toMatchObject({ ok: false, code: 'forbidden' });
+    expect(await stub.beginBroadcast({ role: 'host', generation: 0, lineage: [] })).toMatchObject({ ok: false, code: 'broadcast-busy' });
+    expect(await stub.beginBroadcast({ role: 'caller', generation: 0, lineage: [] })).toMatchObject({ ok: false, code: 'forbidden' });
 
     const live = { state: 'live' as const, by: 'producer' as const, listenUrl: 'http://radio.example/show-x.ogg', since: 1 };
     expect(await stub.broadcastChanged(begun.id, live)).toEqual({ stop: false });
@@ -59,8 +59,8 @@ describe('broadcast state in the room', () => {
     // Reports from a feed that no longer holds the room are told to stop.
     expect(await stub.broadcastChanged('someone-else', live)).toEqual({ stop: true });
     // The broadcaster of this show may take it up again after a drop (with its id), keeping the clock.
-    expect(await stub.beginBroadcast({ role: 'producer', generation: 0 }, begun.id)).toMatchObject({ ok: true, id: begun.id, since: 1 });
-    expect(await stub.beginBroadcast({ role: 'host', generation: 0 }, 'guessed-id')).toMatchObject({ ok: false, code: 'broadcast-busy' });
+    expect(await stub.beginBroadcast({ role: 'producer', generation: 0, lineage: [] }, begun.id)).toMatchObject({ ok: true, id: begun.id, since: 1 });
+    expect(await stub.beginBroadcast({ role: 'host', generation: 0, lineage: [] }, 'guessed-id')).toMatchObject({ ok: false, code: 'broadcast-ended' });
 
     caller.client.send({ type: 'stop-broadcast' });
     expect(await caller.client.nextOf('error')).toMatchObject({ code: 'forbidden' });
@@ -71,14 +71,14 @@ describe('broadcast state in the room', () => {
     expect(await stub.broadcastChanged(begun.id, { state: 'idle' })).toEqual({ stop: true });
     expect((await caller.client.nextOf('broadcast-updated')).broadcast).toEqual({ state: 'idle' });
     // Idle again: a new feed may start.
-    expect(await stub.beginBroadcast({ role: 'host', generation: 0 })).toMatchObject({ ok: true });
+    expect(await stub.beginBroadcast({ role: 'host', generation: 0, lineage: [] })).toMatchObject({ ok: true });
   });
 
   it('closing the room tells a running feed to stop', async () => {
     const room = await createRoom();
     const stub = roomStub(room.roomId);
     const host = await join(room.roomId, room.tokens.host);
-    const begun = await stub.beginBroadcast({ role: 'host', generation: 0 });
+    const begun = await stub.beginBroadcast({ role: 'host', generation: 0, lineage: [] });
     if (!begun.ok) throw new Error('feed refused');
     host.client.send({ type: 'close-room' });
     await host.client.waitClosed();
@@ -91,7 +91,7 @@ describe('broadcast state follows reality', () => {
     const room = await createRoom();
     const stub = roomStub(room.roomId);
     const caller = await join(room.roomId, room.tokens.caller);
-    const begun = await stub.beginBroadcast({ role: 'host', generation: 0 });
+    const begun = await stub.beginBroadcast({ role: 'host', generation: 0, lineage: [] });
     if (!begun.ok) throw new Error('feed refused');
     expect((await caller.client.nextOf('broadcast-updated')).broadcast.state).toBe('connecting');
     await stub.broadcastChanged(begun.id, { state: 'live', by: 'host', since: 5 });
@@ -108,14 +108,14 @@ describe('broadcast state follows reality', () => {
     await age(stub, BROADCAST_LOST_MS);
     await runDurableObjectAlarm(stub);
     expect((await caller.client.nextOf('broadcast-updated')).broadcast).toEqual({ state: 'error', reason: REASONS.feedLost, by: 'host' });
-    expect(await stub.beginBroadcast({ role: 'host', generation: 0 })).toMatchObject({ ok: true });
+    expect(await stub.beginBroadcast({ role: 'host', generation: 0, lineage: [] })).toMatchObject({ ok: true });
   });
 
   it('the room’s alarm is set while a feed runs, even with nobody connected', async () => {
     const room = await createRoom();
     const stub = roomStub(room.roomId);
     await runDurableObjectAlarm(stub); // the creation alarm (idle expiry) ran early: re-armed
-    const begun = await stub.beginBroadcast({ role: 'host', generation: 0 });
+    const begun = await stub.beginBroadcast({ role: 'host', generation: 0, lineage: [] });
     if (!begun.ok) throw new Error('feed refused');
     const alarm = await runInDurableObject(stub, (_room: Room, state: DurableObjectState) => state.storage.getAlarm());
     expect(alarm).not.toBeNull();
@@ -125,25 +125,25 @@ describe('broadcast state follows reality', () => {
   it('idle expiry never deletes a room while its feed reports; it does once the feed ended', { timeout: 15_000 }, async () => {
     const room = await createRoom();
     const stub = roomStub(room.roomId);
-    const begun = await stub.beginBroadcast({ role: 'host', generation: 0 });
+    const begun = await stub.beginBroadcast({ role: 'host', generation: 0, lineage: [] });
     if (!begun.ok) throw new Error('feed refused');
     await stub.broadcastChanged(begun.id, { state: 'live', by: 'host' });
     await new Promise((resolve) => setTimeout(resolve, 4500)); // ROOM_IDLE_SECONDS is 4 here
     await stub.broadcastChanged(begun.id, { state: 'live', by: 'host', listeners: { current: 1, peak: 1 } });
     await runDurableObjectAlarm(stub);
-    expect(await stub.authorize('host', 0)).toEqual({ ok: true });
+    expect(await stub.authorize({ role: 'host', generation: 0, lineage: [] })).toEqual({ ok: true });
 
     await stub.broadcastChanged(begun.id, { state: 'idle' });
     await new Promise((resolve) => setTimeout(resolve, 4500));
     await runDurableObjectAlarm(stub);
-    expect(await stub.authorize('host', 0)).toMatchObject({ ok: false, code: 'room-not-found' });
+    expect(await stub.authorize({ role: 'host', generation: 0, lineage: [] })).toMatchObject({ ok: false, code: 'room-not-found' });
   });
 
   it('a host’s stop ends a feed that no longer reports at once', async () => {
     const room = await createRoom();
     const stub = roomStub(room.roomId);
     const host = await join(room.roomId, room.tokens.host);
-    const begun = await stub.beginBroadcast({ role: 'host', generation: 0 });
+    const begun = await stub.beginBroadcast({ role: 'host', generation: 0, lineage: [] });
     if (!begun.ok) throw new Error('feed refused');
     await host.client.nextOf('broadcast-updated');
     await age(stub, BROADCAST_STALE_MS);
@@ -157,7 +157,7 @@ describe('what a waiting caller learns about the show', () => {
     const room = await createRoom({ lobby: true });
     const stub = roomStub(room.roomId);
     const host = await join(room.roomId, room.tokens.host);
-    const begun = await stub.beginBroadcast({ role: 'host', generation: 0 });
+    const begun = await stub.beginBroadcast({ role: 'host', generation: 0, lineage: [] });
     if (!begun.ok) throw new Error('feed refused');
     const live = { state: 'live' as const, by: 'host' as const, listenUrl: 'http://radio.example/show-secret.ogg', since: 7 };
     await stub.broadcastChanged(begun.id, live);
@@ -216,5 +216,28 @@ describe('the show’s own mount and the feed', () => {
     feed.ws.close(1000);
     other.ws.close(1000);
     expect((await host.client.nextOf('broadcast-updated', 5_000)).broadcast).toEqual({ state: 'idle' });
+  });
+  it('a resume only takes up the same running show: a stopped show stays stopped', async () => {
+    const room = await createRoom();
+    const stub = roomStub(room.roomId);
+    const host = await join(room.roomId, room.tokens.host);
+    const actor = { role: 'producer' as const, generation: 0, lineage: [] };
+    const begun = await stub.beginBroadcast(actor);
+    if (!begun.ok) throw new Error(begun.message);
+    expect(await stub.broadcastChanged(begun.id, { state: 'live', since: 1 })).toEqual({ stop: false });
+    host.client.send({ type: 'stop-broadcast' });
+    await settle(host.client);
+    // Soon after the stop (the feed has not ended yet) and once the show is idle: refused, and said truly.
+    const ended = { ok: false, code: 'broadcast-ended', message: expect.stringContaining('ended') };
+    expect(await stub.beginBroadcast(actor, begun.id)).toMatchObject(ended);
+    expect(await stub.broadcastChanged(begun.id, { state: 'idle' })).toEqual({ stop: true });
+    expect(await stub.beginBroadcast(actor, begun.id)).toMatchObject(ended);
+    await until(() => host.client.frames.find((f) => f.type === 'broadcast-updated' && f.broadcast.state === 'idle'), 'the show idle');
+    // Through the Worker too, as the client library's Broadcaster resumes after its network returns.
+    const feed = await openFeed(room.roomId, room.tokens.producer, begun.id);
+    expect((await until(() => feed.frames.find((f) => f.type === 'error'), 'the refusal')).code).toBe('broadcast-ended');
+    expect(await feed.closed).toBe(4003);
+    // A new show may start.
+    expect(await stub.beginBroadcast(actor)).toMatchObject({ ok: true });
   });
 });

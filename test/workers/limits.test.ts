@@ -1,6 +1,9 @@
+import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
+import { STATE_CHANGE_BURST } from '../../durable-objects/room';
+import { STRIKE_RESET_MS, TokenBucket } from '../../durable-objects/transport';
 import { DEFAULTS, readConfig, ConfigError } from '../../worker/config';
-import { connect, createRoom, join } from './helpers';
+import { connect, createRoom, join, settle } from './helpers';
 
 async function refusedAsFull(roomId: string, token: string) {
   const extra = await connect(roomId, { token });
@@ -15,6 +18,9 @@ describe('participant limit', () => {
     await join(room.roomId, room.tokens.host);
     await join(room.roomId, room.tokens.producer);
     await refusedAsFull(room.roomId, room.tokens.producer);
+    await refusedAsFull(room.roomId, room.tokens.caller);
+    // A host always gets in (up to STAFF_SEATS past the room's size, a bound all the same).
+    for (let i = 0; i < 2; i++) expect((await join(room.roomId, room.tokens.host)).welcome.role).toBe('host');
     await refusedAsFull(room.roomId, room.tokens.host);
   });
 
@@ -32,7 +38,7 @@ describe('participant limit', () => {
     const room = await createRoom({ maxParticipants: 4 });
     for (let i = 0; i < 3; i++) await join(room.roomId, room.tokens.producer);
     expect((await join(room.roomId, room.tokens.caller)).welcome.role).toBe('caller');
-    await refusedAsFull(room.roomId, room.tokens.host);
+    await refusedAsFull(room.roomId, room.tokens.producer);
 
     const pair = await createRoom({ maxParticipants: 2 });
     await join(pair.roomId, pair.tokens.caller);
@@ -85,5 +91,124 @@ describe('configuration', () => {
     expect(() => readConfig({ ICECAST_LISTEN_URL: 'http://a/live.ogg' })).toThrow(ConfigError);
     expect(() => readConfig({ ICECAST_URL: 'http://a/live.ogg' })).toThrow(/origin without a path/);
     expect(() => readConfig({ ICECAST_URL: 'ftp://a' })).toThrow(ConfigError);
+  });
+});
+
+describe('our own client fits our limits: a full room at the shipped defaults', () => {
+  /**
+   * What the client library sends to call one peer, rounded up from what Chromium gathers
+   * (an offer, host, server-reflexive and relay candidates over UDP and TCP, the end of
+   * candidates), and its answer to an offer.
+   */
+  const CANDIDATES_PER_PEER = 10;
+  const callFrames = (to: string, round: string) => [
+    { type: 'offer', to, sdp: `offer ${round}` },
+    ...Array.from({ length: CANDIDATES_PER_PEER }, (_, i) => ({ type: 'ice-candidate', to, candidate: { candidate: `${round} ${i}` } })),
+    { type: 'ice-candidate', to, candidate: null },
+  ];
+
+  it('the 16th participant calls 15 peers, restarts ICE with all of them, reconnects and restarts again: nothing refused', async () => {
+    const config = readConfig(env);
+    expect({ burst: config.rateLimitBurst, perSecond: config.rateLimitPerSecond }).toEqual({
+      burst: DEFAULTS.rateLimitBurst,
+      perSecond: DEFAULTS.rateLimitPerSecond,
+    });
+    const room = await createRoom({ lobby: false });
+    const others = [await join(room.roomId, room.tokens.host), await join(room.roomId, room.tokens.producer)];
+    for (let i = 0; i < 13; i++) others.push(await join(room.roomId, room.tokens.caller));
+    let last = await join(room.roomId, room.tokens.caller);
+    expect(last.welcome.participants).toHaveLength(15);
+    const rounds = ['join', 'online restart'];
+    const burst = async (round: string) => {
+      // Every peer answers at once as well (their own buckets).
+      for (const other of others) for (const frame of callFrames(other.peerId, round)) last.client.send(frame);
+      for (const other of others) for (const frame of callFrames(last.peerId, `${round} answer`)) other.client.send({ ...frame, type: frame.type === 'offer' ? 'answer' : frame.type });
+      await settle(last.client, ...others.map((o) => o.client));
+    };
+    await burst(rounds[0]!);
+    await new Promise((resolve) => setTimeout(resolve, 1_000)); // back online a second later: every connection restarts
+    await burst(rounds[1]!);
+    // The signaling socket drops and resumes; the resumed welcome restarts ICE everywhere again.
+    last.client.close(4000);
+    const resumed = await connect(room.roomId, { token: room.tokens.caller, resume: last.welcome.resumeToken });
+    last = { ...last, client: resumed, welcome: await resumed.next('welcome') };
+    rounds.push('resumed restart');
+    await burst(rounds[2]!);
+
+    const everyone = [last, ...others];
+    for (const { client } of everyone) expect(client.frames.filter((f) => f.type === 'error')).toEqual([]);
+    for (const other of others) {
+      const fromLast = other.client.frames.filter((f) => (f.type === 'offer' || f.type === 'ice-candidate') && f.from === last.peerId);
+      expect(fromLast).toHaveLength(rounds.length * (CANDIDATES_PER_PEER + 2));
+    }
+    const answers = last.client.frames.filter((f) => f.type === 'answer' || f.type === 'ice-candidate');
+    expect(answers).toHaveLength(others.length * (CANDIDATES_PER_PEER + 2)); // the resumed socket's round
+  });
+});
+
+describe('name and mute changes', () => {
+  it('a change that changes nothing is neither stored nor told to anyone', async () => {
+    const room = await createRoom();
+    const host = await join(room.roomId, room.tokens.host);
+    const caller = await join(room.roomId, room.tokens.caller);
+    caller.client.send({ type: 'set-name', name: 'Ann' });
+    expect((await host.client.nextOf('participant-updated')).participant).toMatchObject({ name: 'Ann' });
+    const mark = host.client.mark();
+    for (let i = 0; i < 30; i++) caller.client.send({ type: 'set-name', name: 'Ann' });
+    for (let i = 0; i < 30; i++) caller.client.send({ type: 'mute', peerId: caller.peerId, muted: false });
+    await settle(caller.client, host.client);
+    expect(host.client.since(mark)).toEqual([]);
+    expect(caller.client.frames.filter((f) => f.type === 'error')).toEqual([]);
+  });
+
+  it('renames and mute toggles have a budget of their own: a spammer is slowed, told once, and not disconnected', async () => {
+    const room = await createRoom();
+    const host = await join(room.roomId, room.tokens.host);
+    const caller = await join(room.roomId, room.tokens.caller);
+    const mark = host.client.mark();
+    for (let i = 0; i < 100; i++) caller.client.send({ type: 'set-name', name: `Spam ${i}` });
+    await settle(caller.client, host.client);
+    const told = host.client.since(mark).filter((f) => f.type === 'participant-updated').length;
+    expect(told).toBeGreaterThanOrEqual(STATE_CHANGE_BURST);
+    expect(told).toBeLessThan(STATE_CHANGE_BURST + 5); // a few refill while the burst arrives
+    expect(caller.client.frames.filter((f) => f.type === 'error')).toEqual([expect.objectContaining({ code: 'rate-limited' })]);
+    expect(caller.client.closed).toBeNull();
+    // Signaling is unaffected by the change budget.
+    caller.client.send({ type: 'offer', to: host.peerId, sdp: 'still signaling' });
+    expect(await host.client.nextOf('offer')).toMatchObject({ sdp: 'still signaling' });
+  });
+});
+
+describe('strikes', () => {
+  it('a flood a little above the refill is closed, although every other frame is accepted', async () => {
+    const room = await createRoom();
+    const a = await join(room.roomId, room.tokens.host);
+    const b = await join(room.roomId, room.tokens.caller);
+    const config = readConfig(env);
+    const send = (n: number) => {
+      for (let i = 0; i < n; i++) a.client.send({ type: 'ice-candidate', to: b.peerId, candidate: null });
+    };
+    send(config.rateLimitBurst); // the bucket is empty now
+    // Then three frames every 20 ms (three times the refill of one token per 20 ms), for up to 5 s.
+    const deadline = Date.now() + 5_000;
+    while (!a.client.closed && Date.now() < deadline) {
+      send(3);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect((await a.client.waitClosed()).code).toBe(4008);
+    expect(b.client.closed).toBeNull();
+  });
+});
+
+describe('TokenBucket strikes', () => {
+  it('a run of refusals ends only after a quiet spell, not at the next accepted frame', () => {
+    let now = Date.now();
+    const bucket = new TokenBucket(50, 10);
+    for (let i = 0; i < 10; i++) expect(bucket.take(now)).toBe(true);
+    let strikes = 0;
+    // 75 frames a second against a refill of 50: one in three is refused.
+    for (let i = 0; i < 75 && strikes < 20; i++, now += 1000 / 75) if (!bucket.take(now)) strikes = bucket.strike(now);
+    expect(strikes).toBeGreaterThanOrEqual(20);
+    expect(bucket.strike(now + STRIKE_RESET_MS + 1)).toBe(1); // after a quiet spell, a new run
   });
 });

@@ -1,7 +1,9 @@
-// OpenStudio browser client: one signaling connection to a room, with keepalive and
-// automatic resume. Message types come from protocol/messages.ts.
+// OpenStudio browser client: one signaling connection to a room, with keepalive, automatic
+// resume, and its sends paced within the room's own limits (the welcome says them), so a
+// burst of its own (a full-mesh join, an ICE restart of every connection) is delayed a
+// little rather than refused. Message types come from protocol/messages.ts.
 import { CLOSE_CODES, SUBPROTOCOL } from '../../../protocol/messages';
-import type { ClientMessage, IceCandidate, ServerMessage } from '../../../protocol/messages';
+import type { ClientMessage, IceCandidate, IceServersInfo, ServerMessage } from '../../../protocol/messages';
 
 export { SUBPROTOCOL };
 export type Welcome = Extract<ServerMessage, { type: 'welcome' }>;
@@ -29,6 +31,9 @@ const FINAL_CLOSE_CODES = new Set<number>([
 
 const PING_FRAME = '{"type":"ping"}';
 
+/** Pace at this share of the room's limits: frames sent evenly may still arrive bunched. */
+const LIMIT_MARGIN = 0.8;
+
 export interface StudioClientOptions {
   /** WebSocket URL of the room, e.g. `wss://host/rooms/<roomId>/ws`. */
   url: string;
@@ -51,9 +56,16 @@ export class StudioClient {
   /** Set by a refused resume: the next close may try one fresh join, and only one. */
   private freshJoinAllowed = false;
   private pingTimer: ReturnType<typeof setInterval> | undefined;
+  /** Frames waiting for the send budget, in order, and when the budget was last counted. */
+  private outbox: string[] = [];
+  private budget!: { tokens: number; perSecond: number; burst: number; at: number };
+  private drainTimer: ReturnType<typeof setTimeout> | undefined;
+  /** A transient refusal (1013) said how long to wait before coming back. */
+  private retryAfterMs = 0;
 
   constructor(options: StudioClientOptions) {
     this.options = { pingIntervalMs: 20_000, maxBackoffMs: 5_000, ...options };
+    this.resetBudget(undefined);
   }
 
   /** The peer id the room gave us (stable across resumes). */
@@ -89,6 +101,7 @@ export class StudioClient {
           this.attempt = 0;
           this.welcome = message;
           this.resumeToken = message.resumeToken;
+          this.resetBudget(message.limits);
           // One frame right away: workerd completes a server-initiated close (kick, room
           // closed) only on a connection that has carried a client frame. The exact ping
           // is answered without waking the room.
@@ -101,10 +114,16 @@ export class StudioClient {
           this.resumeToken = null;
           this.freshJoinAllowed = true;
         }
+        if (message.type === 'error' && message.retryAfterSeconds !== undefined) this.retryAfterMs = message.retryAfterSeconds * 1000;
+        // Paced sends never trip the limit; if one does anyway (a room with other limits), say so.
+        if (message.type === 'error' && message.code === 'rate-limited') console.warn(`signaling: ${message.message}`);
         this.emit(message.type, message as never);
       };
       socket.onclose = (event) => {
         this.stopPing();
+        // What was not sent is redone after the resume (the mesh reconciles), never sent late.
+        this.outbox = [];
+        clearTimeout(this.drainTimer);
         // A refused resume closes with 4001 but a fresh join may still work, so it is not
         // final; if that join is refused too (revoked or expired invite), it is: no reconnect loop.
         const retryFresh = this.freshJoinAllowed && !welcomed && !this.stopped;
@@ -120,12 +139,12 @@ export class StudioClient {
   private scheduleReconnect(): void {
     const base = Math.min(this.options.maxBackoffMs, 250 * 2 ** this.attempt);
     this.attempt += 1;
-    setTimeout(
-      () => {
-        if (!this.stopped) this.connect().catch(() => {});
-      },
-      base / 2 + Math.random() * (base / 2),
-    );
+    // A refusal that named its wait (too many joins from this network) is honoured, with jitter.
+    const wait = this.retryAfterMs > 0 ? this.retryAfterMs * (1 + Math.random() * 0.2) : base / 2 + Math.random() * (base / 2);
+    this.retryAfterMs = 0;
+    setTimeout(() => {
+      if (!this.stopped) this.connect().catch(() => {});
+    }, wait);
   }
 
   private startPing(): void {
@@ -137,9 +156,57 @@ export class StudioClient {
     clearInterval(this.pingTimer);
   }
 
+  /** Send a message, now or as soon as the room's rate limit allows; throws when not connected. */
   send(message: ClientMessage): void {
     if (this.socket?.readyState !== WebSocket.OPEN) throw new Error('not connected');
-    this.socket.send(JSON.stringify(message));
+    this.outbox.push(JSON.stringify(message));
+    this.drain();
+  }
+
+  /** Frames waiting for the send budget. */
+  get queued(): number {
+    return this.outbox.length;
+  }
+
+  private resetBudget(limits: { messagesPerSecond: number; messageBurst: number } | undefined): void {
+    // A room that did not say (an older server) gets the documented defaults.
+    const perSecond = (limits?.messagesPerSecond ?? 50) * LIMIT_MARGIN;
+    const burst = Math.max(1, Math.floor((limits?.messageBurst ?? 100) * LIMIT_MARGIN));
+    this.budget = { tokens: burst, perSecond, burst, at: Date.now() };
+  }
+
+  private drain(): void {
+    const socket = this.socket;
+    if (socket?.readyState !== WebSocket.OPEN) return;
+    const budget = this.budget;
+    const now = Date.now();
+    budget.tokens = Math.min(budget.burst, budget.tokens + ((now - budget.at) / 1000) * budget.perSecond);
+    budget.at = now;
+    while (this.outbox.length > 0 && budget.tokens >= 1) {
+      budget.tokens -= 1;
+      socket.send(this.outbox.shift()!);
+    }
+    clearTimeout(this.drainTimer);
+    if (this.outbox.length > 0) this.drainTimer = setTimeout(() => this.drain(), Math.ceil(((1 - budget.tokens) / budget.perSecond) * 1000));
+  }
+
+  /** Fresh TURN credentials over this connection (no token needed: the session is the proof). */
+  refreshIce(timeoutMs = 10_000): Promise<IceServersInfo> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => (off(), reject(new Error('no answer to refresh-ice'))), timeoutMs);
+      const off = this.on('ice-servers', (message) => {
+        clearTimeout(timer);
+        off();
+        resolve({ iceServers: message.iceServers, expiresAt: message.iceExpiresAt });
+      });
+      try {
+        this.send({ type: 'refresh-ice' });
+      } catch (error) {
+        clearTimeout(timer);
+        off();
+        reject(error);
+      }
+    });
   }
 
   offer(to: string, sdp: string): void {
@@ -179,7 +246,8 @@ export class StudioClient {
   leave(): void {
     this.stopped = true;
     this.stopPing();
-    if (this.socket?.readyState === WebSocket.OPEN) this.send({ type: 'leave' });
+    // Straight out, past anything still queued: nothing after a leave matters.
+    if (this.socket?.readyState === WebSocket.OPEN) this.socket.send(JSON.stringify({ type: 'leave' } satisfies ClientMessage));
     else this.socket?.close();
   }
 }
