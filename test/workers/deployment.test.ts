@@ -50,8 +50,40 @@ describe('room creation key', () => {
   it('is open without one (development)', async () => {
     const room = await createRoom();
     expect(room.roomId).toBeTruthy();
-    await connect(room.roomId, { token: room.tokens.host });
+    const host = await connect(room.roomId, { token: room.tokens.host });
+    expect(await host.next('welcome')).toMatchObject({ roomId: room.roomId, role: 'host' });
   });
+});
+
+describe('a malformed setting', () => {
+  // An internal address in a setting must not reach a client; the operator's log has it.
+  const broken = { ...env, ICECAST_URL: 'http://10.1.2.3:8000/internal-path' } as Env;
+  const requests = [
+    new Request(`${ORIGIN}/health`),
+    new Request(`${ORIGIN}/rooms`, { method: 'POST' }),
+    new Request(`${ORIGIN}/rooms`, { method: 'OPTIONS', headers: { Origin: 'https://studio.example', 'Access-Control-Request-Method': 'POST' } }),
+    new Request(`${ORIGIN}/rooms/abcdefghijkl/ws`, { headers: { Upgrade: 'websocket' } }),
+  ];
+  for (const request of requests) {
+    it(`${request.method} ${new URL(request.url).pathname}: a generic sentence, every security header, no value`, async () => {
+      const errors: unknown[] = [];
+      const log = console.error;
+      console.error = (...args: unknown[]) => errors.push(args.join(' '));
+      try {
+        const response = await worker.fetch(request.clone(), broken, createExecutionContext());
+        expect(response.status).toBe(500);
+        const text = await response.text();
+        expect(JSON.parse(text)).toMatchObject({ error: { code: 'misconfigured', message: expect.stringContaining('ICECAST_URL') } });
+        expect(text).not.toContain('10.1.2.3');
+        for (const header of ['Content-Security-Policy', 'X-Content-Type-Options', 'X-Frame-Options', 'Cache-Control']) {
+          expect(response.headers.get(header)).toBeTruthy();
+        }
+      } finally {
+        console.error = log;
+      }
+      expect(errors.join('\n')).toContain('10.1.2.3'); // the detail is logged
+    });
+  }
 });
 
 describe('missing secrets', () => {

@@ -250,6 +250,30 @@ describe('abuse limits at the edge', () => {
     expect(refused).toBe(10);
   });
 
+  it('counts an IPv6 client by its /64: rotating addresses within it buys no fresh budget', async () => {
+    const statuses: number[] = [];
+    await awayFromWindowEdge();
+    // Twelve addresses of one /64, written every way IPv6 allows.
+    const ips = Array.from({ length: 12 }, (_, i) => (i % 2 ? `2001:db8:77:1::${(i + 1).toString(16)}` : `2001:0db8:0077:0001:${i}:0:0:1`));
+    for (const ip of ips) statuses.push((await call('/rooms', { method: 'POST', ip })).status);
+    expect(statuses.slice(0, 10).every((s) => s === 201)).toBe(true);
+    expect(statuses.slice(10)).toEqual([429, 429]);
+    // The next /64 is another client.
+    expect((await call('/rooms', { method: 'POST', ip: '2001:db8:77:2::1' })).status).toBe(201);
+  });
+
+  it('a refused HTTP request says when to come back (Retry-After)', async () => {
+    const room = await createRoom();
+    await awayFromWindowEdge();
+    let refusal: Response | undefined;
+    for (let i = 0; i < 61 && !refusal; i++) {
+      const response = await call(`/rooms/${room.roomId}/ice`, { headers: { Authorization: `Bearer ${room.tokens.caller}` }, ip: '203.0.113.10' });
+      if (response.status === 429) refusal = response;
+    }
+    expect(refusal?.headers.get('Retry-After')).toBe('60');
+    expect(await refusal?.json()).toMatchObject({ error: { code: 'rate-limited' } });
+  });
+
   it('caps request bodies', async () => {
     const response = await call('/rooms', { method: 'POST', body: JSON.stringify({ name: 'x'.repeat(10_000) }) });
     expect(response.status).toBe(413);
