@@ -103,4 +103,47 @@ describe('refusals and a lost connection, as the page says them', () => {
     await expectText(fayOnHost, 'caller · connected');
     for (const page of [host, fay]) await page.context().close();
   });
+
+  it('a feed refused for now waits as long as it is told, sends nothing, and is live only once accepted', { timeout: 90_000 }, async () => {
+    const { host } = await createShow();
+    // The feed endpoint as the Worker answers a transient refusal (accept, error frame with
+    // the wait, close 1013), twice; the first refusal only after holding the socket 3 s.
+    // The third attempt is accepted.
+    const RETRY_AFTER_S = 2;
+    const attempts: { openedAt: number; closedAt?: number; audioFrames: number }[] = [];
+    await host.routeWebSocket(/\/broadcast/, (route) => {
+      const attempt: { openedAt: number; closedAt?: number; audioFrames: number } = { openedAt: Date.now(), audioFrames: 0 };
+      attempts.push(attempt);
+      route.onMessage((message) => {
+        if (typeof message !== 'string') attempt.audioFrames += 1;
+      });
+      const refuse = () => {
+        route.send(JSON.stringify({ type: 'error', code: 'rate-limited', message: 'too many joins from this client', retryAfterSeconds: RETRY_AFTER_S }));
+        void route.close({ code: 1013, reason: 'try again later' });
+        attempt.closedAt = Date.now();
+      };
+      if (attempts.length === 1) setTimeout(refuse, 3_000);
+      else if (attempts.length === 2) refuse();
+      else route.send(JSON.stringify({ type: 'feed-accepted', broadcastId: 'accepted' }));
+    });
+    const broadcaster = () => host.locator('#console').getAttribute('data-broadcaster');
+    await host.getByRole('button', { name: 'Go live' }).click();
+    // An open socket without `feed-accepted` is not a feed: not live, and no audio sent.
+    await expect.poll(() => attempts.length).toBe(1);
+    for (let i = 0; i < 10; i++) {
+      expect(await broadcaster(), 'before the feed accepted it').not.toBe('live');
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    await expect.poll(() => attempts.length, { timeout: 30_000 }).toBe(3);
+    await expect.poll(broadcaster, { timeout: 10_000 }).toBe('live');
+    for (let i = 1; i < attempts.length; i++) {
+      const waited = attempts[i]!.openedAt - attempts[i - 1]!.closedAt!;
+      expect(waited, `wait before attempt ${i + 1} (ms)`).toBeGreaterThanOrEqual(RETRY_AFTER_S * 1000 - 100);
+    }
+    expect(attempts.map((a) => a.audioFrames).slice(0, 2), 'audio sent on refused sockets').toEqual([0, 0]);
+    await expect.poll(() => attempts[2]!.audioFrames, { timeout: 10_000, message: 'audio once accepted' }).toBeGreaterThan(0);
+    await host.getByRole('button', { name: 'Stop broadcast' }).click();
+    await host.context().close();
+  });
+
 });

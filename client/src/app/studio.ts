@@ -500,6 +500,7 @@ export class Studio {
     const held = byId('console').dataset;
     held.peerConnections = String(this.mesh.peers.size);
     held.mixVoices = String(this.mix.size);
+    held.broadcaster = this.broadcaster?.status.state ?? 'none';
     if (this.ownChannel) {
       const own = this.ownChannel.meter.read(now);
       showLevel(byId('my-level'), own.level, own.peak);

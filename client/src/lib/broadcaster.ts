@@ -1,7 +1,7 @@
 // The program feed from a browser: encode the program stream with MediaRecorder (Opus) and
 // send it over the room's broadcast WebSocket to the show's feed, which pushes it to Icecast.
 // The feed stays up by itself: when the socket drops (network, a deploy of the Worker) it
-// reconnects with bounded backoff and jitter and resumes the same show; every new socket,
+// reconnects with bounded backoff and jitter and resumes the same show; every accepted socket,
 // and every `restart-stream` from the server (it could not read the audio), starts a fresh
 // recorder, whose first slice carries the Opus headers. The feed turns what it records (WebM
 // or Ogg) into one continuous Ogg stream for listeners (durable-objects/opus-stream.ts).
@@ -16,7 +16,8 @@ const FORMATS = [
 
 /**
  * What the broadcaster is doing, for a console: `connecting` (first connection), `live`
- * (socket open, audio flowing), `reconnecting` (socket lost, retrying by itself),
+ * (the feed accepted it, audio flowing), `reconnecting` (socket lost or refused for now,
+ * retrying by itself),
  * `stopped` (by `stop()`, by a host, or another connection took over), `failed` (refused,
  * or given up: `reason` says why).
  */
@@ -25,7 +26,7 @@ export type BroadcasterState = 'connecting' | 'live' | 'reconnecting' | 'stopped
 export interface BroadcasterStatus {
   state: BroadcasterState;
   reason?: string;
-  /** Reconnection attempts since the socket was last open. */
+  /** Reconnection attempts since the feed was last accepted. */
   attempt: number;
   /** The show's state as the feed reports it. */
   broadcast?: BroadcastInfo;
@@ -64,12 +65,14 @@ export class Broadcaster {
   private stopped = false;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
   private lastError: string | undefined;
+  /** How long the last refusal asked us to wait before trying again. */
+  private retryAfterMs = 0;
 
   constructor(options: BroadcasterOptions) {
     this.options = { timesliceMs: 250, audioBitsPerSecond: 96_000, retryBaseMs: 500, retryMaxMs: 10_000, maxAttempts: 30, ...options };
   }
 
-  /** Start sending `stream`; resolves once the feed socket is first open, rejects if that fails. */
+  /** Start sending `stream`; resolves once the feed first accepted it, rejects if that fails. */
   async start(stream: MediaStream): Promise<void> {
     const choice = FORMATS.find((f) => MediaRecorder.isTypeSupported(f.mimeType));
     if (!choice) throw new Error('this browser cannot record Opus audio');
@@ -84,22 +87,29 @@ export class Broadcaster {
     const url = new URL(this.options.url);
     url.searchParams.set('format', this.format.format);
     if (this.broadcastId) url.searchParams.set('resume', this.broadcastId);
+    this.lastError = undefined; // what this socket's refusal (if any) says
+    this.retryAfterMs = 0;
     const socket = new WebSocket(url, [SUBPROTOCOL, this.options.token]);
     socket.binaryType = 'arraybuffer';
     this.socket = socket;
-    socket.onopen = () => {
-      this.lastError = undefined;
-      this.setStatus({ state: 'live', attempt: 0 });
-      this.startRecorder(); // a new socket always begins a new stream, headers first
-      opened?.();
-    };
+    // The server accepts every upgrade and refuses in an error frame, then a close: only
+    // `feed-accepted` means the feed is up (the attempt succeeded, audio may flow).
     socket.onmessage = (event) => {
       if (typeof event.data !== 'string') return;
       const message = JSON.parse(event.data) as FeedMessage;
-      if (message.type === 'feed-accepted') this.broadcastId = message.broadcastId;
-      else if (message.type === 'restart-stream') this.startRecorder();
+      if (message.type === 'feed-accepted') {
+        this.broadcastId = message.broadcastId;
+        this.setStatus({ state: 'live', attempt: 0 });
+        this.startRecorder(); // every accepted socket begins a new stream, headers first
+        opened?.();
+      } else if (message.type === 'restart-stream') this.startRecorder();
       else if (message.type === 'broadcast-updated') this.setStatus({ ...this.status, broadcast: message.broadcast });
-      else if (message.type === 'error') this.lastError = message.message; // a refusal, before its close
+      else if (message.type === 'error') {
+        // A refusal, before its close; a transient one (1013) says how long to wait, as on
+        // the signaling socket (the Worker refuses both upgrades alike).
+        this.lastError = message.message;
+        this.retryAfterMs = ((message as { retryAfterSeconds?: number }).retryAfterSeconds ?? 0) * 1000;
+      }
     };
     socket.onclose = (event) => {
       if (socket !== this.socket) return;
@@ -122,10 +132,12 @@ export class Broadcaster {
         failed?.(new Error('broadcast connection failed'));
         return;
       }
-      // Exponential backoff with jitter, so many broadcasters do not come back in step after a deploy.
+      // Exponential backoff with jitter, so many broadcasters do not come back in step after a
+      // deploy; never sooner than a refusal asked (`retryAfterSeconds` with a 1013).
       const backoff = Math.min(this.options.retryMaxMs, this.options.retryBaseMs * 2 ** (attempt - 1));
-      this.setStatus({ state: 'reconnecting', attempt, reason: 'The broadcast connection dropped; reconnecting.' });
-      this.retryTimer = setTimeout(() => this.connect(opened, failed), backoff / 2 + Math.random() * (backoff / 2));
+      const delay = Math.max(backoff / 2 + Math.random() * (backoff / 2), this.retryAfterMs);
+      this.setStatus({ state: 'reconnecting', attempt, reason: this.lastError ?? 'The broadcast connection dropped; reconnecting.' });
+      this.retryTimer = setTimeout(() => this.connect(opened, failed), delay);
     };
   }
 
