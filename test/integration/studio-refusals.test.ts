@@ -4,7 +4,7 @@ import type { Browser, Page, WebSocketRoute } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import WebSocket from 'ws';
 import { signToken } from '../../worker/tokens';
-import { createShow as createShowFrom, expectText, expectVisible, joinShow, launchBrowser } from './studio-page';
+import { createShow as createShowFrom, expectText, expectVisible, joinShow, launchBrowser, openPage } from './studio-page';
 
 const workerUrl = () => inject('workerUrl');
 let browser: Browser;
@@ -146,4 +146,32 @@ describe('refusals and a lost connection, as the page says them', () => {
     await host.context().close();
   });
 
+  it('a show that could not be created holds no audio context for it', { timeout: 60_000 }, async () => {
+    const page = await openPage(browser, `${workerUrl()}/?relay`);
+    // Chromium's own count of the page's audio contexts (DevTools' Web Audio domain).
+    const open = new Set<string>();
+    const cdp = await page.context().newCDPSession(page);
+    cdp.on('WebAudio.contextCreated', ({ context }) => void open.add(context.contextId));
+    cdp.on('WebAudio.contextChanged', ({ context }) => void (context.contextState === 'closed' && open.delete(context.contextId)));
+    cdp.on('WebAudio.contextWillBeDestroyed', ({ contextId }) => void open.delete(contextId));
+    await cdp.send('WebAudio.enable');
+    let refused = 0;
+    await page.route(`${workerUrl()}/rooms`, (route) => {
+      if (route.request().method() !== 'POST' || refused >= 4) return route.continue();
+      refused += 1;
+      return route.fulfill({ status: 503, json: { error: { code: 'unavailable', message: 'the studio is busy' } } });
+    });
+    await page.getByRole('textbox', { name: 'Show name' }).fill('Refused');
+    for (let i = 1; i <= 4; i++) {
+      await page.getByRole('button', { name: 'Create show' }).click();
+      await expect.poll(() => refused).toBe(i);
+      await expectText(notice(page), 'The show could not be created: the studio is busy.');
+    }
+    expect(open.size, 'audio contexts after four refused tries').toBeLessThanOrEqual(1);
+    // The fifth try is created, with the same one.
+    await page.getByRole('button', { name: 'Create show' }).click();
+    await expectVisible(page.getByRole('textbox', { name: 'Caller link' }));
+    expect(open.size, 'audio contexts in the console').toBe(1);
+    await page.context().close();
+  });
 });

@@ -101,10 +101,13 @@ function showCreate(): void {
     const name = byId<HTMLInputElement>('show-name').value.trim();
     const hostName = byId<HTMLInputElement>('host-name').value.trim() || 'Host';
     const lobby = byId<HTMLInputElement>('screen-callers').checked;
-    mix = new ProgramMix(); // inside the click: the browser lets the audio start
-    const response = await fetch('/rooms', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ name, lobby }) });
-    const body = await response.json().catch(() => ({}));
-    if (!response.ok) return notice(`The show could not be created: ${body.error?.message ?? `error ${response.status}`}.`);
+    // Inside the click: the browser lets the audio start. Made once: a try that failed leaves
+    // it for the next one (every AudioContext holds audio threads until closed).
+    mix ??= new ProgramMix();
+    void mix.context.resume();
+    const response = await fetch('/rooms', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ name, lobby }) }).catch(() => null);
+    const body = await response?.json().catch(() => ({}));
+    if (!response?.ok) return notice(`The show could not be created: ${body?.error?.message ?? (response ? `error ${response.status}` : 'the studio could not be reached')}.`);
     if (!(await openMicrophone())) return;
     byId('mic-panel').hidden = false;
     // The host's own link, so a reload comes back to this console.
