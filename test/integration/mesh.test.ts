@@ -184,4 +184,36 @@ describe('the audio mesh of the studio page', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('a waiting caller receives no staff address but relays, before and while staff talk with it', { timeout: 120_000 }, async () => {
+    // The host with the default ICE policy (host and server-reflexive candidates allowed).
+    const { host, callerLink } = await createShowFrom(browser, workerUrl(), { show: 'Lobby', screening: true, relay: false });
+    // Every frame the waiting caller's page receives on its room socket.
+    const received: any[] = [];
+    const wendy = await join(callerLink, 'Wendy', async (page) => {
+      page.on('websocket', (socket) => {
+        if (/\/ws/.test(socket.url())) socket.on('framereceived', ({ payload }) => void received.push(JSON.parse(String(payload))));
+      });
+    });
+    await expectText(wendy.getByRole('status', { name: 'On-air status' }), 'Waiting to be let in');
+    const hostId = () => received.find((f) => f.type === 'welcome')?.participants.find((p: any) => p.role === 'host')?.peerId;
+    const fromHost = (type: string) => received.filter((f) => f.type === type && f.from === hostId());
+    /** Candidate lines from staff: in trickled candidates and in any SDP. */
+    const candidates = () => [
+      ...fromHost('ice-candidate').flatMap((f) => (f.candidate?.candidate ? [f.candidate.candidate as string] : [])),
+      ...[...fromHost('answer'), ...fromHost('offer')].flatMap((f) => (f.sdp as string).split(/\r?\n/).filter((line) => line.startsWith('a=candidate'))),
+    ];
+    const notRelay = () => candidates().filter((c) => !/ typ relay( |$)/.test(c));
+    // The host answered and finished gathering (end of candidates) while Wendy waits.
+    await expect.poll(() => fromHost('ice-candidate').some((f) => f.candidate === null), { timeout: 30_000, message: 'the host finished gathering' }).toBe(true);
+    expect(notRelay(), 'staff candidates a waiting caller received').toEqual([]);
+    expect(candidates().length, 'relay candidates from the host').toBeGreaterThan(0);
+
+    // Talking privately: they hear each other, over the relay still.
+    await host.getByRole('button', { name: 'Talk to Wendy' }).click();
+    await expectMeterMoves(wendy, 'Hanna level');
+    await expectMeterMoves(host, 'Wendy level');
+    expect(notRelay(), 'staff candidates while talking privately').toEqual([]);
+    for (const page of [host, wendy]) await page.context().close();
+  });
 });

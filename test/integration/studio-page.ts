@@ -42,9 +42,9 @@ export async function openPage(browser: Browser, url: string, viewport = { width
   return page;
 }
 
-/** The host creates a show from the page (relay-only); returns the page and its caller link. */
-export async function createShow(browser: Browser, base: string, { show = 'Show', screening = false } = {}): Promise<{ host: Page; callerLink: string }> {
-  const host = await openPage(browser, `${base}/?relay`);
+/** The host creates a show from the page (relay-only unless `relay: false`); returns the page and its caller link. */
+export async function createShow(browser: Browser, base: string, { show = 'Show', screening = false, relay = true } = {}): Promise<{ host: Page; callerLink: string }> {
+  const host = await openPage(browser, relay ? `${base}/?relay` : `${base}/`);
   await host.getByRole('textbox', { name: 'Show name' }).fill(show);
   await host.getByRole('textbox', { name: 'Your name' }).fill('Hanna');
   if (!screening) await host.getByRole('checkbox', { name: 'Screen callers' }).uncheck();

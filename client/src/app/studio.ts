@@ -71,12 +71,17 @@ export class Studio {
     this.mix = options.mix;
     const base = location.origin;
     this.client = new StudioClient({ url: `${base.replace(/^http/, 'ws')}/rooms/${encodeURIComponent(roomId)}/ws`, token });
+    // Before the mesh's handlers: a welcome or an admission has updated who is waiting or
+    // muted before the mesh calls or answers anyone (what it sends, and over which path).
+    this.listen();
     const mic = options.microphone;
     this.mesh = new AudioMesh(this.client, {
       localTrack: mic.track,
       iceTransportPolicy: options.relay ? 'relay' : 'all',
       maxBitrate: mic.studioMode ? MUSIC_BITRATE : SPEECH_BITRATE,
       sendTo: (peerId) => this.sendsTo(peerId),
+      // A waiting caller holds only a public link: staff show it relay addresses, never their own.
+      relayOnly: (peerId) => isStaff(this.me?.role) && this.people.get(peerId)?.waiting === true,
       onTrack: (peerId, stream) => {
         this.mix.addChannel(peerId, stream, { monitor: true });
         this.applyPolicy(peerId);
@@ -98,7 +103,6 @@ export class Studio {
       this.attachOwnVoice();
     });
     this.attachOwnVoice();
-    this.listen();
     this.meterTimer = setInterval(() => this.updateMeters(), METER_INTERVAL_MS);
     addEventListener('pagehide', () => this.leave(SENTENCES.left));
   }

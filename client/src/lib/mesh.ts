@@ -14,6 +14,12 @@ export interface MeshOptions {
   localTrack?: MediaStreamTrack | null;
   /** `relay` forces TURN. */
   iceTransportPolicy?: RTCIceTransportPolicy;
+  /**
+   * Whether the connection to this peer gathers relay (TURN) candidates only, whatever
+   * `iceTransportPolicy` says: our addresses stay hidden from it. Read once, when the
+   * connection is made; the connection keeps it.
+   */
+  relayOnly?: (peerId: string) => boolean;
   /** Sender bitrate cap in bit/s (Opus); `setMaxBitrate` changes it. */
   maxBitrate?: number;
   /** Whether to send our audio to this peer now (default: always). Re-read by `refreshSending`. */
@@ -242,6 +248,12 @@ export class AudioMesh {
     return { iceServers: this.iceServers, iceTransportPolicy: this.options.iceTransportPolicy ?? 'all' };
   }
 
+  /** The configuration of a new connection to `peerId`. */
+  private configurationFor(peerId: string): RTCConfiguration {
+    const relay = this.options.relayOnly?.(peerId) ?? false;
+    return relay ? { ...this.configuration, iceTransportPolicy: 'relay' } : this.configuration;
+  }
+
   /** The connection to `peerId`, made if needed; `offering`: for our own call (it may take the spare). */
   private connection(peerId: string, offering = false): Peer {
     const existing = this.peers.get(peerId);
@@ -250,9 +262,9 @@ export class AudioMesh {
     if (spare) {
       this.spare = null;
       // Made before the ICE servers were known; it has not gathered yet, so they apply now.
-      spare.pc.setConfiguration(this.configuration);
+      spare.pc.setConfiguration(this.configurationFor(peerId));
     }
-    const pc = spare?.pc ?? new RTCPeerConnection(this.configuration);
+    const pc = spare?.pc ?? new RTCPeerConnection(this.configurationFor(peerId));
     const peer: Peer = { pc, sender: spare?.sender ?? null, makingOffer: false, incoming: Promise.resolve(), restartAttempts: 0, iceRestarts: 0 };
     this.peers.set(peerId, peer);
     pc.onicecandidate = (event) => {
