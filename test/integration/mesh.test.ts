@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join as joinPath } from 'node:path';
 import type { Browser, Page, WebSocketRoute } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import WebSocket from 'ws';
 import { createShow as createShowFrom, expectMeterMoves, expectText, expectVisible, joinShow, launchBrowser, toneFile } from './studio-page';
 import { startWorker, type RunningWorker } from './worker';
 
@@ -183,6 +184,47 @@ describe('the audio mesh of the studio page', () => {
       await dev?.stop();
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('a caller renaming itself many times a second cannot move the Kick button from under a press', { timeout: 90_000 }, async () => {
+    const { host, callerLink } = await createShow();
+    const hash = new URLSearchParams(new URL(callerLink).hash.slice(1));
+    // A caller as a raw WebSocket client with the public caller link's token.
+    const ann = new WebSocket(`${workerUrl().replace(/^http/, 'ws')}/rooms/${hash.get('room')}/ws?token=${hash.get('token')}`, {
+      headers: { 'CF-Connecting-IP': `mesh-rename-${Math.random().toString(36).slice(2)}` },
+    });
+    const frames: { type: string }[] = [];
+    let closedWith: number | null = null;
+    ann.on('message', (data) => frames.push(JSON.parse(String(data))));
+    ann.on('close', (code) => (closedWith = code));
+    await expect.poll(() => frames.some((f) => f.type === 'welcome'), { timeout: 15_000 }).toBe(true);
+    let renames = 0;
+    const rename = () => ann.send(JSON.stringify({ type: 'set-name', name: `Ann ${++renames}` }));
+    rename();
+    const kick = host.getByRole('button', { name: /^Kick Ann \d+$/ });
+    await expectVisible(kick);
+    // Renames as fast as the room lets them through (it limits name changes; the rest are refused).
+    const spam = setInterval(() => ann.readyState === WebSocket.OPEN && rename(), 50);
+    try {
+      // Where the button is (measured on one element: a replaced one measures nothing).
+      let before = await kick.elementHandle();
+      let box = await before!.boundingBox();
+      for (let i = 0; !box && i < 20; i++) box = await (before = await kick.elementHandle())!.boundingBox();
+      await host.mouse.move(box!.x + box!.width / 2, box!.y + box!.height / 2);
+      await host.mouse.down();
+      // Held until the page has shown a rename (the button's label changed under the pointer).
+      const pressedLabel = await before!.textContent();
+      await expect.poll(() => kick.textContent(), { timeout: 15_000, message: 'a rename reaches the host page' }).not.toBe(pressedLabel);
+      const after = await kick.elementHandle();
+      expect.soft(await host.evaluate(([a, b]) => a === b && a.isConnected, [before!, after!] as const), 'the same Kick button after a rename').toBe(true);
+      await host.mouse.up();
+      await expect.poll(() => closedWith, { timeout: 15_000, message: 'Ann is kicked' }).toBe(4003);
+    } finally {
+      clearInterval(spam);
+      ann.terminate();
+    }
+    expect(frames.some((f) => f.type === 'kicked')).toBe(true);
+    await host.context().close();
   });
 
   it('a waiting caller receives no staff address but relays, before and while staff talk with it', { timeout: 120_000 }, async () => {

@@ -42,8 +42,12 @@ interface Strip {
   meter: HTMLElement;
   fader?: HTMLInputElement;
   actions: HTMLElement;
+  /** The strip's buttons by what they do, kept while they apply: a press lands on the button it began on. */
+  buttons: Map<StripAction, HTMLButtonElement>;
   state: RTCPeerConnectionState | 'new';
 }
+
+type StripAction = 'talk' | 'admit' | 'mute' | 'kick';
 
 const isStaff = (role: Role | undefined) => role === 'host' || role === 'producer';
 
@@ -346,10 +350,15 @@ export class Studio {
       : '';
     const order: Record<Role, number> = { host: 0, producer: 1, caller: 2 };
     const sorted = [...this.people.values()].sort((a, b) => order[a.role] - order[b.role]);
+    const waitingList: HTMLElement[] = [];
+    const onAirList: HTMLElement[] = [];
     for (const p of sorted) {
       this.renderStrip(p.peerId);
-      const strip = this.strips.get(p.peerId)!;
-      (p.waiting ? byId('waiting-list') : byId('strips')).append(strip.element);
+      (p.waiting ? waitingList : onAirList).push(this.strips.get(p.peerId)!.element);
+    }
+    // Strips move only when their place changes (a strip under the pointer stays put).
+    for (const [list, elements] of [[byId('waiting-list'), waitingList], [byId('strips'), onAirList]] as const) {
+      if (elements.some((element, i) => list.children[i] !== element)) list.append(...elements);
     }
     byId('empty').hidden = sorted.some((p) => !p.waiting);
     this.renderProgram();
@@ -367,7 +376,7 @@ export class Studio {
       const meter = meterElement('');
       const actions = h('div', { className: 'actions' });
       element.append(title, detail, meter, actions);
-      strip = { element, title, detail, meter, actions, state: 'new' };
+      strip = { element, title, detail, meter, actions, buttons: new Map(), state: 'new' };
       this.strips.set(peerId, strip);
     }
     const name = this.nameOf(p);
@@ -401,21 +410,43 @@ export class Studio {
     strip.fader?.setAttribute('aria-label', `${name} program level`);
     if (strip.fader) strip.fader.parentElement!.hidden = p.waiting;
 
-    const buttons: HTMLButtonElement[] = [];
+    // Which buttons apply, with their labels now. Existing buttons are updated in place,
+    // never replaced: a caller renaming itself many times a second must not pull a button
+    // away between a press and its release.
+    const wanted: [StripAction, string, string?][] = [];
     if (staff && p.waiting) {
       const talking = this.privateTalk === peerId;
-      buttons.push(h('button', { onclick: () => this.togglePrivateTalk(peerId), 'aria-pressed': String(talking) }, talking ? `End talk with ${name}` : `Talk to ${name}`));
-      buttons.push(h('button', { onclick: () => this.client.admit(peerId) }, `Admit ${name}`));
+      wanted.push(['talk', talking ? `End talk with ${name}` : `Talk to ${name}`, String(talking)]);
+      wanted.push(['admit', `Admit ${name}`]);
     }
-    if (mayModerate && !p.waiting) buttons.push(h('button', { onclick: () => this.client.mute(peerId, !p.muted) }, p.muted ? `Unmute ${name}` : `Mute ${name}`));
-    if (mayModerate) buttons.push(h('button', { className: 'danger', onclick: () => this.client.kick(peerId) }, `Kick ${name}`));
-    // Keep focus on a button that survives the re-render (keyboard users).
-    const focused = strip.actions.contains(document.activeElement) ? (document.activeElement as HTMLElement).textContent : null;
-    strip.actions.replaceChildren(...buttons);
-    if (focused) {
-      const same = buttons.find((b) => b.textContent?.split(' ')[0] === focused.split(' ')[0]);
-      same?.focus();
+    if (mayModerate && !p.waiting) wanted.push(['mute', p.muted ? `Unmute ${name}` : `Mute ${name}`]);
+    if (mayModerate) wanted.push(['kick', `Kick ${name}`]);
+    for (const [action, button] of strip.buttons) {
+      if (wanted.some(([a]) => a === action)) continue;
+      button.remove();
+      strip.buttons.delete(action);
     }
+    for (const [action, label, pressed] of wanted) {
+      let button = strip.buttons.get(action);
+      if (!button) {
+        button = h('button', { className: action === 'kick' ? 'danger' : undefined, onclick: () => this.act(action, peerId) });
+        strip.buttons.set(action, button);
+      }
+      if (button.textContent !== label) button.textContent = label;
+      if (pressed !== undefined && button.getAttribute('aria-pressed') !== pressed) button.setAttribute('aria-pressed', pressed);
+    }
+    // Order only when the set changed (appending moves an element; it is not replaced).
+    const order = wanted.map(([action]) => strip.buttons.get(action)!);
+    if (order.some((button, i) => strip.actions.children[i] !== button)) strip.actions.append(...order);
+  }
+
+  /** A strip's button pressed: acts on the participant's state at the moment of the click. */
+  private act(action: StripAction, peerId: string): void {
+    if (action === 'talk') return this.togglePrivateTalk(peerId);
+    if (action === 'admit') return this.client.admit(peerId);
+    if (action === 'kick') return this.client.kick(peerId);
+    const person = this.people.get(peerId);
+    if (person) this.client.mute(peerId, !person.muted);
   }
 
   private togglePrivateTalk(peerId: string): void {
