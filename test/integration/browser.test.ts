@@ -6,11 +6,13 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Browser, Page, Route } from 'playwright-core';
+import type { Browser, Page, Route, WebSocketRoute } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import {
   bandLevel,
+  bandLevels,
   cspViolations,
+  decode,
   expectMeterMoves,
   expectMeterSilent,
   expectText,
@@ -22,6 +24,7 @@ import {
   toneFile,
 } from './studio-page';
 import { launchChromium } from './chromium';
+import { Listener } from './feed-client';
 
 const TONES = { Hanna: 440, Ann: 660, Ben: 880, Wendy: 1100, Robin: 1320 } as const;
 type Voice = keyof typeof TONES;
@@ -193,5 +196,87 @@ describe('the studio page: a call-in show in real Chromium', () => {
     await host.getByRole('button', { name: 'Stop broadcast' }).click();
     await expectText(host.getByRole('status', { name: 'On-air status' }), 'Off air', { timeout: 30_000 });
     await robin.close();
+  });
+
+  it('a host page back from a signaling drop applies what changed meanwhile: a caller muted in the gap is out of the program from then on', { timeout: 240_000 }, async () => {
+    const [hostBrowser, benBrowser] = await Promise.all([browserFor('Hanna'), browserFor('Ben')]);
+    const host = await openPage(hostBrowser, `${workerUrl()}/?relay`);
+    // The network between the host's page and the room (its signaling only; the program
+    // feed goes on): pass through, or down.
+    let down = false;
+    let current: WebSocketRoute | null = null;
+    await host.routeWebSocket(/\/ws/, (route) => {
+      if (down) return void route.close({ code: 4000, reason: 'network down' });
+      route.connectToServer();
+      current = route;
+    });
+    await host.getByRole('textbox', { name: 'Show name' }).fill('Gap');
+    await host.getByRole('textbox', { name: 'Your name' }).fill('Hanna');
+    await host.getByRole('checkbox', { name: 'Screen callers' }).uncheck();
+    await host.getByRole('button', { name: 'Create show' }).click();
+    await host.getByRole('checkbox', { name: 'Studio mode' }).check();
+    const callerLink = await host.getByRole('textbox', { name: 'Caller link' }).inputValue();
+    const producerLink = await host.getByRole('textbox', { name: 'Producer link' }).inputValue();
+    const roomId = new URL(callerLink).hash.match(/room=([^&]+)/)![1]!;
+    const callerToken = decodeURIComponent(new URL(callerLink).hash.match(/token=([^&]+)/)![1]!);
+    // Ben produces; Robin is a caller whose own page ignores any mute.
+    const ben = await joinAsCaller(benBrowser, producerLink, 'Ben');
+    const robin = await joinAsRogue(roomId, callerToken, 'Robin', TONES.Robin);
+    await Promise.all([expectMeterMoves(host, 'Robin level'), expectMeterMoves(ben, 'Robin level')]);
+    await host.getByRole('button', { name: 'Go live' }).click();
+    await expectText(host.getByRole('status', { name: 'On-air status' }), 'ON AIR', { contains: true, timeout: 30_000 });
+    const listenUrl = (await host.getByRole('link', { name: 'Listen link' }).getAttribute('href'))!;
+    // A listener from before the drop to well after the host is back.
+    const listener = new Listener(listenUrl);
+    try {
+      await new Promise((r) => setTimeout(r, 4_000));
+
+      // The host's signaling drops; meanwhile the producer mutes Robin. The host's page
+      // cannot know yet: Robin is still in its program.
+      down = true;
+      await current!.close({ code: 4000, reason: 'network down' });
+      await expectText(host.getByRole('alert'), 'Connection lost. Restoring it…');
+      await ben.getByRole('button', { name: 'Mute Robin' }).click();
+      await expectVisible(ben.getByRole('button', { name: 'Unmute Robin' }));
+      await expectMeterSilent(ben, 'Robin level', 500);
+      await expectMeterMoves(host, 'Robin level');
+
+      // Back: the welcome brings the mute.
+      down = false;
+      await expect.poll(() => host.getByRole('alert').isVisible(), { timeout: 20_000, message: 'the host page resumes' }).toBe(false);
+      const resumedAt = Date.now();
+      await expectText(host.getByRole('group', { name: 'Robin' }).locator('.detail'), 'muted by the studio', { contains: true });
+      await new Promise((r) => setTimeout(r, 6_000));
+      listener.close();
+
+      // The program as the listener heard it, a quarter second at a time: Robin in it until
+      // the host was back, then out at every moment (the host's voice in it throughout).
+      const pcm = decode(listener.recording());
+      const untilResumed = decode(Buffer.concat(listener.chunks.filter((c) => c.at < resumedAt).map((c) => c.bytes)));
+      const robinLevels = bandLevels(pcm, TONES.Robin);
+      const hannaLevels = bandLevels(pcm, TONES.Hanna);
+      const mark = Math.floor(untilResumed.length / 4 / 12_000); // quarter seconds heard before the host was back
+      const shown = (levels: number[]) => levels.map((db) => Math.round(db)).join(' ');
+      console.log(`program around the resume (quarter seconds, mark at ${mark}): Robin ${shown(robinLevels)}; Hanna ${shown(hannaLevels)}`);
+      expect(Math.max(...robinLevels.slice(0, mark)), 'Robin in the program during the gap').toBeGreaterThan(PRESENT_DB);
+      // Where Robin went out with the host still heard (a moment where the whole program
+      // dropped, a glitch on a loaded machine, is not it): searched from a second before the
+      // mark (the pipeline's delay puts it after), within a budget of 5 s; from there, every
+      // quarter second is checked.
+      const out = robinLevels.findIndex((db, i) => i >= mark - 4 && db < ABSENT_DB && hannaLevels[i]! > PRESENT_DB);
+      expect(out, `Robin out of the program after the resume: ${shown(robinLevels.slice(mark - 4))}`).toBeGreaterThanOrEqual(0);
+      expect(out - mark, 'quarter seconds from the resume to Robin out (budget 5 s)').toBeLessThanOrEqual(20);
+      const after = robinLevels.slice(out);
+      expect(after.length, 'quarter seconds heard after Robin went out').toBeGreaterThanOrEqual(16);
+      expect(Math.max(...after), `Robin at any moment after: ${shown(after)}`).toBeLessThan(ABSENT_DB);
+      const hannaAfter = 10 * Math.log10(hannaLevels.slice(out).reduce((sum, db) => sum + 10 ** (db / 10), 0) / after.length);
+      expect(hannaAfter, 'the host in the program after').toBeGreaterThan(PRESENT_DB);
+      // And the host page itself hears Robin no more.
+      await expectMeterSilent(host, 'Robin level', 1_000);
+    } finally {
+      listener.close();
+    }
+    await host.getByRole('button', { name: 'Stop broadcast' }).click();
+    for (const page of [host, ben, robin]) await page.context().close();
   });
 });

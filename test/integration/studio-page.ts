@@ -176,6 +176,33 @@ export function bandLevel(pcm: Buffer, hz: number): number {
   return match[1] === '-inf' ? -Infinity : Number(match[1]);
 }
 
+/**
+ * Level (dB) of `pcm` (f32le mono 48 kHz) around `hz` (the same filters as `bandLevel`) in
+ * every window of `windowSeconds`: a leak as short as one window shows, where a mean over
+ * seconds would hide it.
+ */
+export function bandLevels(pcm: Buffer, hz: number, windowSeconds = 0.25): number[] {
+  const filtered = spawnSync(
+    'ffmpeg',
+    ['-v', 'error', '-f', 'f32le', '-ar', '48000', '-ac', '1', '-i', '-', '-af', Array(3).fill(`bandpass=f=${hz}:width_type=q:w=30`).join(','), '-f', 'f32le', '-'],
+    { input: pcm, maxBuffer: 256 * 1024 * 1024 },
+  ).stdout;
+  const count = Math.floor(filtered.length / 4);
+  const size = Math.round(windowSeconds * 48_000);
+  const levels: number[] = [];
+  for (let start = 0; start + size <= count; start += size) {
+    let sum = 0;
+    for (let i = start; i < start + size; i++) sum += filtered.readFloatLE(i * 4) ** 2;
+    levels.push(sum > 0 ? 10 * Math.log10(sum / size) : -Infinity);
+  }
+  return levels;
+}
+
+/** Decode an Ogg/WebM recording (or its first part) to f32le mono 48 kHz. */
+export function decode(recording: Buffer): Buffer {
+  return spawnSync('ffmpeg', ['-v', 'error', '-i', '-', '-f', 'f32le', '-ac', '1', '-ar', '48000', '-'], { input: recording, maxBuffer: 256 * 1024 * 1024 }).stdout;
+}
+
 export function screenshotPath(name: string): string {
   const dir = join(process.cwd(), 'test-results', 'screenshots');
   mkdirSync(dir, { recursive: true });

@@ -165,15 +165,20 @@ export class Studio {
       this.people = new Map(welcome.participants.map((p) => [p.peerId, p]));
       // A resumed welcome: whoever left while we were away loses their strip too.
       for (const peerId of this.strips.keys()) if (!this.people.has(peerId)) this.removeStrip(peerId);
+      // Private talk ends if that caller left or was let in meanwhile.
+      if (this.privateTalk && !this.people.get(this.privateTalk)?.waiting) this.privateTalk = null;
       if (welcome.role !== 'caller' || welcome.waiting === false) this.clearNotice();
       if (!welcome.resumed && this.options.name) client.setName(this.options.name);
       this.setBroadcast(welcome.broadcast ?? { state: 'idle' }); // a waiting caller is told nothing
+      // Every gate to the room's state now: mutes, admissions and leaves we missed while away.
+      this.applyAll();
       this.renderAll();
     });
     client.on('admitted', (message) => {
       if (this.me) this.me = { ...this.me, waiting: false };
       for (const p of message.participants) this.people.set(p.peerId, p);
       this.setBroadcast(message.broadcast);
+      this.applyAll();
       this.renderAll();
     });
     client.on('peer-joined', ({ participant }) => this.upsert(participant));
