@@ -10,14 +10,16 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { launchChromium } from './chromium';
 import { createRoom, heardAgain, icecastPid, startIcecastAgain, until, watchRoom, workerHttp } from './feed-client';
 
+/** The fake microphone's tone: the program must carry it, not just decode. */
+const TONE = 440;
 let browser: Browser;
 let dir: string;
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'openstudio-browser-feed-'));
-  // The fake microphone plays a steady 440 Hz tone.
+  // The fake microphone plays a steady tone.
   const wav = join(dir, 'tone.wav');
-  execFileSync('ffmpeg', ['-v', 'error', '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000:duration=60', '-ac', '1', wav]);
+  execFileSync('ffmpeg', ['-v', 'error', '-f', 'lavfi', '-i', `sine=frequency=${TONE}:sample_rate=48000:duration=60`, '-ac', '1', wav]);
   browser = await launchChromium([`--use-file-for-fake-audio-capture=${wav}`]);
 });
 
@@ -34,10 +36,12 @@ describe('the studio page on air through faults (Chromium)', () => {
     page.on('pageerror', (error) => console.error('page error:', error.message));
     await page.goto(`${workerHttp()}/#room=${room.roomId}&token=${room.tokens.host}`);
     await page.getByRole('textbox', { name: 'Your name' }).fill('Host');
+    // Studio mode: the tone reaches the program whole (speech processing would cut it ~19 dB).
+    await page.getByRole('checkbox', { name: 'Studio mode' }).check();
     await page.getByRole('button', { name: 'Join show' }).click();
     await page.getByRole('button', { name: 'Go live' }).click();
     const live = await until(() => watcher.states.find((s) => s.broadcast.state === 'live')?.broadcast, 'live', 20_000);
-    await heardAgain(live.listenUrl, null, 15_000);
+    await heardAgain(live.listenUrl, TONE, 15_000);
 
     // Icecast killed and started again.
     const killedAt = Date.now();
@@ -49,7 +53,7 @@ describe('the studio page on air through faults (Chromium)', () => {
       startIcecastAgain();
     }
     const icecastBackAt = Date.now();
-    const heardAfterIcecast = await heardAgain(live.listenUrl, null, 10_000);
+    const heardAfterIcecast = await heardAgain(live.listenUrl, TONE, 10_000);
     await until(() => (watcher.states.at(-1)?.broadcast.state === 'live' ? true : undefined), 'live again');
 
     // The Worker restarts (as on a deploy): every WebSocket drops.
@@ -57,7 +61,7 @@ describe('the studio page on air through faults (Chromium)', () => {
     const restarted = await fetch(`${inject('controlUrl')}/restart-worker`, { method: 'POST' });
     expect(restarted.status).toBe(200);
     const workerBackAt = Date.now();
-    const heardAfterWorker = await heardAgain(live.listenUrl, null, 30_000);
+    const heardAfterWorker = await heardAgain(live.listenUrl, TONE, 30_000);
     console.log(
       `studio page: heard again ${heardAfterIcecast - icecastBackAt} ms after Icecast was back; ` +
         `${heardAfterWorker - workerBackAt} ms after the Worker answered again (${heardAfterWorker - restartAt} ms gap in all)`,
