@@ -57,7 +57,7 @@ describe('room creation key', () => {
 
 describe('a malformed setting', () => {
   // An internal address in a setting must not reach a client; the operator's log has it.
-  const broken = { ...env, ICECAST_URL: 'http://10.1.2.3:8000/internal-path' } as Env;
+  const broken = { ...env, ICECAST_URL: 'http://10.1.2.3:8000/internal-path' } as unknown as Env;
   const requests = [
     new Request(`${ORIGIN}/health`),
     new Request(`${ORIGIN}/rooms`, { method: 'POST' }),
