@@ -1,29 +1,15 @@
 /**
- * Who may do what in a room. Permissions are data; the functions below only read them.
- * Nothing here touches sockets or storage.
+ * Who may do what in a room: decisions over the role table (protocol/roles.ts), which is
+ * data; the functions below only read it. Nothing here touches sockets or storage.
  */
 import type { Participant, Role } from '../protocol/messages';
-
-export interface RolePermissions {
-  /** Roles whose mute state, lobby admission and presence this role controls. */
-  moderates: readonly Role[];
-  admit: boolean;
-  closeRoom: boolean;
-  manageInvites: boolean;
-  broadcast: boolean;
-}
-
-export const PERMISSIONS: Record<Role, RolePermissions> = {
-  host: { moderates: ['host', 'producer', 'caller'], admit: true, closeRoom: true, manageInvites: true, broadcast: true },
-  producer: { moderates: ['caller'], admit: true, closeRoom: false, manageInvites: false, broadcast: true },
-  caller: { moderates: [], admit: false, closeRoom: false, manageInvites: false, broadcast: false },
-};
+import { isStaff as isStaffRole, moderatesRole, ROLE_TABLE } from '../protocol/roles';
 
 export type Decision = { ok: true } | { ok: false; reason: string };
 const allow: Decision = { ok: true };
 const deny = (reason: string): Decision => ({ ok: false, reason });
 
-const isStaff = (p: Pick<Participant, 'role'>) => p.role === 'host' || p.role === 'producer';
+const isStaff = (p: Pick<Participant, 'role'>) => isStaffRole(p.role);
 
 /**
  * Lobby rule: a waiting caller is seen only by hosts and producers, and itself sees only
@@ -42,7 +28,7 @@ export function canSignal(from: Participant, to: Participant): boolean {
 }
 
 export function moderates(actor: Participant, target: Participant): boolean {
-  return PERMISSIONS[actor.role].moderates.includes(target.role);
+  return moderatesRole(actor.role, target.role);
 }
 
 /**
@@ -73,7 +59,7 @@ export function decideKick(actor: Participant & { lineage: readonly string[] }, 
 }
 
 export function decideAdmit(actor: Participant, target: Participant): Decision {
-  if (!PERMISSIONS[actor.role].admit) return deny(`a ${actor.role} cannot admit callers`);
+  if (!ROLE_TABLE[actor.role].admit) return deny(`a ${actor.role} cannot admit callers`);
   if (!target.waiting) return deny('that peer is not waiting in the lobby');
   return allow;
 }
@@ -103,5 +89,5 @@ export function decideSeat(
 }
 
 export function decideCloseRoom(actor: Participant): Decision {
-  return PERMISSIONS[actor.role].closeRoom ? allow : deny('only a host can close the room');
+  return ROLE_TABLE[actor.role].closeRoom ? allow : deny('only a host can close the room');
 }

@@ -25,8 +25,9 @@ import {
 import { readConfig, requireSecret, type Config } from '../worker/config';
 import { iceServersFor } from '../worker/ice';
 import { randomId } from '../worker/random';
+import { isRole, ROLE_TABLE } from '../protocol/roles';
 import { isRunning, REASONS } from './broadcast-state';
-import { canSee, canSignal, decideAdmit, decideCloseRoom, decideKick, decideMute, decideSeat, PERMISSIONS } from './policy';
+import { canSee, canSignal, decideAdmit, decideCloseRoom, decideKick, decideMute, decideSeat } from './policy';
 import {
   close,
   exceedsBytes,
@@ -259,7 +260,7 @@ export class Room extends DurableObject<Env> {
   async generationFor(actor: TokenActor, role: Role): Promise<AuthorizeResult & { generation?: number }> {
     const check = await this.authorize(actor);
     if (!check.ok) return check;
-    if (!PERMISSIONS[actor.role].manageInvites) {
+    if (!ROLE_TABLE[actor.role].manageInvites) {
       return { ok: false, code: 'forbidden', status: 403, message: 'only a host can manage invites' };
     }
     return { ok: true, generation: this.room!.generations[role] };
@@ -288,7 +289,7 @@ export class Room extends DurableObject<Env> {
     const tokenId = request.headers.get(UPGRADE_HEADERS.tokenId);
     const lineage = (request.headers.get(UPGRADE_HEADERS.lineage) ?? '').split(',').filter(Boolean);
     const protocol = request.headers.get(UPGRADE_HEADERS.protocol);
-    if (!role || !(role in PERMISSIONS) || !tokenId || request.headers.get('Upgrade') !== 'websocket') {
+    if (!role || !isRole(role) || !tokenId || request.headers.get('Upgrade') !== 'websocket') {
       return new Response('expected a WebSocket upgrade from the Worker', { status: 400 });
     }
     const url = new URL(request.url);
@@ -520,7 +521,7 @@ export class Room extends DurableObject<Env> {
       case 'close-room':
         return this.closeRoom(peer, ws);
       case 'stop-broadcast':
-        if (!PERMISSIONS[peer.role].broadcast) return sendError(ws, 'forbidden', `a ${peer.role} cannot stop the broadcast`);
+        if (!ROLE_TABLE[peer.role].broadcast) return sendError(ws, 'forbidden', `a ${peer.role} cannot stop the broadcast`);
         return this.requestBroadcastStop();
       case 'leave':
         this.removePeer(peer, 'left');
@@ -663,7 +664,7 @@ export class Room extends DurableObject<Env> {
     if (!auth.ok) {
       return { ok: false, code: auth.code, closeCode: auth.status === 403 ? CLOSE_CODES.forbidden : CLOSE_CODES.unauthorized, message: auth.message };
     }
-    if (!PERMISSIONS[actor.role].broadcast) {
+    if (!ROLE_TABLE[actor.role].broadcast) {
       return { ok: false, code: 'forbidden', closeCode: CLOSE_CODES.forbidden, message: `a ${actor.role} cannot broadcast` };
     }
     const room = this.room!;

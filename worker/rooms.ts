@@ -11,7 +11,8 @@ import { enforceRateLimit } from './guards';
 import { HttpError, json, readJsonBody } from './http';
 import { iceServersFor } from './ice';
 import { randomId } from './random';
-import { MAX_LINEAGE, ROLE_POWER, signToken, TokenError, verifyToken, type TokenClaims } from './tokens';
+import { ROLE_TABLE } from '../protocol/roles';
+import { MAX_LINEAGE, signToken, TokenError, verifyToken, type TokenClaims } from './tokens';
 
 /** HTTP request bodies are small JSON objects; anything bigger is refused unread. */
 const MAX_BODY_BYTES = 4 * 1024;
@@ -67,7 +68,7 @@ async function authenticate(request: IRequest, env: Env, roomId: string): Promis
  */
 function mint(env: Env, roomId: string, role: Role, generation: number, ttlSeconds?: number, minter?: TokenClaims, newLine = false) {
   let ttl = ttlSeconds ?? readConfig(env).tokenTtlSeconds;
-  if (minter && ROLE_POWER[role] >= ROLE_POWER[minter.role]) {
+  if (minter && ROLE_TABLE[role].power >= ROLE_TABLE[minter.role].power) {
     ttl = Math.min(ttl, minter.expiresAt - Math.floor(Date.now() / 1000));
   }
   // The new token carries its minters' ids, so a kick of any of them bars it too.

@@ -7,9 +7,6 @@ import { SignJWT, jwtVerify, errors } from 'jose';
 import * as v from 'valibot';
 import { Role } from '../protocol/messages';
 
-/** Which roles have as much power as another, for the lifetime rule of minted tokens. */
-export const ROLE_POWER: Record<Role, number> = { caller: 0, producer: 1, host: 2 };
-
 const ISSUER = 'openstudio';
 const AUDIENCE = 'openstudio:room';
 

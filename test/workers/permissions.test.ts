@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Role } from '../../protocol/messages';
+import { moderatesRole, ROLE_TABLE } from '../../protocol/roles';
 import { evictDurableObject } from 'cloudflare:test';
 import { call, connect, createRoom, join, roomStub, settle } from './helpers';
 
@@ -23,16 +24,25 @@ async function fullCast() {
 type Cast = Awaited<ReturnType<typeof fullCast>>;
 type Member = 'host' | 'producer' | 'caller' | 'caller2';
 
-// Who may mute (and kick) whom: permissions of SPEC's role table.
-const MODERATION: [Member, Member, boolean][] = [
-  ['host', 'producer', true],
-  ['host', 'caller', true],
-  ['producer', 'caller', true],
-  ['producer', 'host', false],
-  ['caller', 'caller2', false],
-  ['caller', 'producer', false],
-  ['caller', 'host', false],
-];
+const ROLE_OF: Record<Member, Role> = { host: 'host', producer: 'producer', caller: 'caller', caller2: 'caller' };
+
+// Who may mute (and kick) whom, read from the role table (whose content is pinned to SPEC's
+// below): every pair of the cast, caller2 watching (it is only a target of another caller).
+const MODERATION: [Member, Member, boolean][] = (['host', 'producer', 'caller'] as const).flatMap((actor) =>
+  (Object.keys(ROLE_OF) as Member[])
+    .filter((target) => target !== actor && (target !== 'caller2' || actor === 'caller'))
+    .map((target): [Member, Member, boolean] => [actor, target, moderatesRole(ROLE_OF[actor], ROLE_OF[target])]),
+);
+
+describe('the role table', () => {
+  it('says what SPEC says each role may do', () => {
+    expect(ROLE_TABLE).toEqual({
+      host: { staff: true, power: 2, moderates: ['host', 'producer', 'caller'], admit: true, closeRoom: true, manageInvites: true, broadcast: true },
+      producer: { staff: true, power: 1, moderates: ['caller'], admit: true, closeRoom: false, manageInvites: false, broadcast: true },
+      caller: { staff: false, power: 0, moderates: [], admit: false, closeRoom: false, manageInvites: false, broadcast: false },
+    });
+  });
+});
 
 describe('mute', () => {
   for (const [actor, target, allowed] of MODERATION) {
