@@ -95,11 +95,8 @@ export class Studio {
         if (strip) (strip.state = state), this.renderStrip(peerId);
       },
       onHangUp: (peerId) => this.mix.removeChannel(peerId),
-      refreshIce: async () => {
-        const response = await fetch(`${base}/rooms/${encodeURIComponent(roomId)}/ice`, { headers: { Authorization: `Bearer ${token}` } });
-        if (!response.ok) throw new Error(`ice ${response.status}`);
-        return response.json();
-      },
+      // Over the room socket: the session is the proof, so a show outlives its token.
+      refreshIce: () => this.client.refreshIce(),
     });
     mic.onChange((track) => {
       this.mesh.setLocalTrack(track);
