@@ -8,7 +8,8 @@
  * container arrives and writes them into one Ogg logical stream per Icecast source
  * connection, with a running granule position: to a listener a broadcaster's reconnect is
  * a short silence, not a new stream. Only a new source connection (Icecast came back) begins
- * a new stream, with its headers, which the feed has kept from the broadcaster's stream.
+ * a new stream, with its headers, which the feed has kept from the broadcaster's stream; and
+ * a change of channel layout chains a new one after the current one ends (`OggOpusChain`).
  *
  * Small by design (no general WebM or Ogg library runs in a Worker without Node streams):
  * the demuxers read only what Opus in these containers needs and skip everything else.
@@ -244,6 +245,16 @@ export class OggOpusWriter {
     return concat(pages);
   }
 
+  /**
+   * The stream's last page, flagged end-of-stream (RFC 3533 §4), before a chained stream
+   * begins or the source ends. It carries one silence frame, so its granule position is
+   * that of a packet that ends on it, as RFC 7845 §4 reads the last page for end trimming.
+   */
+  end(): Uint8Array {
+    this.granule += opusPacketSamples(OPUS_SILENCE);
+    return this.page([OPUS_SILENCE], 0x04, this.granule);
+  }
+
   private page(packets: Uint8Array[], flags: number, granule: number): Uint8Array {
     const lacing: number[] = [];
     for (const packet of packets) {
@@ -266,6 +277,44 @@ export class OggOpusWriter {
     page.set(body, 27 + lacing.length);
     view.setUint32(22, oggCrc(page), true);
     return page;
+  }
+}
+
+/**
+ * The program to one Icecast source connection: Ogg/Opus logical streams one after the other
+ * (chained), a new one only when the channel layout changes (e.g. mono → stereo), each one
+ * ended with its end-of-stream page before the next begins (RFC 7845 §3).
+ */
+export class OggOpusChain {
+  private stream: OggOpusWriter | null = null;
+
+  /** Has a stream begun (so silence can be written into it)? */
+  get started(): boolean {
+    return this.stream !== null;
+  }
+
+  /** Pages for `packets` of a broadcaster stream whose OpusHead is `head`. */
+  audio(head: Uint8Array, packets: Uint8Array[]): Uint8Array {
+    const out: Uint8Array[] = [];
+    if (this.stream && !sameLayout(this.stream.head, head)) out.push(this.end());
+    if (!this.stream) {
+      this.stream = new OggOpusWriter(head);
+      out.push(this.stream.begin());
+    }
+    out.push(this.stream.packets(packets));
+    return concat(out);
+  }
+
+  /** `frames` of 20 ms silence in the current stream (none before one began). */
+  silence(frames: number): Uint8Array {
+    return this.stream ? this.stream.packets(Array.from({ length: frames }, () => OPUS_SILENCE)) : new Uint8Array(0);
+  }
+
+  /** End the current stream (nothing when none began). */
+  end(): Uint8Array {
+    const stream = this.stream;
+    this.stream = null;
+    return stream ? stream.end() : new Uint8Array(0);
   }
 }
 

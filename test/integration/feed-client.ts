@@ -259,6 +259,18 @@ export function startIcecastAgain(): void {
 }
 
 /**
+ * The same without blocking this process, so its broadcasters keep sending in real time
+ * meanwhile (audio held up here would reach the feed late, in a burst, as old audio).
+ */
+export async function startIcecastAgainAsync(): Promise<void> {
+  const up = spawn(process.execPath, [join(root, 'local-infra', 'native.mjs'), 'up'], { env: { ...process.env, ...inject('infraEnv') }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  for (const stream of [up.stdout!, up.stderr!]) stream.on('data', (chunk) => (output += chunk));
+  const code = await new Promise<number | null>((resolve) => up.on('exit', resolve));
+  if (code !== 0) throw new Error(`native.mjs up failed: ${output}`);
+}
+
+/**
  * The tone of local-infra/station-fill.ogg: what a show's mount plays while its source is gone
  * (its listeners wait on the show's own fill). No show in the tests uses it.
  */
@@ -279,4 +291,28 @@ export async function heardAgain(listenUrl: string, frequency: number | null, ti
     'the program on the listen URL',
     timeoutMs,
   );
+}
+
+/** The Ogg pages in a recording, in order: serial number, flags (BOS 0x02, EOS 0x04), granule position, bytes. */
+export function oggPages(bytes: Buffer): { serial: number; flags: number; granule: number; bytes: Buffer }[] {
+  const pages: { serial: number; flags: number; granule: number; bytes: Buffer }[] = [];
+  for (let at = bytes.indexOf('OggS'); at >= 0 && at + 27 <= bytes.length; ) {
+    const segments = bytes[at + 26]!;
+    const length = 27 + segments + bytes.subarray(at + 27, at + 27 + segments).reduce((sum, n) => sum + n, 0);
+    if (at + length > bytes.length) break; // cut short by the end of the recording
+    const granule = bytes.readUInt32LE(at + 6) + bytes.readUInt32LE(at + 10) * 2 ** 32;
+    pages.push({ serial: bytes.readUInt32LE(at + 14), flags: bytes[at + 5]!, granule, bytes: bytes.subarray(at, at + length) });
+    at += length;
+  }
+  return pages;
+}
+
+/** The logical streams of a (chained) Ogg recording, in order, each with its pages. */
+export function logicalStreams(bytes: Buffer): { serial: number; pages: ReturnType<typeof oggPages> }[] {
+  const streams: { serial: number; pages: ReturnType<typeof oggPages> }[] = [];
+  for (const page of oggPages(bytes)) {
+    if (streams.at(-1)?.serial !== page.serial) streams.push({ serial: page.serial, pages: [] });
+    streams.at(-1)!.pages.push(page);
+  }
+  return streams;
 }

@@ -6,6 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import {
+  OggOpusChain,
   OggOpusReader,
   OggOpusWriter,
   OPUS_SILENCE,
@@ -17,7 +18,7 @@ import {
   WebmOpusReader,
   type FeedFormat,
 } from '../../durable-objects/opus-stream';
-import { decodes, toneLevel } from './feed-client';
+import { decodes, logicalStreams, toneLevel } from './feed-client';
 
 function record(format: FeedFormat, frequency: number, seconds: number, channels = 1): Buffer {
   const container = format === 'ogg' ? ['-page_duration', '200000', '-f', 'ogg'] : ['-cluster_time_limit', '200', '-live', '1', '-f', 'webm'];
@@ -37,9 +38,12 @@ function slices(bytes: Buffer): Uint8Array[] {
   return out;
 }
 
-/** What the feed does with a broadcaster's stream(s): one writer, headers from the first OpusHead. */
+/**
+ * What the feed does with a broadcaster's stream(s) on one source connection: each packet to
+ * the chain with its recorder's OpusHead, and the chain ended when the source ends.
+ */
 function remux(format: FeedFormat, recordings: Buffer[]): { ogg: Buffer; heads: Uint8Array[] } {
-  let writer: OggOpusWriter | null = null;
+  const chain = new OggOpusChain();
   const out: Uint8Array[] = [];
   const heads: Uint8Array[] = [];
   for (const recording of recordings) {
@@ -47,14 +51,20 @@ function remux(format: FeedFormat, recordings: Buffer[]): { ogg: Buffer; heads: 
     for (const slice of slices(recording)) {
       for (const event of reader.push(slice)) {
         if (event.type === 'head') heads.push(event.head);
-        else {
-          if (!writer) (writer = new OggOpusWriter(heads[0]!)), out.push(writer.begin());
-          out.push(writer.packets([event.packet]));
-        }
+        else out.push(chain.audio(heads.at(-1)!, [event.packet]));
       }
     }
   }
+  out.push(chain.end());
   return { ogg: Buffer.concat(out), heads };
+}
+
+const BOS = 0x02;
+const EOS = 0x04;
+/** Begins with a BOS page, ends with an EOS page, and has no other page flagged either (RFC 3533 §4). */
+function wellFramed(flags: number[]): boolean {
+  const inner = flags.slice(1, -1);
+  return flags[0] === BOS && flags.at(-1)! === EOS && inner.every((f) => (f & (BOS | EOS)) === 0);
 }
 
 /** Seconds of audio a decoder gets out of it (decoded to 48 kHz mono 16-bit, counted). */
@@ -74,6 +84,9 @@ describe('the feed’s Ogg/Opus stream', () => {
     const { ogg, heads } = remux(format, [record(format, 440, 3), record(format, 880, 2)]);
     expect(heads).toHaveLength(2);
     expect(sameLayout(heads[0]!, heads[1]!)).toBe(true);
+    const streams = logicalStreams(ogg);
+    expect(streams).toHaveLength(1);
+    expect(wellFramed(streams[0]!.pages.map((p) => p.flags))).toBe(true); // ended when the source ends
     expect(decodes(ogg)).toBe(true);
     // Opus priming and the recorder's last frame: within a few hundredths of a second.
     expect(duration(ogg)).toBeGreaterThan(4.9);
@@ -97,11 +110,25 @@ describe('the feed’s Ogg/Opus stream', () => {
     expect(/max_volume: (-inf|-[0-9.]+) dB/.exec(volume.stderr)?.[1]).toMatch(/^-(inf|9\d|1\d\d)/);
   });
 
-  it('a mono recording and a stereo one are not joined into one stream', () => {
-    const mono = remux('webm', [record('webm', 440, 1, 1)]).heads[0]!;
-    const stereo = remux('webm', [record('webm', 440, 1, 2)]).heads[0]!;
-    expect(sameLayout(mono, mono)).toBe(true);
-    expect(sameLayout(mono, stereo)).toBe(false);
+  it('a mono recording then a stereo one: two chained streams, the first ended before the second begins; each part decodes', () => {
+    const { ogg, heads } = remux('webm', [record('webm', 440, 2, 1), record('webm', 880, 2, 2)]);
+    expect(sameLayout(heads[0]!, heads[1]!)).toBe(false);
+    const streams = logicalStreams(ogg);
+    expect(streams).toHaveLength(2);
+    expect(streams[0]!.serial).not.toBe(streams[1]!.serial);
+    for (const stream of streams) expect(wellFramed(stream.pages.map((p) => p.flags))).toBe(true);
+    // Each logical stream is a whole Ogg/Opus file on its own: decoded without a complaint, its own tone only.
+    const [mono, stereo] = streams.map((stream) => Buffer.concat(stream.pages.map((p) => p.bytes)));
+    for (const [part, tone, other] of [[mono!, 440, 880], [stereo!, 880, 440]] as const) {
+      expect(decodes(part)).toBe(true);
+      expect(duration(part)).toBeGreaterThan(1.9);
+      expect(toneLevel(part, tone)).toBeGreaterThan(-35);
+      expect(toneLevel(part, other)).toBeLessThan(-48);
+    }
+    // And the chain as a whole, as a listener's player gets it: both parts, one after the other.
+    expect(duration(ogg)).toBeGreaterThan(3.9);
+    expect(toneLevel(part(ogg, 0.5, 1), 440)).toBeGreaterThan(-35);
+    expect(toneLevel(part(ogg, 2.5, 1), 880)).toBeGreaterThan(-35);
   });
 
   it('packet lengths from the TOC byte (RFC 6716)', () => {
