@@ -117,7 +117,7 @@ export type FeedMessage =
   /** Start a new stream (a fresh recorder: container and codec headers first); audio until then is dropped. */
   | { type: 'restart-stream'; reason: string }
   | { type: 'broadcast-updated'; broadcast: BroadcastInfo }
-  | { type: 'error'; code: ErrorCode; message: string };
+  | { type: 'error'; code: ErrorCode; message: string; retryAfterSeconds?: number };
 
 export interface IceServersInfo {
   iceServers: { urls: string[]; username?: string; credential?: string }[];

@@ -3,6 +3,7 @@
 import { describe, expect, inject, it } from 'vitest';
 import WebSocket from 'ws';
 import { awayFromWindowEdge } from '../rate-window';
+import { checkFrame, ServerMessageSchema } from '../../protocol/server-messages';
 
 const http = () => inject('workerUrl');
 const ws = () => http().replace(/^http/, 'ws');
@@ -35,7 +36,8 @@ class Client {
 
   constructor(readonly socket: WebSocket) {
     socket.on('message', (data) => {
-      this.frames.push(JSON.parse(String(data)));
+      // Every frame must be one the protocol names, with no field it does not name.
+      this.frames.push(checkFrame(ServerMessageSchema, JSON.parse(String(data))));
       this.wake();
     });
     socket.on('close', (code) => {

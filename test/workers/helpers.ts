@@ -3,7 +3,9 @@
  * fetch handler, and WebSocket clients that queue every frame they receive.
  */
 import { env, exports } from 'cloudflare:workers';
+import { afterEach } from 'vitest';
 import type { Role, ServerMessage } from '../../protocol/messages';
+import { checkFrame, ServerMessageSchema } from '../../protocol/server-messages';
 
 export const ORIGIN = 'https://studio.example';
 
@@ -46,6 +48,13 @@ type Frame = ServerMessage & Record<string, unknown>;
 const KEEPALIVE_MS = 1000;
 const PING_FRAME = '{"type":"ping"}';
 
+/** Frames that did not match the protocol, from any test client: each test ends by checking. */
+const offProtocol: string[] = [];
+afterEach(() => {
+  const found = offProtocol.splice(0);
+  if (found.length > 0) throw new Error(`${found.length} frame(s) off the protocol; first: ${found[0]}`);
+});
+
 export class TestClient {
   readonly frames: Frame[] = [];
   closed: { code: number; reason: string } | null = null;
@@ -61,6 +70,11 @@ export class TestClient {
   ) {
     ws.addEventListener('message', (event) => {
       const frame = JSON.parse(event.data as string) as Frame;
+      try {
+        checkFrame(ServerMessageSchema, frame);
+      } catch (error) {
+        offProtocol.push((error as Error).message);
+      }
       // Pongs are all alike: drop as many as keepalive pings were sent.
       if (frame.type === 'pong' && this.keepalivePongs > 0) {
         this.keepalivePongs -= 1;
