@@ -16,16 +16,18 @@
  *   count from Icecast, the report to the room) runs from the alarm, each alarm a fresh
  *   invocation: no per-invocation CPU or subrequest budget grows with the show's length.
  *
- * The room is a separate object and keeps hibernating; it hears the state from here (RPC)
- * and answers whether a host asked to stop. Nothing here is persisted: after a restart the
- * broadcaster reconnects and the room's own staleness check covers the gap.
+ * The room is a separate object and keeps hibernating; it hears the state from here (RPC),
+ * tells this object at once when a host stops the show (`stop`), and also answers each report
+ * with whether a host asked to stop. Nothing here is persisted: after a restart the
+ * broadcaster is closed with 1012 at its next frame, reconnects and resumes, and the room's
+ * own staleness check covers the gap.
  */
 import { DurableObject } from 'cloudflare:workers';
 import { CLOSE_CODES, type BroadcastInfo, type FeedMessage, type Role } from '../protocol/messages';
 import { readConfig } from '../worker/config';
 import { REASONS } from './broadcast-state';
 import { IcecastSource, mountListeners, SourceFault, type FaultKind, type IcecastTarget } from './icecast';
-import { OggOpusWriter, OPUS_SILENCE, OPUS_SILENCE_MS, opusReader, OpusStreamError, sameLayout, type FeedFormat, type OpusEvent } from './opus-stream';
+import { OggOpusChain, OPUS_SILENCE_MS, opusPacketSamples, opusReader, OpusStreamError, type FeedFormat, type OpusEvent } from './opus-stream';
 import type { Room } from './room';
 import { close, sendRaw } from './transport';
 
@@ -62,8 +64,11 @@ const BROADCASTER_WAIT_MS = 60_000;
 const GIVE_UP_MS = 120_000;
 const RETRY_BASE_MS = 250;
 const RETRY_MAX_MS = 3_000;
-/** Audio kept while Icecast has not answered yet: the latest ~5 s at 96 kb/s. */
-const MAX_EARLY_BYTES = 64 * 1024;
+/**
+ * Audio kept while no source is up (a show starting, Icecast reconnecting): only the latest
+ * this much, since all of it is sent at once and listeners stay that far behind live.
+ */
+const MAX_EARLY_MS = 300;
 
 const FAULT_REASONS: Record<FaultKind, string> = {
   unreachable: REASONS.unreachable,
@@ -85,11 +90,11 @@ export class Feed extends DurableObject<Env> {
   private reader: ReturnType<typeof opusReader> | null = null;
   /** The current broadcaster stream's OpusHead: until it is seen, its audio cannot be used. */
   private head: Uint8Array | null = null;
-  /** The Ogg stream going to the current source (begun with its headers on first use). */
-  private writer: OggOpusWriter | null = null;
-  /** Packets waiting for the first source connection. */
+  /** The Ogg streams going to the current source (the first begun with its headers on first use). */
+  private program: OggOpusChain | null = null;
+  /** Packets waiting for a source connection, and their length in samples (48 kHz). */
   private early: Uint8Array[] = [];
-  private earlyBytes = 0;
+  private earlySamples = 0;
   /** Silence written while the broadcaster is away: since when, and how much so far. */
   private fill: { from: number; frames: number; timer: ReturnType<typeof setInterval> } | null = null;
   private failingSince: number | null = null;
@@ -122,13 +127,14 @@ export class Feed extends DurableObject<Env> {
     for (const old of this.ctx.getWebSockets()) close(old, CLOSE_CODES.replaced, 'replaced by a newer feed connection');
     const { 0: client, 1: server } = new WebSocketPair();
     this.ctx.acceptWebSocket(server);
+    server.serializeAttachment({ broadcastId: session.broadcastId }); // survives an eviction of this object
     this.current = server;
     this.sendTo(server, { type: 'feed-accepted', broadcastId: session.broadcastId });
     this.broadcasterGoneAt = null;
     this.reader = opusReader(session.format);
     this.head = null; // a new socket always brings a new recorder, with its own OpusHead
     this.early = [];
-    this.earlyBytes = 0;
+    this.earlySamples = 0;
     if (!this.source) this.connectSource();
     if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(Date.now() + FEED_ALARM_MS);
     this.report();
@@ -159,7 +165,10 @@ export class Feed extends DurableObject<Env> {
   // ---- audio ------------------------------------------------------------------------
 
   override async webSocketMessage(ws: WebSocket, data: string | ArrayBuffer): Promise<void> {
-    if (typeof data === 'string' || !this.session || !this.reader || ws !== this.broadcaster()) return; // audio is binary only
+    // This object lost its state (evicted) while the socket stayed: audio would go nowhere.
+    // Closing with a code the broadcaster reconnects on makes it resume the show.
+    if (!this.session) return close(ws, CLOSE_CODES.serverRestart, 'the feed restarted; reconnect to resume');
+    if (typeof data === 'string' || !this.reader || ws !== this.broadcaster()) return; // audio is binary only
     let events: OpusEvent[];
     try {
       events = this.reader.push(new Uint8Array(data));
@@ -187,26 +196,22 @@ export class Feed extends DurableObject<Env> {
     this.stopFill();
     if (!this.source) {
       for (const packet of packets) {
-        this.earlyBytes += packet.byteLength;
+        this.earlySamples += opusPacketSamples(packet);
         this.early.push(packet);
       }
-      // Icecast is slow to come back: keep only the latest audio.
-      while (this.earlyBytes > MAX_EARLY_BYTES) this.earlyBytes -= this.early.shift()!.byteLength;
+      // Older audio would only put listeners behind live: drop it.
+      while (this.earlySamples > MAX_EARLY_MS * 48) this.earlySamples -= opusPacketSamples(this.early.shift()!);
       return;
     }
     const source = this.source;
-    if (this.writer && !sameLayout(this.writer.head, this.head)) this.writer = null; // e.g. mono → stereo: a new (chained) stream
-    if (!this.writer) {
-      this.writer = new OggOpusWriter(this.head);
-      source.write(this.writer.begin());
-    }
-    source.write(this.writer.packets(packets));
+    this.program ??= new OggOpusChain();
+    source.write(this.program.audio(this.head, packets)); // e.g. mono → stereo: a new (chained) stream
     if (this.source === source && this.info.state !== 'live') this.goLive();
   }
 
   /** The broadcaster is away: keep the source fed with silence in real time, so listeners stay. */
   private startFill(): void {
-    if (this.fill || !this.writer) return;
+    if (this.fill || !this.program?.started) return;
     const fill = { from: Date.now(), frames: 0, timer: setInterval(() => this.writeFill(), FILL_STEP_MS) };
     this.fill = fill;
   }
@@ -214,11 +219,11 @@ export class Feed extends DurableObject<Env> {
   private writeFill(): void {
     const fill = this.fill;
     if (!fill) return;
-    if (!this.source || !this.writer) return this.stopFill();
+    if (!this.source || !this.program) return this.stopFill();
     const due = Math.floor((Date.now() - fill.from) / OPUS_SILENCE_MS) - fill.frames;
     if (due <= 0) return;
     fill.frames += due;
-    this.source.write(this.writer.packets(Array.from({ length: due }, () => OPUS_SILENCE)));
+    this.source.write(this.program.silence(due));
   }
 
   private stopFill(): void {
@@ -252,19 +257,19 @@ export class Feed extends DurableObject<Env> {
     }
     if (this.session !== session) return source.close();
     this.source = source;
-    this.writer = null; // a new source connection: a new stream, headers first
+    this.program = null; // a new source connection: a new stream, headers first
     this.failures = 0;
     this.failingSince = null;
     const early = this.early;
     this.early = [];
-    this.earlyBytes = 0;
+    this.earlySamples = 0;
     this.writeAudio(early);
   }
 
   private onFault(source: IcecastSource | null, fault: SourceFault): void {
     if (source !== this.source || !this.session) return;
     this.source = null;
-    this.writer = null;
+    this.program = null;
     this.stopFill();
     console.error(`feed ${this.session.roomId}: Icecast source ${fault.kind}: ${fault.message}`);
     if (fault.kind === 'refused-password') return this.end('error', REASONS.password, 1011);
@@ -293,12 +298,14 @@ export class Feed extends DurableObject<Env> {
     this.report();
   }
 
+  /** End the source cleanly: its stream's end-of-stream page first. */
   private stopSource(): void {
     clearTimeout(this.retryTimer);
     this.stopFill();
+    if (this.source && this.program) this.source.write(this.program.end());
     this.source?.close();
     this.source = null;
-    this.writer = null;
+    this.program = null;
   }
 
   // ---- the broadcaster's socket -----------------------------------------------------
@@ -336,11 +343,12 @@ export class Feed extends DurableObject<Env> {
     if (source && this.source === source) {
       try {
         const current = await mountListeners(this.target(), PROBE_TIMEOUT_MS);
-        const peak = Math.max(current, this.info.listeners?.peak ?? 0);
-        if (this.session && this.source === source) this.info = { ...this.info, listeners: { current, peak } };
+        if (current !== undefined && this.session && this.source === source) {
+          this.info = { ...this.info, listeners: { current, peak: Math.max(current, this.info.listeners?.peak ?? 0) } };
+        }
       } catch (error) {
-        // A frozen Icecast still takes bytes into socket buffers for a while: this probe is
-        // what notices it within seconds.
+        // No answer in time, or no connection: a frozen Icecast still takes bytes into socket
+        // buffers for a while, and this probe is what notices it within seconds.
         if (this.source === source) source.fail(new SourceFault('stalled', `liveness probe: ${String(error)}`));
       }
     } else if (!this.source && !this.connecting && this.broadcaster() && this.session) {
@@ -373,6 +381,16 @@ export class Feed extends DurableObject<Env> {
   private room(roomId: string): DurableObjectStub<Room> {
     const namespace = this.env.ROOMS as DurableObjectNamespace<Room>;
     return namespace.get(namespace.idFromName(roomId));
+  }
+
+  /** A host stopped the show (the room calls this at once; its stop flag is the fallback). */
+  async stop(broadcastId: string): Promise<void> {
+    if (this.session?.broadcastId === broadcastId) return this.end('idle');
+    // Evicted meanwhile: no session, but the show's socket may still be open.
+    for (const ws of this.ctx.getWebSockets()) {
+      const attachment = ws.deserializeAttachment() as { broadcastId?: string } | null;
+      if (attachment?.broadcastId === broadcastId) close(ws, 1000, 'broadcast stopped');
+    }
   }
 
   /** The show is over: the source ends, the broadcaster is told, the room hears the last state. */

@@ -149,12 +149,12 @@ export class IcecastSource {
     }
   }
 
-  /** End the stream cleanly (the show stopped). */
+  /** End the stream cleanly (the show stopped): what was written (its last page) goes out first. */
   close(): void {
     if (this.ended) return;
     this.ended = true;
-    this.writer.close().catch(() => {});
-    this.socket.close().catch(() => {});
+    const closeSocket = () => void this.socket.close().catch(() => {});
+    withTimeout(this.writer.close(), WRITE_TIMEOUT_MS, () => new Error('Icecast is not taking the last bytes')).then(closeSocket, closeSocket);
   }
 
   /** Abandon the source as faulty (also used by the caller's liveness probe). */
@@ -184,16 +184,22 @@ async function readStatus(reader: ReadableStreamDefaultReader<Uint8Array>): Prom
 /**
  * Listeners of one mount, from Icecast's admin statistics for that mount (the source
  * password is enough for a mount's own statistics in Icecast 2.4, and hidden mounts are
- * listed there). Also the liveness probe: a frozen Icecast does not answer in time.
+ * listed there); undefined when Icecast answers but not with them (e.g. 401, 404, a redirect).
+ * Also the liveness probe: it rejects only when no answer came in time (a frozen Icecast) or
+ * none could (no connection); any HTTP answer proves Icecast is alive.
  */
-export async function mountListeners(target: IcecastTarget, timeoutMs: number): Promise<number> {
+export async function mountListeners(target: IcecastTarget, timeoutMs: number): Promise<number | undefined> {
   const url = new URL(`/admin/stats?mount=${encodeURIComponent(target.mount)}`, target.url);
   const response = await fetch(url, {
     headers: { Authorization: `Basic ${btoa(`source:${target.password}`)}` },
     signal: AbortSignal.timeout(timeoutMs),
+    redirect: 'manual', // the source credentials go to Icecast only, never where it points
   });
   const body = await response.text();
-  if (!response.ok) throw new SourceFault('refused', `statistics answered ${response.status}`);
+  if (response.status !== 200) {
+    console.error(`Icecast statistics answered ${response.status}`);
+    return undefined;
+  }
   const escaped = target.mount.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
   const block = new RegExp(`<source mount="${escaped}">([\\s\\S]*?)</source>`).exec(body)?.[1];
   const listeners = block && /<listeners>(\d+)<\/listeners>/.exec(block)?.[1];

@@ -712,8 +712,19 @@ export class Room extends DurableObject<Env> {
     if (!current || !isRunning(current.info)) return;
     // Nothing reports any more: there is no feed to tell, the show is over now.
     if (Date.now() - this.broadcastSeenAt >= BROADCAST_STALE_MS) return this.setBroadcast({ id: current.id, info: { state: 'idle' } });
-    // Otherwise the state changes when the feed stops; only the request is recorded here.
+    // Otherwise the feed is told at once, and the state changes when it stops. The recorded
+    // request is the fallback: the answer to its next report, should this call not reach it.
     this.saveRoom({ ...this.room!, broadcast: { ...current, stop: true } });
+    return this.stopFeed(this.room!.roomId, current.id);
+  }
+
+  private async stopFeed(roomId: string, broadcastId: string): Promise<void> {
+    const feeds = this.env.FEEDS as DurableObjectNamespace<import('./feed').Feed>;
+    try {
+      await feeds.get(feeds.idFromName(roomId)).stop(broadcastId);
+    } catch (error) {
+      console.error(`room ${roomId}: cannot reach the feed to stop it`, error);
+    }
   }
 
   /** Alarm: a running feed that stopped reporting leaves `live`, then ends. */

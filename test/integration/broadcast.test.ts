@@ -123,7 +123,7 @@ describe('broadcast to Icecast through the show’s feed', () => {
     const live = await until(() => (stateOf(host)?.state === 'live' ? stateOf(host) : undefined), 'live');
     expect(live.by).toBe('producer');
     host.socket.send(JSON.stringify({ type: 'stop-broadcast' }));
-    // The feed's next report (every few seconds) learns of the stop; the broadcaster is told with 1000.
+    // The room tells the feed at once; the broadcaster is told with 1000.
     await until(() => (show.closes.includes(1000) ? true : undefined), 'the feed closed with 1000');
     await until(() => (stateOf(host)?.state === 'idle' ? true : undefined), 'idle');
     await until(async () => ((await mountLive(live.listenUrl)) ? undefined : true), 'the mount to be free');
