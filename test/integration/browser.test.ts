@@ -114,6 +114,67 @@ async function joinAsRogue(roomId: string, token: string, name: string, hz: numb
   return page;
 }
 
+/**
+ * A host page whose signaling (its room socket only; the program feed goes on) the test can
+ * drop and let back, creating a show in studio mode; `restore` waits until the page has
+ * resumed and returns when it had.
+ */
+async function droppableHost(browser: Browser, screening: boolean) {
+  const host = await openPage(browser, `${workerUrl()}/?relay`);
+  let down = false;
+  let current: WebSocketRoute | null = null;
+  await host.routeWebSocket(/\/ws/, (route) => {
+    if (down) return void route.close({ code: 4000, reason: 'network down' });
+    route.connectToServer();
+    current = route;
+  });
+  await host.getByRole('textbox', { name: 'Show name' }).fill('Gap');
+  await host.getByRole('textbox', { name: 'Your name' }).fill('Hanna');
+  if (!screening) await host.getByRole('checkbox', { name: 'Screen callers' }).uncheck();
+  await host.getByRole('button', { name: 'Create show' }).click();
+  await host.getByRole('checkbox', { name: 'Studio mode' }).check();
+  const callerLink = await host.getByRole('textbox', { name: 'Caller link' }).inputValue();
+  const producerLink = await host.getByRole('textbox', { name: 'Producer link' }).inputValue();
+  return {
+    host,
+    callerLink,
+    producerLink,
+    async drop(): Promise<void> {
+      down = true;
+      await current!.close({ code: 4000, reason: 'network down' });
+      await expectText(host.getByRole('alert'), 'Connection lost. Restoring it…');
+    },
+    async restore(): Promise<number> {
+      down = false;
+      await expect.poll(() => host.getByRole('alert').isVisible(), { timeout: 20_000, message: 'the host page resumes' }).toBe(false);
+      return Date.now();
+    },
+  };
+}
+
+/** Go live from the host page; returns the listen URL. */
+async function goLive(host: Page): Promise<string> {
+  await host.getByRole('button', { name: 'Go live' }).click();
+  await expectText(host.getByRole('status', { name: 'On-air status' }), 'ON AIR', { contains: true, timeout: 30_000 });
+  return (await host.getByRole('link', { name: 'Listen link' }).getAttribute('href'))!;
+}
+
+/**
+ * A listener's recording as band levels per voice, a quarter second at a time, and the
+ * quarter second at which `at` fell (what had arrived by then).
+ */
+function heardAround(listener: Listener, at: number): { levels: Record<Voice, number[]>; mark: number } {
+  const pcm = decode(listener.recording());
+  const untilAt = decode(Buffer.concat(listener.chunks.filter((c) => c.at < at).map((c) => c.bytes)));
+  const levels = Object.fromEntries(Object.entries(TONES).map(([voice, hz]) => [voice, bandLevels(pcm, hz)])) as Record<Voice, number[]>;
+  const mark = Math.floor(untilAt.length / 4 / 12_000);
+  console.log(`program by quarter seconds (mark at ${mark}):`, Object.fromEntries(Object.entries(levels).map(([v, l]) => [v, l.map(Math.round).join(' ')])));
+  return { levels, mark };
+}
+
+/** Mean level (dB) of quarter-second levels. */
+const meanDb = (levels: number[]) => 10 * Math.log10(levels.reduce((sum, db) => sum + 10 ** (db / 10), 0) / levels.length);
+
 describe('the studio page: a call-in show in real Chromium', () => {
   it('screening, meters, program, faders and moderator mute hold on air', { timeout: 240_000 }, async () => {
     const [hostBrowser, annBrowser, benBrowser, wendyBrowser] = await Promise.all([
@@ -229,77 +290,49 @@ describe('the studio page: a call-in show in real Chromium', () => {
 
   it('a host page back from a signaling drop applies what changed meanwhile: a caller muted in the gap is out of the program from then on', { timeout: 240_000 }, async () => {
     const [hostBrowser, benBrowser] = await Promise.all([browserFor('Hanna'), browserFor('Ben')]);
-    const host = await openPage(hostBrowser, `${workerUrl()}/?relay`);
-    // The network between the host's page and the room (its signaling only; the program
-    // feed goes on): pass through, or down.
-    let down = false;
-    let current: WebSocketRoute | null = null;
-    await host.routeWebSocket(/\/ws/, (route) => {
-      if (down) return void route.close({ code: 4000, reason: 'network down' });
-      route.connectToServer();
-      current = route;
-    });
-    await host.getByRole('textbox', { name: 'Show name' }).fill('Gap');
-    await host.getByRole('textbox', { name: 'Your name' }).fill('Hanna');
-    await host.getByRole('checkbox', { name: 'Screen callers' }).uncheck();
-    await host.getByRole('button', { name: 'Create show' }).click();
-    await host.getByRole('checkbox', { name: 'Studio mode' }).check();
-    const callerLink = await host.getByRole('textbox', { name: 'Caller link' }).inputValue();
-    const producerLink = await host.getByRole('textbox', { name: 'Producer link' }).inputValue();
+    const { host, callerLink, producerLink, drop, restore } = await droppableHost(hostBrowser, false);
     const roomId = new URL(callerLink).hash.match(/room=([^&]+)/)![1]!;
     const callerToken = decodeURIComponent(new URL(callerLink).hash.match(/token=([^&]+)/)![1]!);
     // Ben produces; Robin is a caller whose own page ignores any mute.
     const ben = await joinAsCaller(benBrowser, producerLink, 'Ben');
     const robin = await joinAsRogue(roomId, callerToken, 'Robin', TONES.Robin);
     await Promise.all([expectMeterMoves(host, 'Robin level'), expectMeterMoves(ben, 'Robin level')]);
-    await host.getByRole('button', { name: 'Go live' }).click();
-    await expectText(host.getByRole('status', { name: 'On-air status' }), 'ON AIR', { contains: true, timeout: 30_000 });
-    const listenUrl = (await host.getByRole('link', { name: 'Listen link' }).getAttribute('href'))!;
     // A listener from before the drop to well after the host is back.
-    const listener = new Listener(listenUrl);
+    const listener = new Listener(await goLive(host));
     try {
       await new Promise((r) => setTimeout(r, 4_000));
 
       // The host's signaling drops; meanwhile the producer mutes Robin. The host's page
       // cannot know yet: Robin is still in its program.
-      down = true;
-      await current!.close({ code: 4000, reason: 'network down' });
-      await expectText(host.getByRole('alert'), 'Connection lost. Restoring it…');
+      await drop();
       await ben.getByRole('button', { name: 'Mute Robin' }).click();
       await expectVisible(ben.getByRole('button', { name: 'Unmute Robin' }));
       await expectMeterSilent(ben, 'Robin level', 500);
       await expectMeterMoves(host, 'Robin level');
 
       // Back: the welcome brings the mute.
-      down = false;
-      await expect.poll(() => host.getByRole('alert').isVisible(), { timeout: 20_000, message: 'the host page resumes' }).toBe(false);
-      const resumedAt = Date.now();
+      const resumedAt = await restore();
       await expectText(host.getByRole('group', { name: 'Robin' }).locator('.detail'), 'muted by the studio', { contains: true });
       await new Promise((r) => setTimeout(r, 6_000));
       listener.close();
 
       // The program as the listener heard it, a quarter second at a time: Robin in it until
       // the host was back, then out at every moment (the host's voice in it throughout).
-      const pcm = decode(listener.recording());
-      const untilResumed = decode(Buffer.concat(listener.chunks.filter((c) => c.at < resumedAt).map((c) => c.bytes)));
-      const robinLevels = bandLevels(pcm, TONES.Robin);
-      const hannaLevels = bandLevels(pcm, TONES.Hanna);
-      const mark = Math.floor(untilResumed.length / 4 / 12_000); // quarter seconds heard before the host was back
-      const shown = (levels: number[]) => levels.map((db) => Math.round(db)).join(' ');
-      console.log(`program around the resume (quarter seconds, mark at ${mark}): Robin ${shown(robinLevels)}; Hanna ${shown(hannaLevels)}`);
+      const { levels, mark } = heardAround(listener, resumedAt);
+      const robinLevels = levels.Robin;
+      const shown = (l: number[]) => l.map(Math.round).join(' ');
       expect(Math.max(...robinLevels.slice(0, mark)), 'Robin in the program during the gap').toBeGreaterThan(PRESENT_DB);
       // Where Robin went out with the host still heard (a moment where the whole program
       // dropped, a glitch on a loaded machine, is not it): searched from a second before the
       // mark (the pipeline's delay puts it after), within a budget of 5 s; from there, every
       // quarter second is checked.
-      const out = robinLevels.findIndex((db, i) => i >= mark - 4 && db < ABSENT_DB && hannaLevels[i]! > PRESENT_DB);
+      const out = robinLevels.findIndex((db, i) => i >= mark - 4 && db < ABSENT_DB && levels.Hanna[i]! > PRESENT_DB);
       expect(out, `Robin out of the program after the resume: ${shown(robinLevels.slice(mark - 4))}`).toBeGreaterThanOrEqual(0);
       expect(out - mark, 'quarter seconds from the resume to Robin out (budget 5 s)').toBeLessThanOrEqual(20);
       const after = robinLevels.slice(out);
       expect(after.length, 'quarter seconds heard after Robin went out').toBeGreaterThanOrEqual(16);
       expect(Math.max(...after), `Robin at any moment after: ${shown(after)}`).toBeLessThan(ABSENT_DB);
-      const hannaAfter = 10 * Math.log10(hannaLevels.slice(out).reduce((sum, db) => sum + 10 ** (db / 10), 0) / after.length);
-      expect(hannaAfter, 'the host in the program after').toBeGreaterThan(PRESENT_DB);
+      expect(meanDb(levels.Hanna.slice(out)), 'the host in the program after').toBeGreaterThan(PRESENT_DB);
       // And the host page itself hears Robin no more.
       await expectMeterSilent(host, 'Robin level', 1_000);
     } finally {
@@ -307,5 +340,53 @@ describe('the studio page: a call-in show in real Chromium', () => {
     }
     await host.getByRole('button', { name: 'Stop broadcast' }).click();
     for (const page of [host, ben, robin]) await page.context().close();
+  });
+
+  it('a host page back from a signaling drop: its private talk with a caller who left ends, a caller admitted meanwhile is on air', { timeout: 240_000 }, async () => {
+    const [hostBrowser, benBrowser, annBrowser, wendyBrowser] = await Promise.all([browserFor('Hanna'), browserFor('Ben'), browserFor('Ann'), browserFor('Wendy')]);
+    const { host, callerLink, producerLink, drop, restore } = await droppableHost(hostBrowser, true);
+    const ben = await joinAsCaller(benBrowser, producerLink, 'Ben');
+    const ann = await joinAsCaller(annBrowser, callerLink, 'Ann');
+    const wendy = await joinAsCaller(wendyBrowser, callerLink, 'Wendy');
+    for (const page of [ann, wendy]) await expectText(page.getByRole('status', { name: 'On-air status' }), 'Waiting to be let in');
+    const listenUrl = await goLive(host);
+    // The host screens Wendy: off the program while they talk.
+    await host.getByRole('button', { name: 'Talk to Wendy' }).click();
+    await expectMeterMoves(wendy, 'Hanna level');
+    const listener = new Listener(listenUrl);
+    try {
+      await new Promise((r) => setTimeout(r, 4_000));
+
+      // While the host's signaling is down, Wendy leaves and the producer lets Ann in.
+      await drop();
+      await wendy.getByRole('button', { name: 'Leave show' }).click();
+      await expect.poll(() => ben.getByRole('group', { name: 'Wendy' }).count(), { timeout: 15_000 }).toBe(0);
+      await ben.getByRole('button', { name: 'Admit Ann' }).click();
+      await expectText(ann.getByRole('status', { name: 'On-air status' }), 'You are on air');
+      await expectMeterMoves(ben, 'Ann level');
+
+      // Back: the host is on the program again and Ann is in it.
+      const resumedAt = await restore();
+      await expect.poll(() => host.locator('#talk-banner').isVisible(), { message: 'the talk banner is gone' }).toBe(false);
+      await new Promise((r) => setTimeout(r, 6_000));
+      listener.close();
+
+      const { levels, mark } = heardAround(listener, resumedAt);
+      const before = (l: number[]) => l.slice(Math.max(0, mark - 8), Math.max(0, mark - 4)); // the second before the last one
+      expect(Math.max(...before(levels.Hanna)), 'the host off the program while talking privately').toBeLessThan(ABSENT_DB);
+      expect(Math.max(...before(levels.Ann)), 'Ann out of the host\'s program before the host was back').toBeLessThan(ABSENT_DB);
+      // Both in from a moment after the resume (budget 5 s); Wendy, who only ever waited, never.
+      const back = levels.Hanna.findIndex((db, i) => i >= mark - 4 && db > PRESENT_DB && levels.Ann[i]! > PRESENT_DB);
+      expect(back, 'the host and Ann in the program after the resume').toBeGreaterThanOrEqual(0);
+      expect(back - mark, 'quarter seconds from the resume to both in (budget 5 s)').toBeLessThanOrEqual(20);
+      expect(levels.Hanna.length - back, 'quarter seconds heard after').toBeGreaterThanOrEqual(16);
+      expect(meanDb(levels.Hanna.slice(back)), 'the host in the program after').toBeGreaterThan(PRESENT_DB);
+      expect(meanDb(levels.Ann.slice(back)), 'Ann in the program after').toBeGreaterThan(PRESENT_DB);
+      expect(Math.max(...levels.Wendy), 'Wendy at any moment').toBeLessThan(ABSENT_DB);
+    } finally {
+      listener.close();
+    }
+    await host.getByRole('button', { name: 'Stop broadcast' }).click();
+    for (const page of [host, ben, ann, wendy]) await page.context().close();
   });
 });
