@@ -175,6 +175,40 @@ function heardAround(listener: Listener, at: number): { levels: Record<Voice, nu
 /** Mean level (dB) of quarter-second levels. */
 const meanDb = (levels: number[]) => 10 * Math.log10(levels.reduce((sum, db) => sum + 10 ** (db / 10), 0) / levels.length);
 
+/** The program heard through a change: a listener from a second before `change` to 5 s after it. */
+async function throughChange(listenUrl: string, change: () => Promise<void>): Promise<{ levels: Record<Voice, number[]>; mark: number }> {
+  const listener = new Listener(listenUrl);
+  try {
+    await new Promise((r) => setTimeout(r, 1_000));
+    const at = Date.now();
+    await change();
+    await new Promise((r) => setTimeout(r, 5_000));
+    listener.close();
+    return heardAround(listener, at);
+  } finally {
+    listener.close();
+  }
+}
+
+/**
+ * What the program carried through a change, a quarter second at a time: `stayAbsent` at no
+ * moment from the change on; the change itself (the first moment `present` are in and `absent`
+ * out, within a budget of 5 s: the pipeline's delay comes first) and, from then on, `absent`
+ * at no moment and `present` throughout (mean).
+ */
+function expectThrough(heard: { levels: Record<Voice, number[]>; mark: number }, expected: { present: Voice[]; absent?: Voice[]; stayAbsent?: Voice[] }): void {
+  const { levels, mark } = heard;
+  const { present, absent = [], stayAbsent = [] } = expected;
+  const shown = (voice: Voice, from: number) => `${voice}: ${levels[voice].slice(from).map(Math.round).join(' ')}`;
+  for (const voice of stayAbsent) expect(Math.max(...levels[voice].slice(mark)), `${voice} at any moment from the change (${shown(voice, mark)})`).toBeLessThan(ABSENT_DB);
+  const done = levels[present[0]!].findIndex((_, i) => i >= mark && present.every((v) => levels[v][i]! > PRESENT_DB) && absent.every((v) => levels[v][i]! < ABSENT_DB));
+  expect(done, `the change heard in the program (${[...present, ...absent].map((v) => shown(v, mark)).join('; ')})`).toBeGreaterThanOrEqual(0);
+  expect(done - mark, 'quarter seconds from the change to the program changed (budget 5 s)').toBeLessThanOrEqual(20);
+  expect(levels[present[0]!].length - done, 'quarter seconds heard after the change').toBeGreaterThanOrEqual(8);
+  for (const voice of absent) expect(Math.max(...levels[voice].slice(done)), `${voice} at any moment after the change (${shown(voice, done)})`).toBeLessThan(ABSENT_DB);
+  for (const voice of present) expect(meanDb(levels[voice].slice(done)), `${voice} in the program after the change`).toBeGreaterThan(PRESENT_DB);
+}
+
 describe('the studio page: a call-in show in real Chromium', () => {
   it('screening, meters, program, faders and moderator mute hold on air', { timeout: 240_000 }, async () => {
     const [hostBrowser, annBrowser, benBrowser, wendyBrowser] = await Promise.all([
@@ -232,35 +266,35 @@ describe('the studio page: a call-in show in real Chromium', () => {
     expectInProgram(await program(listenUrl), ['Hanna', 'Ann', 'Ben', 'Robin'], ['Wendy']);
 
     // Screening: the host talks privately with Wendy. They hear each other; the program
-    // and the callers on air hear neither.
-    await host.getByRole('button', { name: 'Talk to Wendy' }).click();
+    // and the callers on air hear neither, from the click on.
+    const talking = await throughChange(listenUrl, () => host.getByRole('button', { name: 'Talk to Wendy' }).click());
+    expectThrough(talking, { present: ['Ann', 'Ben'], absent: ['Hanna'], stayAbsent: ['Wendy'] });
     await Promise.all([expectMeterMoves(wendy, 'Hanna level'), expectMeterMoves(host, 'Wendy level')]);
     await expectMeterSilent(ann, 'Hanna level');
-    expectInProgram(await program(listenUrl), ['Ann', 'Ben'], ['Hanna', 'Wendy']);
     await host.getByRole('button', { name: 'End talk with Wendy' }).click();
     await expectMeterMoves(ann, 'Hanna level');
 
     // The host's fader at 0 takes Ann out of the program only: Ben still hears her.
     const annFader = host.getByRole('slider', { name: 'Ann program level' });
     await annFader.focus();
-    await annFader.press('Home');
+    const faded = await throughChange(listenUrl, () => annFader.press('Home'));
     expect(await annFader.inputValue()).toBe('0');
-    expectInProgram(await program(listenUrl), ['Hanna', 'Ben', 'Robin'], ['Ann']);
+    expectThrough(faded, { present: ['Hanna', 'Ben', 'Robin'], absent: ['Ann'], stayAbsent: ['Wendy'] });
     await expectMeterMoves(ben, 'Ann level');
     await annFader.fill('100');
 
     // A moderator mute silences Robin in the program and at every page, though Robin's
     // own client keeps sending.
-    await host.getByRole('button', { name: 'Mute Robin' }).click();
+    const muted = await throughChange(listenUrl, () => host.getByRole('button', { name: 'Mute Robin' }).click());
+    expectThrough(muted, { present: ['Hanna', 'Ann', 'Ben'], absent: ['Robin'], stayAbsent: ['Wendy'] });
     await expectVisible(host.getByRole('button', { name: 'Unmute Robin' }));
     await Promise.all([expectMeterSilent(host, 'Robin level'), expectMeterSilent(ann, 'Robin level'), expectMeterSilent(ben, 'Robin level')]);
-    expectInProgram(await program(listenUrl), ['Hanna', 'Ann', 'Ben'], ['Robin', 'Wendy']);
 
     // Admitting Wendy brings her on air without any reload.
-    await host.getByRole('button', { name: 'Admit Wendy' }).click();
+    const admitted = await throughChange(listenUrl, () => host.getByRole('button', { name: 'Admit Wendy' }).click());
+    expectThrough(admitted, { present: ['Hanna', 'Ann', 'Ben', 'Wendy'], stayAbsent: ['Robin'] });
     await expectText(wendy.getByRole('status', { name: 'On-air status' }), 'You are on air');
     await Promise.all([expectMeterMoves(ann, 'Wendy level'), expectMeterMoves(wendy, 'Ben level'), expectMeterMoves(host, 'Wendy level')]);
-    expectInProgram(await program(listenUrl), ['Hanna', 'Ann', 'Ben', 'Wendy'], ['Robin']);
 
     await host.getByRole('button', { name: 'Stop broadcast' }).click();
     await expectText(host.getByRole('status', { name: 'On-air status' }), 'Off air', { timeout: 30_000 });
