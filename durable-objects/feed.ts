@@ -23,32 +23,14 @@
  * own staleness check covers the gap.
  */
 import { DurableObject } from 'cloudflare:workers';
-import { CLOSE_CODES, type BroadcastInfo, type FeedMessage, type Role } from '../protocol/messages';
-import { readConfig } from '../worker/config';
+import { FEED_HEADER, type FeedSession } from '../protocol/handoff';
+import { CLOSE_CODES, type BroadcastInfo, type FeedMessage } from '../protocol/messages';
+import { readConfig } from '../server/config';
+import { close, sendRaw } from '../server/websocket';
 import { REASONS } from './broadcast-state';
 import { IcecastSource, mountListeners, SourceFault, type FaultKind, type IcecastTarget } from './icecast';
-import { OggOpusChain, OPUS_SILENCE_MS, opusPacketSamples, opusReader, OpusStreamError, type FeedFormat, type OpusEvent } from './opus-stream';
+import { OggOpusChain, OPUS_SILENCE_MS, opusPacketSamples, opusReader, OpusStreamError, type OpusEvent } from './opus-stream';
 import type { Room } from './room';
-import { close, sendRaw } from './transport';
-
-/** The Worker hands over a verified feed connection with this header (URI-encoded JSON `FeedSession`). */
-export const FEED_HEADER = 'X-OpenStudio-Feed';
-
-export interface FeedSession {
-  broadcastId: string;
-  roomId: string;
-  by: Role;
-  /** What the broadcaster records; Icecast always gets Ogg/Opus. */
-  format: FeedFormat;
-  mount: string;
-  listenUrl: string;
-  name?: string;
-  /** Kept by the room through restarts of this object. */
-  since?: number;
-  peak?: number;
-  /** `Sec-WebSocket-Protocol` to echo. */
-  protocol: string | null;
-}
 
 /** Periodic work: liveness probe, listener count, report. */
 export const FEED_ALARM_MS = 4_000;

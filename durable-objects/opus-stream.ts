@@ -15,9 +15,7 @@
  * the demuxers read only what Opus in these containers needs and skip everything else.
  */
 
-/** What a broadcaster may send: Opus in the container its browser records. */
-export const FEED_FORMATS = ['ogg', 'webm'] as const;
-export type FeedFormat = (typeof FEED_FORMATS)[number];
+import type { FeedFormat } from '../protocol/handoff';
 
 /** What the demuxers find: a new recorder's stream with its `OpusHead`, or one Opus packet. */
 export type OpusEvent = { type: 'head'; head: Uint8Array } | { type: 'packet'; packet: Uint8Array };

@@ -22,9 +22,10 @@ import {
   type RoomInfo,
   type ServerMessage,
 } from '../protocol/messages';
-import { readConfig, requireSecret, type Config } from '../worker/config';
-import { iceServersFor } from '../worker/ice';
-import { randomId } from '../worker/random';
+import { readConfig, requireSecret, type Config } from '../server/config';
+import { iceServersFor } from '../server/ice';
+import { randomId } from '../server/random';
+import { UPGRADE_HEADERS, type AuthorizeResult, type BeginBroadcastResult, type CreateRoomSettings, type TokenActor } from '../protocol/handoff';
 import { isRole, ROLE_TABLE } from '../protocol/roles';
 import { isRunning, REASONS } from './broadcast-state';
 import { canSee, canSignal, decideAdmit, decideCloseRoom, decideKick, decideMute, decideSeat } from './policy';
@@ -38,27 +39,7 @@ import {
   TokenBucket,
   utf8Length,
   type SocketAttachment,
-} from './transport';
-
-/** Headers the Worker sets on the upgrade it forwards, after verifying the token. */
-export const UPGRADE_HEADERS = {
-  role: 'X-OpenStudio-Role',
-  generation: 'X-OpenStudio-Generation',
-  tokenId: 'X-OpenStudio-Token-Id',
-  /** The token's lineage (its id and its minters' ids), comma-separated. */
-  lineage: 'X-OpenStudio-Lineage',
-  protocol: 'X-OpenStudio-Protocol',
-} as const;
-
-/** Who presents a token (already signature-checked by the Worker). */
-export interface TokenActor {
-  role: Role;
-  generation: number;
-  /** The token's id and the ids of the tokens that minted it: a kick of any of them bars it. */
-  lineage: string[];
-  /** Past its expiry: good only to resume what is still running. */
-  expired?: boolean;
-}
+} from '../server/websocket';
 
 interface RoomState extends RoomInfo {
   closed: boolean;
@@ -95,12 +76,6 @@ interface Connection {
 export const STATE_CHANGE_BURST = 20;
 export const STATE_CHANGES_PER_SECOND = 2;
 
-export type AuthorizeResult = { ok: true } | { ok: false; code: ErrorCode; status: number; message: string };
-
-export type BeginBroadcastResult =
-  | { ok: true; id: string; name?: string; since?: number; peak?: number }
-  | { ok: false; code: ErrorCode; closeCode: number; message: string };
-
 /**
  * A running feed reports at least every 8 s (FEED_HEARTBEAT_MS). Without a report for this
  * long it is shown `reconnecting` (and no longer blocks a new feed)...
@@ -109,12 +84,6 @@ export const BROADCAST_STALE_MS = 20_000;
 /** ...and without one for this long it is over (`error`): the state follows reality. */
 export const BROADCAST_LOST_MS = 60_000;
 
-export interface CreateRoomSettings {
-  roomId: string;
-  name?: string;
-  maxParticipants: number;
-  lobby: boolean;
-}
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS room (id INTEGER PRIMARY KEY CHECK (id = 1), data TEXT NOT NULL);
@@ -238,13 +207,13 @@ export class Room extends DurableObject<Env> {
   async authorize(actor: TokenActor): Promise<AuthorizeResult> {
     const room = this.room;
     if (!room || room.closed) {
-      return { ok: false, code: 'room-not-found', status: 404, message: 'room does not exist or was closed' };
+      return { ok: false, code: 'room-not-found', message: 'room does not exist or was closed' };
     }
     if (room.generations[actor.role] !== actor.generation) {
-      return { ok: false, code: 'token-revoked', status: 401, message: `${actor.role} invites of this room were revoked` };
+      return { ok: false, code: 'token-revoked', message: `${actor.role} invites of this room were revoked` };
     }
     if (actor.role !== 'caller' && this.barred(actor.lineage)) {
-      return { ok: false, code: 'forbidden', status: 403, message: 'this invite was kicked from the room; ask the host for a new one' };
+      return { ok: false, code: 'forbidden', message: 'this invite was kicked from the room; ask the host for a new one' };
     }
     return { ok: true };
   }
@@ -261,7 +230,7 @@ export class Room extends DurableObject<Env> {
     const check = await this.authorize(actor);
     if (!check.ok) return check;
     if (!ROLE_TABLE[actor.role].manageInvites) {
-      return { ok: false, code: 'forbidden', status: 403, message: 'only a host can manage invites' };
+      return { ok: false, code: 'forbidden', message: 'only a host can manage invites' };
     }
     return { ok: true, generation: this.room!.generations[role] };
   }
@@ -296,12 +265,12 @@ export class Room extends DurableObject<Env> {
     const resumeToken = url.searchParams.get('resume');
     const room = this.room;
     if (!room || room.closed) {
-      return rejectUpgrade('room-not-found', CLOSE_CODES.roomNotFound, 'room does not exist or was closed', protocol);
+      return rejectUpgrade('room-not-found', 'room does not exist or was closed', protocol);
     }
     if (resumeToken) return this.resume(role, resumeToken, protocol);
 
     const auth = await this.authorize({ role, generation, lineage });
-    if (!auth.ok) return rejectUpgrade(auth.code, auth.status === 403 ? CLOSE_CODES.forbidden : CLOSE_CODES.unauthorized, auth.message, protocol);
+    if (!auth.ok) return rejectUpgrade(auth.code, auth.message, protocol);
     const kicked = this.barred(lineage);
     // A staff member joining afresh (a reloaded page) takes over its own seat still in its grace period.
     if (role !== 'caller') {
@@ -309,7 +278,7 @@ export class Room extends DurableObject<Env> {
       if (ghost) this.removePeer(ghost, 'left');
     }
     const seat = decideSeat(role, [...this.peers.values()], Math.min(room.maxParticipants, this.config.maxParticipants), this.config.staffSeats);
-    if (!seat.ok) return rejectUpgrade('room-full', CLOSE_CODES.roomFull, seat.reason, protocol);
+    if (!seat.ok) return rejectUpgrade('room-full', seat.reason, protocol);
 
     const peer: PeerRecord = {
       peerId: randomId(9),
@@ -335,7 +304,7 @@ export class Room extends DurableObject<Env> {
   private async resume(role: Role, resumeToken: string, protocol: string | null): Promise<Response> {
     const peer = [...this.peers.values()].find((p) => p.resumeToken === resumeToken);
     if (!peer || peer.role !== role) {
-      return rejectUpgrade('resume-failed', CLOSE_CODES.unauthorized, 'resume token is unknown or expired; join again without it', protocol);
+      return rejectUpgrade('resume-failed', 'resume token is unknown or expired; join again without it', protocol);
     }
     const previous = this.sockets.get(peer.peerId);
     if (previous) {
@@ -661,11 +630,9 @@ export class Room extends DurableObject<Env> {
    */
   async beginBroadcast(actor: TokenActor, resumeId?: string): Promise<BeginBroadcastResult> {
     const auth = await this.authorize(actor);
-    if (!auth.ok) {
-      return { ok: false, code: auth.code, closeCode: auth.status === 403 ? CLOSE_CODES.forbidden : CLOSE_CODES.unauthorized, message: auth.message };
-    }
+    if (!auth.ok) return auth;
     if (!ROLE_TABLE[actor.role].broadcast) {
-      return { ok: false, code: 'forbidden', closeCode: CLOSE_CODES.forbidden, message: `a ${actor.role} cannot broadcast` };
+      return { ok: false, code: 'forbidden', message: `a ${actor.role} cannot broadcast` };
     }
     const room = this.room!;
     const current = room.broadcast;
@@ -673,18 +640,18 @@ export class Room extends DurableObject<Env> {
     if (resumeId !== undefined) {
       // A resume only ever takes up the same running show: a stopped or ended one stays so.
       if (!current || !isRunning(current.info) || resumeId !== current.id || current.stop) {
-        return { ok: false, code: 'broadcast-ended', closeCode: CLOSE_CODES.forbidden, message: 'this broadcast has ended; go live again to start a new one' };
+        return { ok: false, code: 'broadcast-ended', message: 'this broadcast has ended; go live again to start a new one' };
       }
       this.broadcastSeenAt = Date.now();
       const { since, listeners } = current.info;
       return { ok: true, id: current.id, ...named, ...(since === undefined ? {} : { since }), ...(listeners ? { peak: listeners.peak } : {}) };
     }
     if (actor.expired) {
-      return { ok: false, code: 'unauthorized', closeCode: CLOSE_CODES.unauthorized, message: 'token has expired' };
+      return { ok: false, code: 'unauthorized', message: 'token has expired' };
     }
     // A feed that stopped reporting (its object restarted, its broadcaster is gone) no longer holds the room.
     if (current && isRunning(current.info) && Date.now() - this.broadcastSeenAt < BROADCAST_STALE_MS) {
-      return { ok: false, code: 'broadcast-busy', closeCode: CLOSE_CODES.forbidden, message: 'a broadcast is already running in this room' };
+      return { ok: false, code: 'broadcast-busy', message: 'a broadcast is already running in this room' };
     }
     const id = randomId(9);
     this.broadcastSeenAt = Date.now();

@@ -163,6 +163,22 @@ export const CLOSE_CODES = {
   silent: 4011,
 } as const;
 
+/** The close code that follows each refusal of an upgrade (the error frame comes first). */
+export const REFUSAL_CLOSE_CODES: Partial<Record<ErrorCode, number>> = {
+  unauthorized: CLOSE_CODES.unauthorized,
+  'token-revoked': CLOSE_CODES.unauthorized,
+  'resume-failed': CLOSE_CODES.unauthorized,
+  forbidden: CLOSE_CODES.forbidden,
+  'origin-not-allowed': CLOSE_CODES.forbidden,
+  'invalid-message': CLOSE_CODES.forbidden,
+  'broadcast-busy': CLOSE_CODES.forbidden,
+  'broadcast-unavailable': CLOSE_CODES.forbidden,
+  'broadcast-ended': CLOSE_CODES.forbidden,
+  'room-not-found': CLOSE_CODES.roomNotFound,
+  'room-full': CLOSE_CODES.roomFull,
+  'rate-limited': CLOSE_CODES.tryAgainLater,
+};
+
 export type LeaveReason = 'left' | 'kicked' | 'timeout' | 'room-closed';
 
 export type ServerMessage =

@@ -5,11 +5,11 @@
  * source password stays server side.
  */
 import type { IRequest } from 'itty-router';
-import { FEED_HEADER, type Feed, type FeedSession } from '../durable-objects/feed';
-import { FEED_FORMATS, type FeedFormat } from '../durable-objects/opus-stream';
-import { rejectUpgrade } from '../durable-objects/transport';
+import type { Feed } from '../durable-objects/feed';
+import { FEED_FORMATS, FEED_HEADER, type FeedFormat, type FeedSession } from '../protocol/handoff';
+import { rejectUpgrade } from '../server/websocket';
 import { CLOSE_CODES } from '../protocol/messages';
-import { readConfig, requireSecret } from './config';
+import { readConfig, requireSecret } from '../server/config';
 import { roomStub } from './rooms';
 import { checkUpgrade } from './upgrade';
 
@@ -39,17 +39,17 @@ export async function broadcastFeed(request: IRequest, env: Env): Promise<Respon
   const format = typeof request.query.format === 'string' ? request.query.format : 'ogg';
   if (!(FEED_FORMATS as readonly string[]).includes(format)) {
     const formats = FEED_FORMATS.join(', ');
-    return rejectUpgrade('invalid-message', CLOSE_CODES.forbidden, `format must be one of ${formats}`, protocol);
+    return rejectUpgrade('invalid-message', `format must be one of ${formats}`, protocol);
   }
   const config = readConfig(env);
   const password = (env as { ICECAST_SOURCE_PASSWORD?: string }).ICECAST_SOURCE_PASSWORD;
   if (!config.icecastUrl || !password) {
     const message = 'this deployment has no Icecast configured (ICECAST_URL, ICECAST_SOURCE_PASSWORD)';
-    return rejectUpgrade('broadcast-unavailable', CLOSE_CODES.forbidden, message, protocol);
+    return rejectUpgrade('broadcast-unavailable', message, protocol);
   }
   const resume = typeof request.query.resume === 'string' && request.query.resume !== '' ? request.query.resume : undefined;
   const begun = await roomStub(env, roomId).beginBroadcast(claims, resume);
-  if (!begun.ok) return rejectUpgrade(begun.code, begun.closeCode, begun.message, protocol);
+  if (!begun.ok) return rejectUpgrade(begun.code, begun.message, protocol);
 
   const mount = await showMount(requireSecret(env, 'TOKEN_SECRET'), roomId);
   const session: FeedSession = {

@@ -8,7 +8,7 @@ declare namespace Cloudflare {
 
 // Secrets (README, Configuration): `wrangler secret put` in production, `.dev.vars` locally.
 // They are not declared in wrangler.toml (see there why), so `wrangler types` may not list
-// them; the Worker checks each at runtime (worker/config.ts) and refuses to run without.
+// them; the Worker checks each at runtime (server/config.ts) and refuses to run without.
 interface Env {
   TOKEN_SECRET: string;
   TURN_SECRET: string;

@@ -3,7 +3,7 @@
  * rate limits, Origin checks, CORS and security headers.
  */
 import { cors } from 'itty-router';
-import type { Config } from './config';
+import type { Config } from '../server/config';
 import { HttpError } from './http';
 
 /**

@@ -1,4 +1,5 @@
 /** JSON responses and the HTTP error shape `{"error": {"code", "message"}}`. */
+import type { ErrorCode } from '../protocol/messages';
 
 export function json(body: unknown, status = 200, headers?: HeadersInit): Response {
   return Response.json(body, { status, headers });
@@ -13,6 +14,19 @@ export class HttpError extends Error {
   ) {
     super(message);
   }
+}
+
+/** The HTTP status of each refusal a Durable Object answers with (a code and a message). */
+const STATUS_OF: Partial<Record<ErrorCode, number>> = {
+  unauthorized: 401,
+  'token-revoked': 401,
+  forbidden: 403,
+  'room-not-found': 404,
+};
+
+/** A Durable Object's refusal as the HTTP error the edge answers with. */
+export function refused({ code, message }: { code: ErrorCode; message: string }): HttpError {
+  return new HttpError(STATUS_OF[code] ?? 400, code, message);
 }
 
 export function errorResponse(status: number, code: string, message: string, headers?: HeadersInit): Response {

@@ -5,7 +5,7 @@
  */
 import { Router, type IRequest } from 'itty-router';
 import { PROTOCOL_VERSION } from '../protocol/messages';
-import { ConfigError, readConfig } from './config';
+import { ConfigError, readConfig } from '../server/config';
 import { corsFor, withSecurityHeaders } from './guards';
 import { errorResponse, HttpError, json } from './http';
 import { createRoom, iceServers, mintInvite, revokeInvites } from './rooms';

@@ -4,13 +4,14 @@
  */
 import type { IRequest } from 'itty-router';
 import * as v from 'valibot';
-import type { CreateRoomSettings, Room } from '../durable-objects/room';
+import type { Room } from '../durable-objects/room';
+import type { CreateRoomSettings } from '../protocol/handoff';
 import { CreateRoomBody, describeIssues, MintTokenBody, RevokeBody, ROLES, ROOM_ID_PATTERN, type Role } from '../protocol/messages';
-import { optionalSecret, readConfig, requireSecret } from './config';
+import { optionalSecret, readConfig, requireSecret } from '../server/config';
 import { enforceRateLimit } from './guards';
-import { HttpError, json, readJsonBody } from './http';
-import { iceServersFor } from './ice';
-import { randomId } from './random';
+import { HttpError, json, readJsonBody, refused } from './http';
+import { iceServersFor } from '../server/ice';
+import { randomId } from '../server/random';
 import { ROLE_TABLE } from '../protocol/roles';
 import { MAX_LINEAGE, signToken, TokenError, verifyToken, type TokenClaims } from './tokens';
 
@@ -58,7 +59,7 @@ async function authenticate(request: IRequest, env: Env, roomId: string): Promis
     throw error;
   }
   const check = await roomStub(env, roomId).authorize(claims);
-  if (!check.ok) throw new HttpError(check.status, check.code, check.message);
+  if (!check.ok) throw refused(check);
   return claims;
 }
 
@@ -120,7 +121,7 @@ export async function mintInvite(request: IRequest, env: Env): Promise<Response>
   const claims = await authenticate(request, env, roomId);
   const { role, ttlSeconds } = await body(request, MintTokenBody);
   const result = await roomStub(env, roomId).generationFor(claims, role);
-  if (!result.ok) throw new HttpError(result.status, result.code, result.message);
+  if (!result.ok) throw refused(result);
   return json({ role, ...(await mint(env, roomId, role, result.generation!, ttlSeconds, claims)) }, 201);
 }
 
@@ -131,7 +132,7 @@ export async function revokeInvites(request: IRequest, env: Env): Promise<Respon
   const claims = await authenticate(request, env, roomId);
   const { role } = await body(request, RevokeBody);
   const result = await roomStub(env, roomId).revoke(claims, role);
-  if (!result.ok) throw new HttpError(result.status, result.code, result.message);
+  if (!result.ok) throw refused(result);
   // The replacement invite (a host revoking host invites needs a new one itself). It starts
   // a new line: a revoke is a fresh start for the role, so its invite carries no minters.
   return json({ role, generation: result.generation, ...(await mint(env, roomId, role, result.generation!, undefined, claims, true)) });

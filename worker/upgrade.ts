@@ -4,10 +4,10 @@
  * accepted socket carrying an `error` frame and a close code, so browsers can show why.
  */
 import type { IRequest } from 'itty-router';
-import { UPGRADE_HEADERS } from '../durable-objects/room';
-import { rejectUpgrade } from '../durable-objects/transport';
+import { UPGRADE_HEADERS } from '../protocol/handoff';
+import { rejectUpgrade } from '../server/websocket';
 import { CLOSE_CODES, ROOM_ID_PATTERN, SUBPROTOCOL } from '../protocol/messages';
-import { readConfig, requireSecret } from './config';
+import { readConfig, requireSecret } from '../server/config';
 import { clientKey, LIMITER_WINDOW_SECONDS as JOIN_RETRY_SECONDS, originAllowed } from './guards';
 import { errorResponse } from './http';
 import { roomStub } from './rooms';
@@ -50,27 +50,27 @@ export async function checkUpgrade(request: IRequest, env: Env): Promise<Checked
   const config = readConfig(env);
   const { token, protocol } = upgradeCredentials(request);
   if (!originAllowed(request, config)) {
-    return rejectUpgrade('origin-not-allowed', CLOSE_CODES.forbidden, 'this Origin may not open room connections', protocol);
+    return rejectUpgrade('origin-not-allowed', 'this Origin may not open room connections', protocol);
   }
   const { success } = await env.JOIN_LIMITER.limit({ key: clientKey(request) });
   if (!success) {
     // Transient (a shared NAT after a reconnect storm): a retryable close, with the wait.
-    return rejectUpgrade('rate-limited', CLOSE_CODES.tryAgainLater, `too many joins from this client; try again in ${JOIN_RETRY_SECONDS} s`, protocol, {
+    return rejectUpgrade('rate-limited', `too many joins from this client; try again in ${JOIN_RETRY_SECONDS} s`, protocol, {
       retryAfterSeconds: JOIN_RETRY_SECONDS,
     });
   }
   const roomId = request.params.roomId ?? '';
   if (!ROOM_ID_PATTERN.test(roomId)) {
-    return rejectUpgrade('room-not-found', CLOSE_CODES.roomNotFound, 'room does not exist', protocol);
+    return rejectUpgrade('room-not-found', 'room does not exist', protocol);
   }
   if (!token) {
-    return rejectUpgrade('unauthorized', CLOSE_CODES.unauthorized, 'missing room token (?token= or Sec-WebSocket-Protocol)', protocol);
+    return rejectUpgrade('unauthorized', 'missing room token (?token= or Sec-WebSocket-Protocol)', protocol);
   }
   try {
     const claims = await verifyToken(requireSecret(env, 'TOKEN_SECRET'), token, roomId, { allowExpired: resuming });
     return { roomId, claims, protocol };
   } catch (error) {
-    if (error instanceof TokenError) return rejectUpgrade('unauthorized', CLOSE_CODES.unauthorized, error.message, protocol);
+    if (error instanceof TokenError) return rejectUpgrade('unauthorized', error.message, protocol);
     throw error;
   }
 }

@@ -16,8 +16,8 @@ import {
   OpusStreamError,
   sameLayout,
   WebmOpusReader,
-  type FeedFormat,
 } from '../../durable-objects/opus-stream';
+import type { FeedFormat } from '../../protocol/handoff';
 import { decodes, logicalStreams, toneLevel } from './feed-client';
 
 function record(format: FeedFormat, frequency: number, seconds: number, channels = 1): Buffer {

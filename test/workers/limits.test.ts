@@ -1,8 +1,8 @@
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { STATE_CHANGE_BURST } from '../../durable-objects/room';
-import { STRIKE_RESET_MS, TokenBucket } from '../../durable-objects/transport';
-import { DEFAULTS, readConfig, ConfigError } from '../../worker/config';
+import { STRIKE_RESET_MS, TokenBucket } from '../../server/websocket';
+import { DEFAULTS, readConfig, ConfigError } from '../../server/config';
 import { connect, createRoom, join, settle } from './helpers';
 
 async function refusedAsFull(roomId: string, token: string) {
@@ -202,8 +202,8 @@ describe('strikes', () => {
 
 describe('TokenBucket strikes', () => {
   it('a run of refusals ends only after a quiet spell, not at the next accepted frame', () => {
-    let now = Date.now();
     const bucket = new TokenBucket(50, 10);
+    let now = Date.now() + 1; // never before the bucket's own start
     for (let i = 0; i < 10; i++) expect(bucket.take(now)).toBe(true);
     let strikes = 0;
     // 75 frames a second against a refill of 50: one in three is refused.

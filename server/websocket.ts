@@ -2,7 +2,7 @@
  * WebSocket plumbing: sending frames, closing with codes, per-socket attachments and the
  * per-connection token bucket. No protocol decisions are made here.
  */
-import type { ErrorCode, ServerMessage } from '../protocol/messages';
+import { CLOSE_CODES, REFUSAL_CLOSE_CODES, type ErrorCode, type ServerMessage } from '../protocol/messages';
 
 /** What a hibernated socket remembers about itself (kept by the runtime, ≤ 2 KiB). */
 export interface SocketAttachment {
@@ -41,17 +41,11 @@ export function close(ws: WebSocket, code: number, reason: string): void {
  * frame, then close with a code (a browser cannot read an HTTP error on an upgrade).
  * `protocol` is echoed when the client offered one, or browsers fail the handshake first.
  */
-export function rejectUpgrade(
-  code: ErrorCode,
-  closeCode: number,
-  message: string,
-  protocol?: string | null,
-  extra?: { retryAfterSeconds: number },
-): Response {
+export function rejectUpgrade(code: ErrorCode, message: string, protocol?: string | null, extra?: { retryAfterSeconds: number }): Response {
   const { 0: client, 1: server } = new WebSocketPair();
   server.accept();
   sendError(server, code, message, extra);
-  close(server, closeCode, message);
+  close(server, REFUSAL_CLOSE_CODES[code] ?? CLOSE_CODES.forbidden, message);
   const headers = protocol ? { 'Sec-WebSocket-Protocol': protocol } : undefined;
   return new Response(null, { status: 101, webSocket: client, headers });
 }
