@@ -108,7 +108,7 @@ export class Broadcaster {
         // A refusal, before its close; a transient one (1013) says how long to wait, as on
         // the signaling socket (the Worker refuses both upgrades alike).
         this.lastError = message.message;
-        this.retryAfterMs = ((message as { retryAfterSeconds?: number }).retryAfterSeconds ?? 0) * 1000;
+        this.retryAfterMs = (message.retryAfterSeconds ?? 0) * 1000;
       }
     };
     socket.onclose = (event) => {
