@@ -1,11 +1,10 @@
 /**
- * One Durable Object per room: a state machine over the room's participants.
- *
- * State lives in the object's SQLite storage (room settings, participants, messages held
- * for peers that are reconnecting) and is rebuilt in the constructor, so hibernation and
- * eviction lose nothing. Live sockets are found again through `ctx.getWebSockets()` and
- * their attachments. Relaying to a connected peer touches no storage; relaying to one that
- * is reconnecting stores the frame until it resumes.
+ * One Durable Object per room: a state machine over the room's participants. It decides;
+ * who may do what is policy.ts (over the role table), what is kept is room-storage.ts (rows
+ * rebuilt in the constructor, so hibernation and eviction lose nothing), the live sockets
+ * are room-connections.ts, and the one alarm is alarm.ts. It answers the Worker with codes
+ * and messages; the Worker maps them to HTTP. Relaying to a connected peer touches no
+ * storage; relaying to one that is reconnecting holds the frame until it resumes.
  */
 import { DurableObject } from 'cloudflare:workers';
 import {
@@ -14,7 +13,6 @@ import {
   parseClientMessage,
   type BroadcastInfo,
   type ClientMessage,
-  type ErrorCode,
   type LeaveReason,
   type Participant,
   type RelayMessage,
@@ -29,48 +27,10 @@ import { UPGRADE_HEADERS, type AuthorizeResult, type BeginBroadcastResult, type 
 import { isRole, ROLE_TABLE } from '../protocol/roles';
 import { isRunning, REASONS } from './broadcast-state';
 import { canSee, canSignal, decideAdmit, decideCloseRoom, decideKick, decideMute, decideSeat } from './policy';
-import {
-  close,
-  exceedsBytes,
-  rejectUpgrade,
-  send,
-  sendError,
-  sendRaw,
-  TokenBucket,
-  utf8Length,
-  type SocketAttachment,
-} from '../server/websocket';
-
-interface RoomState extends RoomInfo {
-  closed: boolean;
-  /** Invite generation per role; tokens of an older generation are refused. */
-  generations: Record<Role, number>;
-  /**
-   * The program feed: which one holds the room, its last state, a host's stop request, and
-   * the lineage of the token that runs it (a kick of that person stops it).
-   */
-  broadcast?: { id: string; info: BroadcastInfo; stop?: boolean; lineage?: string[] };
-  /** When the room was created or last became empty (for idle expiry). */
-  activeAt: number;
-}
-
-interface PeerRecord extends Participant {
-  resumeToken: string;
-  /** Id of the token it joined with; a kick bars that token (and what it minted) from the air. */
-  tokenId: string;
-  /** That token's id and its minters' ids (absent in records from before lineages: `[tokenId]`). */
-  lineage?: string[];
-  /** Set while the socket is gone and the grace period runs. */
-  disconnectedAt: number | null;
-}
-
-/** Per-socket memory: its attachment, its frame budget and its budget for state changes. */
-interface Connection {
-  attachment: SocketAttachment;
-  bucket: TokenBucket;
-  /** Name and mute changes: each one is stored and fanned out to everyone, so they have a budget of their own. */
-  changes: TokenBucket;
-}
+import { close, exceedsBytes, rejectUpgrade, send, sendError, sendRaw, type TokenBucket } from '../server/websocket';
+import { AlarmSchedule } from './alarm';
+import { Connections, type Connection } from './room-connections';
+import { RoomStorage, type PeerRecord, type RoomState } from './room-storage';
 
 /** Name and mute changes a connection may make: a burst (a "Mute all"), then a steady few a second. */
 export const STATE_CHANGE_BURST = 20;
@@ -84,15 +44,6 @@ export const BROADCAST_STALE_MS = 20_000;
 /** ...and without one for this long it is over (`error`): the state follows reality. */
 export const BROADCAST_LOST_MS = 60_000;
 
-
-const SCHEMA = `
-  CREATE TABLE IF NOT EXISTS room (id INTEGER PRIMARY KEY CHECK (id = 1), data TEXT NOT NULL);
-  CREATE TABLE IF NOT EXISTS peers (peer_id TEXT PRIMARY KEY, data TEXT NOT NULL) WITHOUT ROWID;
-  CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, peer_id TEXT NOT NULL, frame TEXT NOT NULL);
-  CREATE INDEX IF NOT EXISTS outbox_peer ON outbox (peer_id, seq);
-  CREATE TABLE IF NOT EXISTS kicked (token_id TEXT PRIMARY KEY) WITHOUT ROWID;
-`;
-
 function publicView(peer: PeerRecord): Participant {
   const { peerId, role, name, muted, mutedBy, connected, waiting } = peer;
   return name === undefined
@@ -102,77 +53,61 @@ function publicView(peer: PeerRecord): Participant {
 
 export class Room extends DurableObject<Env> {
   private readonly config: Config;
-  private readonly sql: SqlStorage;
+  private readonly storage: RoomStorage;
+  private readonly connections: Connections;
+  private readonly alarmSchedule: AlarmSchedule;
   private room: RoomState | null = null;
   private readonly peers = new Map<string, PeerRecord>();
-  private readonly sockets = new Map<string, WebSocket>();
-  /** Per-socket memory: its attachment and rate bucket (rebuilt from the attachment after hibernation). */
-  private readonly connections = new WeakMap<WebSocket, Connection>();
-  /** Frames held for each reconnecting peer: how many, and their size in UTF-8 bytes. */
-  private readonly queued = new Map<string, { count: number; bytes: number }>();
   /**
    * Last report from the show's feed. Not persisted (a heartbeat would cost a write every
    * few seconds): after a restart of this object it counts from the restart, which only
    * delays the staleness verdict by one period.
    */
   private broadcastSeenAt = Date.now();
-  /** The alarm as last set by this instance: a time, none (null), or not known yet (undefined). */
-  private alarmAt: number | null | undefined = undefined;
   /** Frames this instance has handled; shows that pings never wake a hibernated room. */
   framesHandled = 0;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.config = readConfig(env);
-    this.sql = ctx.storage.sql;
+    this.storage = new RoomStorage(ctx.storage.sql);
+    this.connections = new Connections(ctx, {
+      perSecond: this.config.rateLimitPerSecond,
+      burst: this.config.rateLimitBurst,
+      changesPerSecond: STATE_CHANGES_PER_SECOND,
+      changeBurst: STATE_CHANGE_BURST,
+    });
+    this.alarmSchedule = new AlarmSchedule(ctx.storage);
     // Answered by the runtime without waking the object.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair('{"type":"ping"}', '{"type":"pong"}'));
     this.load();
   }
 
   private load(): void {
-    this.alarmAt = undefined;
-    this.sql.exec(SCHEMA);
-    const row = this.sql.exec<{ data: string }>('SELECT data FROM room WHERE id = 1').toArray()[0];
-    this.room = row ? (JSON.parse(row.data) as RoomState) : null;
+    this.alarmSchedule.forget();
+    const { room, peers } = this.storage.load();
+    this.room = room;
     this.peers.clear();
-    for (const { data } of this.sql.exec<{ data: string }>('SELECT data FROM peers')) {
-      const peer = JSON.parse(data) as PeerRecord;
-      this.peers.set(peer.peerId, peer);
-    }
-    this.queued.clear();
-    for (const { peer_id, count, bytes } of this.sql.exec<{ peer_id: string; count: number; bytes: number }>(
-      'SELECT peer_id, COUNT(*) AS count, SUM(LENGTH(CAST(frame AS BLOB))) AS bytes FROM outbox GROUP BY peer_id',
-    )) {
-      this.queued.set(peer_id, { count, bytes });
-    }
-    this.sockets.clear();
-    for (const ws of this.ctx.getWebSockets()) {
-      const attachment = ws.deserializeAttachment() as SocketAttachment | null;
-      if (attachment && this.peers.has(attachment.peerId)) this.sockets.set(attachment.peerId, ws);
-      else close(ws, CLOSE_CODES.forbidden, 'session no longer exists');
-    }
+    for (const peer of peers) this.peers.set(peer.peerId, peer);
+    this.connections.rebuild((peerId) => this.peers.has(peerId));
   }
 
   // ---- persistence ----------------------------------------------------------------
 
   private saveRoom(room: RoomState): void {
     this.room = room;
-    this.sql.exec('INSERT OR REPLACE INTO room (id, data) VALUES (1, ?)', JSON.stringify(room));
+    this.storage.saveRoom(room);
   }
 
   private savePeer(peer: PeerRecord): void {
     this.peers.set(peer.peerId, peer);
-    this.sql.exec('INSERT OR REPLACE INTO peers (peer_id, data) VALUES (?, ?)', peer.peerId, JSON.stringify(peer));
+    this.storage.savePeer(peer);
   }
 
   private deletePeer(peerId: string): void {
-    const hadQueue = this.queued.has(peerId);
     this.peers.delete(peerId);
-    this.sockets.delete(peerId);
-    this.queued.delete(peerId);
-    this.sql.exec('DELETE FROM peers WHERE peer_id = ?', peerId);
-    if (hadQueue) this.sql.exec('DELETE FROM outbox WHERE peer_id = ?', peerId);
+    this.connections.forget(peerId);
+    this.storage.deletePeer(peerId);
   }
 
   private touch(): void {
@@ -212,17 +147,10 @@ export class Room extends DurableObject<Env> {
     if (room.generations[actor.role] !== actor.generation) {
       return { ok: false, code: 'token-revoked', message: `${actor.role} invites of this room were revoked` };
     }
-    if (actor.role !== 'caller' && this.barred(actor.lineage)) {
+    if (actor.role !== 'caller' && this.storage.barred(actor.lineage)) {
       return { ok: false, code: 'forbidden', message: 'this invite was kicked from the room; ask the host for a new one' };
     }
     return { ok: true };
-  }
-
-  /** Was this token, or one that minted it, kicked? */
-  private barred(lineage: readonly string[]): boolean {
-    if (lineage.length === 0) return false;
-    const marks = lineage.map(() => '?').join(',');
-    return this.sql.exec(`SELECT 1 FROM kicked WHERE token_id IN (${marks}) LIMIT 1`, ...lineage).toArray().length > 0;
   }
 
   /** Current invite generation of `role`, for minting a token; host only. */
@@ -271,7 +199,7 @@ export class Room extends DurableObject<Env> {
 
     const auth = await this.authorize({ role, generation, lineage });
     if (!auth.ok) return rejectUpgrade(auth.code, auth.message, protocol);
-    const kicked = this.barred(lineage);
+    const kicked = this.storage.barred(lineage);
     // A staff member joining afresh (a reloaded page) takes over its own seat still in its grace period.
     if (role !== 'caller') {
       const ghost = [...this.peers.values()].find((p) => p.tokenId === tokenId && p.role === role && !p.connected);
@@ -293,10 +221,10 @@ export class Room extends DurableObject<Env> {
       lineage,
       disconnectedAt: null,
     };
-    const response = this.accept(peer, protocol);
+    const response = this.connections.accept(peer.peerId, protocol);
     this.savePeer(peer);
     await this.sendWelcome(peer, false);
-    this.broadcast(peer, { type: 'peer-joined', participant: publicView(peer) });
+    this.fanOut(peer, { type: 'peer-joined', participant: publicView(peer) });
     await this.scheduleAlarm();
     return response;
   }
@@ -306,33 +234,24 @@ export class Room extends DurableObject<Env> {
     if (!peer || peer.role !== role) {
       return rejectUpgrade('resume-failed', 'resume token is unknown or expired; join again without it', protocol);
     }
-    const previous = this.sockets.get(peer.peerId);
+    const previous = this.connections.socketOf(peer.peerId);
     if (previous) {
-      this.sockets.delete(peer.peerId);
+      this.connections.forget(peer.peerId);
       close(previous, CLOSE_CODES.replaced, 'resumed on a newer connection');
     }
     const wasDisconnected = !peer.connected;
     const resumed: PeerRecord = { ...peer, connected: true, disconnectedAt: null, resumeToken: randomId(24) };
-    const response = this.accept(resumed, protocol);
+    const response = this.connections.accept(resumed.peerId, protocol);
     this.savePeer(resumed);
     await this.sendWelcome(resumed, true);
-    this.flushOutbox(resumed.peerId);
-    if (wasDisconnected) this.broadcast(resumed, { type: 'participant-updated', participant: publicView(resumed) });
+    this.deliverHeld(resumed.peerId);
+    if (wasDisconnected) this.fanOut(resumed, { type: 'participant-updated', participant: publicView(resumed) });
     await this.scheduleAlarm();
     return response;
   }
 
-  private accept(peer: PeerRecord, protocol: string | null): Response {
-    const { 0: client, 1: server } = new WebSocketPair();
-    this.ctx.acceptWebSocket(server, [peer.peerId]);
-    server.serializeAttachment({ peerId: peer.peerId, seenAt: Date.now() } satisfies SocketAttachment);
-    this.sockets.set(peer.peerId, server);
-    const headers = protocol ? { 'Sec-WebSocket-Protocol': protocol } : undefined;
-    return new Response(null, { status: 101, webSocket: client, headers });
-  }
-
   private async sendWelcome(peer: PeerRecord, resumed: boolean): Promise<void> {
-    const ws = this.sockets.get(peer.peerId);
+    const ws = this.connections.socketOf(peer.peerId);
     if (!ws || !this.room) return;
     const ice = await iceServersFor(this.config, requireSecret(this.env, 'TURN_SECRET'), peer.peerId);
     send(ws, {
@@ -369,20 +288,17 @@ export class Room extends DurableObject<Env> {
     return list;
   }
 
-  private flushOutbox(peerId: string): void {
-    const ws = this.sockets.get(peerId);
-    if (!ws || !this.queued.get(peerId)) return;
-    for (const { frame } of this.sql.exec<{ frame: string }>('SELECT frame FROM outbox WHERE peer_id = ? ORDER BY seq', peerId)) {
-      sendRaw(ws, frame);
-    }
-    this.sql.exec('DELETE FROM outbox WHERE peer_id = ?', peerId);
-    this.queued.delete(peerId);
+  /** A resumed peer gets what was relayed to it while it was away, in order. */
+  private deliverHeld(peerId: string): void {
+    const ws = this.connections.socketOf(peerId);
+    if (!ws) return;
+    for (const frame of this.storage.takeHeld(peerId)) sendRaw(ws, frame);
   }
 
-  /** Send an event about `subject` to every connected peer allowed to see it (not itself). */
-  private broadcast(subject: Participant, message: ServerMessage, includeSubject = false): void {
+  /** Tell every connected peer allowed to see `subject` about it (not itself, unless asked). */
+  private fanOut(subject: Participant, message: ServerMessage, includeSubject = false): void {
     const frame = JSON.stringify(message);
-    for (const [peerId, ws] of this.sockets) {
+    for (const [peerId, ws] of this.connections.entries()) {
       if (peerId === subject.peerId && !includeSubject) continue;
       const viewer = this.peers.get(peerId);
       if (viewer && canSee(viewer, subject)) sendRaw(ws, frame);
@@ -393,13 +309,14 @@ export class Room extends DurableObject<Env> {
 
   override async webSocketMessage(ws: WebSocket, data: string | ArrayBuffer): Promise<void> {
     this.framesHandled += 1;
-    const connection = this.connection(ws);
-    const peer = connection && this.peers.get(connection.attachment.peerId);
-    if (!connection || !peer || this.sockets.get(peer.peerId) !== ws) {
+    const peerId = this.connections.currentPeerOf(ws);
+    const peer = peerId === undefined ? undefined : this.peers.get(peerId);
+    const connection = peer && this.connections.of(ws);
+    if (!peer || !connection) {
       close(ws, CLOSE_CODES.forbidden, 'session no longer exists');
       return;
     }
-    this.heardFrom(ws, connection.attachment);
+    this.connections.heardFrom(ws, connection);
     const bucket = connection.bucket;
     if (!bucket.take()) return this.strike(ws, bucket, 'rate-limited', 'too many messages; slow down');
     if (typeof data !== 'string') {
@@ -414,36 +331,6 @@ export class Room extends DurableObject<Env> {
     const parsed = parseClientMessage(data);
     if (!parsed.ok) return sendError(ws, parsed.code, parsed.message);
     await this.handle(peer, ws, parsed.message, connection);
-  }
-
-  private connection(ws: WebSocket): Connection | undefined {
-    let connection = this.connections.get(ws);
-    if (!connection) {
-      const attachment = ws.deserializeAttachment() as SocketAttachment | null;
-      if (!attachment) return undefined;
-      attachment.seenAt ??= Date.now(); // a socket accepted before the room kept this
-      connection = {
-        attachment,
-        bucket: new TokenBucket(this.config.rateLimitPerSecond, this.config.rateLimitBurst),
-        changes: new TokenBucket(STATE_CHANGES_PER_SECOND, STATE_CHANGE_BURST),
-      };
-      this.connections.set(ws, connection);
-    }
-    return connection;
-  }
-
-  /** Remember that this socket is alive (in its attachment, so hibernation keeps it; at most once a second). */
-  private heardFrom(ws: WebSocket, attachment: SocketAttachment): void {
-    const now = Date.now();
-    if (now - attachment.seenAt < 1000) return;
-    attachment.seenAt = now;
-    ws.serializeAttachment(attachment);
-  }
-
-  /** Last sign of life from a socket: a frame the room handled, or a ping the runtime answered. */
-  private lastHeard(ws: WebSocket): number {
-    const seenAt = this.connection(ws)?.attachment.seenAt ?? 0;
-    return Math.max(seenAt, this.ctx.getWebSocketAutoResponseTimestamp(ws)?.getTime() ?? 0);
   }
 
   private strike(ws: WebSocket, bucket: TokenBucket, code: 'rate-limited' | 'too-large', message: string): void {
@@ -518,17 +405,13 @@ export class Room extends DurableObject<Env> {
         ? { type: message.type, from: from.peerId, candidate: message.candidate }
         : { type: message.type, from: from.peerId, sdp: message.sdp },
     );
-    const socket = this.sockets.get(to.peerId);
+    const socket = this.connections.socketOf(to.peerId);
     if (socket) return sendRaw(socket, frame);
     // Reconnecting: keep it, in order, until the peer resumes or its grace period ends.
     // Both caps bound the storage one reconnecting peer can take.
-    const { count, bytes } = this.queued.get(to.peerId) ?? { count: 0, bytes: 0 };
-    const size = utf8Length(frame);
-    if (count + 1 > this.config.resumeQueueMax || bytes + size > this.config.resumeQueueMaxBytes) {
-      return sendError(ws, 'rate-limited', `peer "${to.peerId}" is reconnecting and has too many messages waiting`);
+    if (!this.storage.hold(to.peerId, frame, { count: this.config.resumeQueueMax, bytes: this.config.resumeQueueMaxBytes })) {
+      sendError(ws, 'rate-limited', `peer "${to.peerId}" is reconnecting and has too many messages waiting`);
     }
-    this.sql.exec('INSERT INTO outbox (peer_id, frame) VALUES (?, ?)', to.peerId, frame);
-    this.queued.set(to.peerId, { count: count + 1, bytes: bytes + size });
   }
 
   private mute(actor: PeerRecord, ws: WebSocket, peerId: string, muted: boolean, connection: Connection): void {
@@ -545,7 +428,7 @@ export class Room extends DurableObject<Env> {
 
   private update(peer: PeerRecord): void {
     this.savePeer(peer);
-    this.broadcast(peer, { type: 'participant-updated', participant: publicView(peer) }, true);
+    this.fanOut(peer, { type: 'participant-updated', participant: publicView(peer) }, true);
   }
 
   private async kick(actor: PeerRecord, ws: WebSocket, peerId: string): Promise<void> {
@@ -555,8 +438,8 @@ export class Room extends DurableObject<Env> {
     if (!decision.ok) return sendError(ws, 'forbidden', decision.reason);
     // The invite it came with stays off the air: a caller's rejoin waits in the lobby, a
     // producer's or host's is refused.
-    if (target.tokenId) this.sql.exec('INSERT OR IGNORE INTO kicked (token_id) VALUES (?)', target.tokenId);
-    const socket = this.sockets.get(target.peerId);
+    if (target.tokenId) this.storage.bar(target.tokenId);
+    const socket = this.connections.socketOf(target.peerId);
     if (socket) {
       send(socket, { type: 'kicked' });
       close(socket, CLOSE_CODES.forbidden, 'kicked');
@@ -577,7 +460,7 @@ export class Room extends DurableObject<Env> {
     const participant = publicView(admitted);
     const updated = JSON.stringify({ type: 'participant-updated', participant } satisfies ServerMessage);
     const joined = JSON.stringify({ type: 'peer-joined', participant } satisfies ServerMessage);
-    for (const [viewerId, socket] of this.sockets) {
+    for (const [viewerId, socket] of this.connections.entries()) {
       const viewer = this.peers.get(viewerId);
       if (!viewer) continue;
       if (viewerId === admitted.peerId) {
@@ -593,7 +476,7 @@ export class Room extends DurableObject<Env> {
   private closeRoom(actor: PeerRecord, ws: WebSocket): Promise<void> | void {
     const decision = decideCloseRoom(actor);
     if (!decision.ok) return sendError(ws, 'forbidden', decision.reason);
-    for (const socket of this.sockets.values()) {
+    for (const socket of this.connections.sockets()) {
       send(socket, { type: 'room-closed' });
       close(socket, CLOSE_CODES.roomNotFound, 'room closed by the host');
     }
@@ -604,7 +487,7 @@ export class Room extends DurableObject<Env> {
 
   private removePeer(peer: PeerRecord, reason: LeaveReason): void {
     const wasVisible = new Map<string, boolean>();
-    for (const [viewerId] of this.sockets) {
+    for (const [viewerId] of this.connections.entries()) {
       const viewer = this.peers.get(viewerId);
       if (viewer) wasVisible.set(viewerId, canSee(viewer, peer));
     }
@@ -612,12 +495,12 @@ export class Room extends DurableObject<Env> {
     // Idle expiry counts from the moment the room became empty.
     if (this.peers.size === 0) this.touch();
     const frame = JSON.stringify({ type: 'peer-left', peerId: peer.peerId, reason } satisfies ServerMessage);
-    for (const [viewerId, socket] of this.sockets) {
+    for (const [viewerId, socket] of this.connections.entries()) {
       if (wasVisible.get(viewerId)) sendRaw(socket, frame);
     }
   }
 
-  // ---- broadcast --------------------------------------------------------------------
+  // ---- the show: its program feed to Icecast (the wire calls it the broadcast) ----------
 
   private broadcastInfo(): BroadcastInfo {
     return this.room?.broadcast?.info ?? { state: 'idle' };
@@ -709,7 +592,7 @@ export class Room extends DurableObject<Env> {
   private setBroadcast(broadcast: NonNullable<RoomState['broadcast']>): void {
     this.saveRoom({ ...this.room!, broadcast });
     const frame = JSON.stringify({ type: 'broadcast-updated', broadcast: broadcast.info } satisfies ServerMessage);
-    for (const [peerId, ws] of this.sockets) {
+    for (const [peerId, ws] of this.connections.entries()) {
       if (this.peers.get(peerId)?.waiting === false) sendRaw(ws, frame);
     }
   }
@@ -732,25 +615,25 @@ export class Room extends DurableObject<Env> {
 
   /** The peer's socket is gone: its grace period starts. False if the socket no longer held a peer. */
   private dropSocket(ws: WebSocket): boolean {
-    const peerId = this.connection(ws)?.attachment.peerId;
-    if (peerId === undefined || this.sockets.get(peerId) !== ws) return false; // left, kicked or replaced
-    this.sockets.delete(peerId);
+    const peerId = this.connections.currentPeerOf(ws);
+    if (peerId === undefined) return false; // left, kicked or replaced
+    this.connections.forget(peerId);
     const peer = this.peers.get(peerId);
     if (!peer) return false;
     const dropped: PeerRecord = { ...peer, connected: false, disconnectedAt: Date.now() };
     this.savePeer(dropped);
-    this.broadcast(dropped, { type: 'participant-updated', participant: publicView(dropped) });
+    this.fanOut(dropped, { type: 'participant-updated', participant: publicView(dropped) });
     return true;
   }
 
   override async alarm(): Promise<void> {
-    this.alarmAt = null; // a fired alarm is gone
+    this.alarmSchedule.fired();
     const now = Date.now();
     // A socket whose network vanished stays open without a word: after PEER_SILENCE_SECONDS
     // of silence (pings answered by the runtime count as words) it is treated as lost.
     const silenceMs = this.config.peerSilenceSeconds * 1000;
-    for (const ws of [...this.sockets.values()]) {
-      if (now - this.lastHeard(ws) < silenceMs) continue;
+    for (const ws of [...this.connections.sockets()]) {
+      if (now - this.connections.lastHeard(ws) < silenceMs) continue;
       this.dropSocket(ws);
       close(ws, CLOSE_CODES.silent, `nothing received for ${this.config.peerSilenceSeconds} s; reconnect with resume`);
     }
@@ -783,7 +666,7 @@ export class Room extends DurableObject<Env> {
     const graceMs = this.config.resumeGraceSeconds * 1000;
     const silenceMs = this.config.peerSilenceSeconds * 1000;
     let next = Number.POSITIVE_INFINITY;
-    for (const ws of this.sockets.values()) next = Math.min(next, this.lastHeard(ws) + silenceMs);
+    for (const ws of this.connections.sockets()) next = Math.min(next, this.connections.lastHeard(ws) + silenceMs);
     for (const peer of this.peers.values()) {
       if (!peer.connected && peer.disconnectedAt !== null) next = Math.min(next, peer.disconnectedAt + graceMs);
     }
@@ -792,16 +675,6 @@ export class Room extends DurableObject<Env> {
       const silent = room.broadcast!.info.reason === REASONS.feedSilent;
       next = Math.min(next, this.broadcastSeenAt + (silent ? BROADCAST_LOST_MS : BROADCAST_STALE_MS));
     }
-    // Each setAlarm is a billed row write: an alarm already due earlier is kept (when it
-    // fires it schedules the next one), so joins and messages rarely write one.
-    if (this.alarmAt === undefined) this.alarmAt = await this.ctx.storage.getAlarm();
-    if (next === Number.POSITIVE_INFINITY) {
-      if (this.alarmAt === null) return;
-      await this.ctx.storage.deleteAlarm();
-      this.alarmAt = null;
-    } else if (this.alarmAt === null || next < this.alarmAt) {
-      await this.ctx.storage.setAlarm(next);
-      this.alarmAt = next;
-    }
+    await this.alarmSchedule.ensure(next);
   }
 }

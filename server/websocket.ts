@@ -1,15 +1,9 @@
 /**
- * WebSocket plumbing: sending frames, closing with codes, per-socket attachments and the
- * per-connection token bucket. No protocol decisions are made here.
+ * WebSocket plumbing the Worker and the Durable Objects share: sending frames, closing with
+ * codes, refusing an upgrade, frame sizes and the per-connection token bucket. No protocol
+ * decisions are made here.
  */
 import { CLOSE_CODES, REFUSAL_CLOSE_CODES, type ErrorCode, type ServerMessage } from '../protocol/messages';
-
-/** What a hibernated socket remembers about itself (kept by the runtime, ≤ 2 KiB). */
-export interface SocketAttachment {
-  peerId: string;
-  /** When the room last heard from this socket (accept or a frame it handled), epoch ms. */
-  seenAt: number;
-}
 
 export function send(ws: WebSocket, message: ServerMessage): void {
   sendRaw(ws, JSON.stringify(message));

@@ -8,7 +8,6 @@ import type { IRequest } from 'itty-router';
 import type { Feed } from '../durable-objects/feed';
 import { FEED_FORMATS, FEED_HEADER, type FeedFormat, type FeedSession } from '../protocol/handoff';
 import { rejectUpgrade } from '../server/websocket';
-import { CLOSE_CODES } from '../protocol/messages';
 import { readConfig, requireSecret } from '../server/config';
 import { roomStub } from './rooms';
 import { checkUpgrade } from './upgrade';

@@ -6,7 +6,7 @@
 import type { IRequest } from 'itty-router';
 import { UPGRADE_HEADERS } from '../protocol/handoff';
 import { rejectUpgrade } from '../server/websocket';
-import { CLOSE_CODES, ROOM_ID_PATTERN, SUBPROTOCOL } from '../protocol/messages';
+import { ROOM_ID_PATTERN, SUBPROTOCOL } from '../protocol/messages';
 import { readConfig, requireSecret } from '../server/config';
 import { clientKey, LIMITER_WINDOW_SECONDS as JOIN_RETRY_SECONDS, originAllowed } from './guards';
 import { errorResponse } from './http';

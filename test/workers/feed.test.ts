@@ -105,7 +105,9 @@ describe('the listener-count probe', () => {
   it('a redirect is not followed: the source credentials go to Icecast only', async () => {
     icecastAnswering(302, 'https://elsewhere.example/collect');
     await expect(mountListeners(target, 1_000)).resolves.toBeUndefined();
-    expect(requests.map((r) => new URL(r.url).host)).toEqual(['icecast.example']);
+    // Only what this probe asked (a feed of an earlier test may still be probing its own Icecast).
+    const hosts = requests.map((r) => new URL(r.url).host).filter((host) => host !== '127.0.0.1:9');
+    expect(hosts).toEqual(['icecast.example']);
   });
 
   it('no answer in time, or no connection, fails the probe (a stall)', async () => {
