@@ -242,11 +242,12 @@ export async function mountLive(listenUrl: string): Promise<boolean> {
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 
-/** This run's Icecast (from this run's native.mjs state), for fault tests. */
-export function icecastPid(): number {
-  const state = JSON.parse(readFileSync(join(inject('infraEnv').LOCAL_INFRA_RUN_DIR!, 'state.json'), 'utf8'));
-  return state.icecast.pid as number;
+/** An Icecast that native.mjs started (this run's by default), for fault tests: its pid and its directory (config, hooks). */
+export function icecastState(runDir = inject('infraEnv').LOCAL_INFRA_RUN_DIR!): { pid: number; stateDir: string } {
+  return JSON.parse(readFileSync(join(runDir, 'state.json'), 'utf8')).icecast;
 }
+
+export const icecastPid = (): number => icecastState().pid;
 
 /** `native.mjs up` starts what is not running: here, Icecast again. */
 export function startIcecastAgain(): void {
