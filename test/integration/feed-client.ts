@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { inject } from 'vitest';
 import WebSocket from 'ws';
+import { checkFrame, FeedMessageSchema, ServerMessageSchema } from '../../protocol/server-messages';
 
 export const workerHttp = () => inject('workerUrl');
 export const workerWs = () => workerHttp().replace(/^http/, 'ws');
@@ -38,7 +39,7 @@ export async function watchRoom(roomId: string, token: string, worker = workerHt
   const frames: any[] = [];
   const states: { at: number; broadcast: any }[] = [];
   socket.on('message', (data) => {
-    const frame = JSON.parse(String(data));
+    const frame: any = checkFrame(ServerMessageSchema, JSON.parse(String(data))); // only frames the protocol names
     frames.push(frame);
     if (frame.type === 'broadcast-updated') states.push({ at: Date.now(), broadcast: frame.broadcast });
   });
@@ -101,7 +102,7 @@ export class NodeBroadcaster {
     });
     socket.on('message', (data, binary) => {
       if (binary) return;
-      const frame = JSON.parse(String(data));
+      const frame = checkFrame(FeedMessageSchema, JSON.parse(String(data))); // only frames the protocol names
       this.frames.push(frame);
       if (frame.type === 'feed-accepted') this.broadcastId = frame.broadcastId;
       if (frame.type === 'restart-stream') this.restartStream();
