@@ -43,12 +43,16 @@ function workersProject(name: string, files: { include: string[]; exclude?: stri
 // - workers: the Worker and the room Durable Object inside workerd, offline; the
 //   per-connection token bucket in a project of its own with a slow refill (one token a
 //   second), so a burst is a burst however slowly a loaded machine delivers it;
+// - client: the client library's pure parts (reach rules, HTTP calls) in Node, beside them;
 // - integration: real coturn, Icecast and Chromium processes on loopback, driven from Node.
 export default defineConfig({
   test: {
     projects: [
       workersProject('workers', { include: ['test/workers/**/*.test.ts'], exclude: ['test/workers/rate-limit.test.ts'] }),
       workersProject('workers-rate', { include: ['test/workers/rate-limit.test.ts'] }, { RATE_LIMIT_PER_SECOND: '1', RATE_LIMIT_BURST: '100' }),
+      {
+        test: { name: 'client', include: ['test/client/**/*.test.ts'], environment: 'node', sequence: { groupOrder: 0 } },
+      },
       {
         test: {
           name: 'integration',

@@ -1,5 +1,5 @@
-// The OpenStudio client library: signaling with resume, the audio mesh, the program mix
-// and the program feed. See docs/client.md.
+// The OpenStudio client library: signaling with resume, the audio mesh, the program mix,
+// the program feed, who hears whom (reach) and the HTTP API. See docs/client.md.
 export { StudioClient, SUBPROTOCOL } from './studio-client';
 export type { StudioClientOptions, Welcome, ErrorMessage, CloseEvent } from './studio-client';
 export { AudioMesh } from './mesh';
@@ -8,4 +8,8 @@ export { ProgramMix, Channel, LevelMeter, LoudnessMeter, METER_FLOOR_DB } from '
 export type { ChannelOptions } from './program-mix';
 export { Broadcaster } from './broadcaster';
 export type { BroadcasterOptions, BroadcasterState, BroadcasterStatus } from './broadcaster';
+export { reach, voiceReach, ownVoiceInProgram, privateTalkPartner } from './reach';
+export type { ReachInput, VoiceReach } from './reach';
+export { HttpError, createRoom, mintInvite, revokeInvites } from './http';
+export type { CreatedRoom, Invite, ReplacementInvite, HttpOptions } from './http';
 export type { Participant, BroadcastInfo, Role } from '../../../protocol/messages';
