@@ -15,7 +15,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { createShow, describeLoad, launchWithTone, measureBrowser, meterAbove } from './lib/chromium.mjs';
+import { createShow, expectMeterMoves, launchBrowser, toneFile } from '../test/page-driver.mjs';
+import { describeLoad, measureBrowser } from './lib/chromium.mjs';
 import { SyntheticPeer, encodeTone } from './lib/synthetic-peer.mjs';
 
 const { values: args } = parseArgs({
@@ -38,10 +39,10 @@ let browser;
 
 try {
   console.log(`host page load against ${base}; load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`);
-  const launched = await launchWithTone(dir, 440);
-  browser = launched.browser;
-  const host = await (await browser.newContext()).newPage();
-  const callerLink = await createShow(host, base);
+  const wav = toneFile(dir, 440); // its path also finds the browser's processes
+  browser = await launchBrowser(wav);
+  // The host page's size when the figures in docs/benchmarks.md were measured (Playwright's default).
+  const { host, callerLink } = await createShow(browser, base, { show: 'Bench', studioMode: true, viewport: { width: 1280, height: 720 } });
   const producerLink = await host.getByRole('textbox', { name: 'Producer link' }).inputValue();
   // Callers take every caller seat (all but STAFF_SEATS, default 2); producers the rest.
   const invite = (link) => new URLSearchParams(new URL(link).hash.slice(1));
@@ -62,13 +63,13 @@ try {
     }
     // Everyone heard on the host page before measuring (or, silent, at least connected).
     for (const peer of peers) {
-      if (peer.options.packets) await meterAbove(host, `${peer.options.name} level`, -40, 60_000);
+      if (peer.options.packets) await expectMeterMoves(host, `${peer.options.name} level`, -40, 60_000);
       else await peer.connected();
     }
     await new Promise((r) => setTimeout(r, 5_000));
     const received = peers.map((c) => c.received);
     const ownCpu = process.cpuUsage();
-    const load = await measureBrowser(launched.wav, seconds);
+    const load = await measureBrowser(wav, seconds);
     const own = process.cpuUsage(ownCpu);
     // The host's voice reached every one of them all along (50 packets a second).
     const rates = peers.map((c, i) => (c.received - received[i]) / seconds);

@@ -15,7 +15,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { createShow, describeLoad, launchWithTone, measureBrowser, meterAbove } from './lib/chromium.mjs';
+import { createShow, expectMeterMoves, joinShow, launchBrowser, relayed, toneFile } from '../test/page-driver.mjs';
+import { describeLoad, measureBrowser } from './lib/chromium.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -30,28 +31,16 @@ const base = args.url;
 const dir = mkdtempSync(join(tmpdir(), 'openstudio-bench-'));
 const browsers = [];
 
+/** A browser whose microphone plays a tone of `hz` (its WAV path also finds its processes). */
 async function launch(hz) {
-  const launched = await launchWithTone(dir, hz);
-  browsers.push(launched.browser);
-  return launched;
+  const wav = toneFile(dir, hz);
+  const browser = await launchBrowser(wav);
+  browsers.push(browser);
+  return { browser, wav };
 }
 
-const relayed = (link) => link.replace('/#', '/?relay#');
-
-/** A caller opens the link, fills the form and joins; returns the page and when each step ended. */
-async function joinShow(browser, link, name) {
-  const opened = Date.now();
-  const page = await (await browser.newContext()).newPage();
-  await page.goto(relayed(link));
-  const loaded = Date.now();
-  await page.getByRole('textbox', { name: 'Your name' }).fill(name);
-  await page.getByRole('checkbox', { name: 'Studio mode' }).check();
-  const join = page.getByRole('button', { name: 'Join show' });
-  await join.waitFor();
-  const clicked = Date.now();
-  await join.click();
-  return { page, opened, loaded, clicked };
-}
+/** A caller joins in studio mode (the tones pass unprocessed). */
+const joinInStudioMode = async (hz, link, name) => joinShow((await launch(hz)).browser, link, name, { studioMode: true });
 
 /**
  * Recorded in the caller page from its first script on, on the page's own clock: when Studio
@@ -121,8 +110,8 @@ const summary = (values) => `p50 ${Math.round(percentile(values, 50))} ms, p95 $
 try {
   console.log(`studio bench against ${base}; load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`);
   const { browser: hostBrowser, wav: hostWav } = await launch(440);
-  const host = await (await hostBrowser.newContext()).newPage();
-  const link = await createShow(host, base);
+  // The host page's size when the figures in docs/benchmarks.md were measured (Playwright's default).
+  const { host, callerLink: link } = await createShow(hostBrowser, base, { show: 'Bench', studioMode: true, viewport: { width: 1280, height: 720 } });
 
   // 1. Caller link opened → host heard (the caller page's meter for the host moves), on the
   // caller page's clock. What a caller waits for: navigation start → the form is ready, plus
@@ -158,9 +147,9 @@ try {
   console.log(`load average after the joins: ${loadNow()}`);
 
   // 2. Moderator mute → silence at another participant (its meter for the muted voice).
-  const { page: ann } = await joinShow((await launch(550)).browser, link, 'Ann');
-  const { page: ben } = await joinShow((await launch(770)).browser, link, 'Ben');
-  await meterAbove(ben, 'Ann level', -40);
+  const ann = await joinInStudioMode(550, link, 'Ann');
+  const ben = await joinInStudioMode(770, link, 'Ben');
+  await expectMeterMoves(ben, 'Ann level', -40, 30_000);
   const muteTimes = [];
   for (let i = 0; i < Number(args.mutes); i++) {
     await ben.evaluate(() => {
@@ -179,7 +168,7 @@ try {
     await host.getByRole('button', { name: 'Mute Ann', exact: true }).click();
     muteTimes.push((await ben.evaluate(() => window.silentAt)) - (await host.evaluate(() => window.clickedAt)));
     await host.getByRole('button', { name: 'Unmute Ann', exact: true }).click();
-    await meterAbove(ben, 'Ann level', -40);
+    await expectMeterMoves(ben, 'Ann level', -40, 30_000);
   }
   console.log(`moderator mute → silent at another page: ${summary(muteTimes)} (meters update every 50 ms)`);
 
@@ -190,11 +179,11 @@ try {
   for (const step of args.steps.split(',').map(Number)) {
     while (names.length < step) {
       const name = `Caller ${names.length + 1}`;
-      await joinShow((await launch(990 + 110 * names.length)).browser, link, name);
+      await joinInStudioMode(990 + 110 * names.length, link, name);
       names.push(name);
     }
     // Everyone heard on the host page before measuring (a loaded machine takes its time).
-    for (const name of names.slice(0, step)) await meterAbove(host, `${name} level`, -40, 180_000);
+    for (const name of names.slice(0, step)) await expectMeterMoves(host, `${name} level`, -40, 180_000);
     await new Promise((r) => setTimeout(r, 5_000));
     const seconds = Number(args.seconds);
     console.log(`host page on air with ${names.length} callers: ${describeLoad(await measureBrowser(hostWav, seconds), seconds)}`);

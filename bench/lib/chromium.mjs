@@ -1,30 +1,10 @@
-// Chromium for the studio benches: one browser process per voice, each with its own tone as
-// fake microphone, and the CPU and memory of one browser's whole process tree.
+// The CPU and memory of one Chromium's whole process tree, for the studio benches (they
+// launch and drive Chromium with the page driver, test/page-driver.mjs).
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { chromium } from 'playwright-core';
 import { summarize } from './stats.mjs';
 
-const ARGS = [
-  '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync', '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
-  '--autoplay-policy=no-user-gesture-required', '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE 127.0.0.1',
-  '--disable-background-timer-throttling', '--disable-renderer-backgrounding', '--disable-backgrounding-occluded-windows',
-];
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }));
-
-/** A Chromium whose microphone plays a tone of `hz` (its WAV path also finds its processes). */
-export async function launchWithTone(dir, hz) {
-  const wav = join(dir, `tone-${hz}.wav`);
-  execFileSync('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', `sine=frequency=${hz}:sample_rate=48000:duration=20`, '-ac', '1', wav]);
-  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: [...ARGS, `--use-file-for-fake-audio-capture=${wav}`] });
-  return { browser, wav };
-}
-
-/** Waits until the page's meter `name` reads above `db` dBFS. */
-export const meterAbove = (page, name, db, timeout = 30_000) =>
-  page.waitForFunction(({ name, db }) => Number(document.querySelector(`[role=meter][aria-label="${name}"]`)?.getAttribute('aria-valuenow')) > db, { name, db }, { polling: 10, timeout });
 
 function procStat(pid) {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -148,15 +128,4 @@ export function describeLoad({ cpu, byKind, byThread, processes, memoryMedianMb,
     `memory PSS median ${Math.round(memoryMedianMb)} MB, max ${Math.round(memoryMaxMb)} MB; load average ${load}\n` +
     `    CPU by process: ${largest(byKind, 8)}\n    busiest threads (Chromium's names): ${largest(byThread, 8)}`
   );
-}
-
-/** Creates a show without screening from `page`, as host Hanna in studio mode (relay-only); returns the caller link. */
-export async function createShow(page, base) {
-  await page.goto(`${base}/?relay`);
-  await page.getByRole('textbox', { name: 'Show name' }).fill('Bench');
-  await page.getByRole('textbox', { name: 'Your name' }).fill('Hanna');
-  await page.getByRole('checkbox', { name: 'Screen callers' }).uncheck();
-  await page.getByRole('button', { name: 'Create show' }).click();
-  await page.getByRole('checkbox', { name: 'Studio mode' }).check();
-  return page.getByRole('textbox', { name: 'Caller link' }).inputValue();
 }

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { launchChromium } from './chromium';
+import { launchChromium } from '../page-driver.mjs';
 import { createRoom, heardAgain, icecastPid, startIcecastAgain, until, watchRoom, workerHttp } from './feed-client';
 
 /** The fake microphone's tone: the program must carry it, not just decode. */

@@ -8,22 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page, Route, WebSocketRoute } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import {
-  bandLevel,
-  bandLevels,
-  cspViolations,
-  decode,
-  expectMeterMoves,
-  expectMeterSilent,
-  expectText,
-  expectVisible,
-  launchBrowser,
-  listen,
-  openPage,
-  screenshotPath,
-  toneFile,
-} from './studio-page';
-import { launchChromium } from './chromium';
+import { cspViolations, expectMeterMoves, launchBrowser, launchChromium, openPage, relayed, toneFile } from '../page-driver.mjs';
+import { bandLevel, bandLevels, decode, expectMeterSilent, expectText, expectVisible, listen, screenshotPath } from './studio-page';
 import { Listener } from './feed-client';
 
 const TONES = { Hanna: 440, Ann: 660, Ben: 880, Wendy: 1100, Robin: 1320 } as const;
@@ -59,13 +45,6 @@ async function joinAsCaller(browser: Browser, link: string, name: string, viewpo
   await expectMeterMoves(page, 'My level', -40);
   await page.getByRole('button', { name: 'Join show' }).click();
   return page;
-}
-
-/** The same link with `?relay`: the page then connects through TURN only. */
-function relayed(link: string): string {
-  const url = new URL(link);
-  url.search = '?relay';
-  return url.toString();
 }
 
 interface ProgramLevels {

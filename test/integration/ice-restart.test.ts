@@ -16,7 +16,8 @@ import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { describe, expect, inject, it, onTestFinished } from 'vitest';
 import { startCoturnOnly } from '../../local-infra/native.mjs';
-import { expectMeterMoves, expectMeterSilent, expectVisible, launchBrowser, openPage, toneFile } from './studio-page';
+import { expectMeterMoves, launchBrowser, openPage, toneFile } from '../page-driver.mjs';
+import { expectMeterSilent, expectVisible } from './studio-page';
 import { freePort, startWorker, type RunningWorker } from './worker';
 
 /** Relay ports of this test's coturn, apart from the run's shared one (global-setup.ts). */

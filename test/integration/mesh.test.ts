@@ -10,7 +10,8 @@ import { join as joinPath } from 'node:path';
 import type { Browser, Page, WebSocketRoute } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import WebSocket from 'ws';
-import { createShow as createShowFrom, expectMeterMoves, expectText, expectVisible, joinShow, launchBrowser, toneFile } from './studio-page';
+import { createShow as createShowFrom, expectMeterMoves, joinShow, launchBrowser, toneFile } from '../page-driver.mjs';
+import { expectText, expectVisible } from './studio-page';
 import { startWorker, type RunningWorker } from './worker';
 
 const workerUrl = () => inject('workerUrl');
@@ -26,7 +27,7 @@ afterAll(async () => {
 
 const createShow = (base = workerUrl()) => createShowFrom(browser, base, { show: 'Mesh' });
 
-const join = (link: string, name: string, setup?: (page: Page) => Promise<void>) => joinShow(browser, link, name, setup);
+const join = (link: string, name: string, setup?: (page: Page) => Promise<void>) => joinShow(browser, link, name, { setup });
 
 const strip = (page: Page, name: string) => page.getByRole('group', { name, exact: true });
 

@@ -1,94 +1,12 @@
-// Helpers for driving the real studio page in real Chromium: one browser process per voice,
-// each with its own tone as fake microphone; meters read through their accessible names;
-// the program heard as a listener hears it (Icecast) and measured per tone.
+// What the browser tests check on the studio page, beside the page driver (../page-driver.mjs,
+// shared with the benches): meters silent, text and visibility, and the program heard as a
+// listener hears it (Icecast) and measured per tone.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Browser, Locator, Page } from 'playwright-core';
+import type { Locator, Page } from 'playwright-core';
 import { expect } from 'vitest';
-import { launchChromium } from './chromium';
-
-// Several browsers share two cores: keep every page's timers and audio running.
-const UNTHROTTLED = ['--disable-background-timer-throttling', '--disable-renderer-backgrounding', '--disable-backgrounding-occluded-windows'];
-
-/** A 20 s sine (the fake capture loops it) as a WAV file in `dir`. */
-export function toneFile(dir: string, hz: number): string {
-  const file = join(dir, `tone-${hz}.wav`);
-  const made = spawnSync('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', `sine=frequency=${hz}:sample_rate=48000:duration=20`, '-ac', '1', file]);
-  if (made.status !== 0) throw new Error(`ffmpeg: ${made.stderr}`);
-  return file;
-}
-
-/**
- * A Chromium process whose microphone plays `wav` (or Chromium's own beep without one).
- * `askForMicrophone`: pages may use it only once their context grants it.
- */
-export function launchBrowser(wav?: string, options: { askForMicrophone?: boolean } = {}): Promise<Browser> {
-  return launchChromium(wav ? [...UNTHROTTLED, `--use-file-for-fake-audio-capture=${wav}`] : UNTHROTTLED, options);
-}
-
-const violations = new WeakMap<Page, string[]>();
-
-/** A page in a fresh context, watched for script errors and Content-Security-Policy refusals. */
-export async function openPage(browser: Browser, url: string, viewport = { width: 1280, height: 900 }): Promise<Page> {
-  const page = await (await browser.newContext({ viewport })).newPage();
-  const refused: string[] = [];
-  violations.set(page, refused);
-  page.on('pageerror', (error) => console.error('page error:', error.message));
-  page.on('console', (message) => {
-    if (message.type() === 'error' && /Content Security Policy/i.test(message.text())) refused.push(message.text());
-  });
-  await page.goto(url);
-  return page;
-}
-
-/** The host creates a show from the page (relay-only unless `relay: false`); returns the page and its caller link. */
-export async function createShow(browser: Browser, base: string, { show = 'Show', screening = false, relay = true } = {}): Promise<{ host: Page; callerLink: string }> {
-  const host = await openPage(browser, relay ? `${base}/?relay` : `${base}/`);
-  await host.getByRole('textbox', { name: 'Show name' }).fill(show);
-  await host.getByRole('textbox', { name: 'Your name' }).fill('Hanna');
-  if (!screening) await host.getByRole('checkbox', { name: 'Screen callers' }).uncheck();
-  await host.getByRole('button', { name: 'Create show' }).click();
-  const callerLink = await host.getByRole('textbox', { name: 'Caller link' }).inputValue();
-  return { host, callerLink };
-}
-
-/** A caller opens the link (relay-only) in a fresh context and joins; `setup` runs before the page loads. */
-export async function joinShow(browser: Browser, link: string, name: string, setup?: (page: Page) => Promise<void>): Promise<Page> {
-  const page = await (await browser.newContext()).newPage();
-  await setup?.(page);
-  await page.goto(link.replace('/#', '/?relay#'));
-  await page.getByRole('textbox', { name: 'Your name' }).fill(name);
-  await page.getByRole('button', { name: 'Join show' }).click();
-  return page;
-}
-
-/** What the page's CSP refused so far (console reports of violations). */
-export function cspViolations(page: Page): string[] {
-  return violations.get(page) ?? [];
-}
-
-/** The meter's level and held peak in dBFS (aria-valuenow, aria-valuetext "L dBFS, peak P dBFS"). */
-export async function meterReading(page: Page, name: string): Promise<{ level: number; peak: number }> {
-  const meter = page.getByRole('meter', { name, exact: true });
-  const [now, text] = await Promise.all([meter.getAttribute('aria-valuenow', { timeout: 5_000 }), meter.getAttribute('aria-valuetext', { timeout: 5_000 })]);
-  const level = Number(now);
-  const peak = /peak (-?\d+)/.exec(text ?? '')?.[1];
-  return { level, peak: peak === undefined ? level : Number(peak) };
-}
-
-export async function meterValue(page: Page, name: string): Promise<number> {
-  return (await meterReading(page, name)).level;
-}
-
-/** Waits until the meter reads above `db` (the voice is heard). */
-export async function expectMeterMoves(page: Page, name: string, db = -40, timeout = 20_000): Promise<void> {
-  try {
-    await expect.poll(() => meterValue(page, name), { timeout, interval: 250 }).toBeGreaterThan(db);
-  } catch (error) {
-    throw new Error(`${name} should move; the page shows: ${await describePage(page)}`, { cause: error });
-  }
-}
+import { describePage, meterReading } from '../page-driver.mjs';
 
 /**
  * The meter goes silent and stays so for `ms`. Its held peak (1.5 s) is read every 0.5 s,
@@ -225,13 +143,4 @@ export async function expectText(locator: Locator, text: string, options: { cont
 /** Waits until the element is shown (clicking it would work). */
 export async function expectVisible(locator: Locator, timeout = 10_000): Promise<void> {
   await expect.poll(() => locator.isVisible(), { timeout, interval: 100, message: `${locator} should be visible` }).toBe(true);
-}
-
-/** What a page shows: its notice, every meter and every strip (for failure messages). */
-export function describePage(page: Page): Promise<string> {
-  return page.evaluate(() =>
-    [...document.querySelectorAll('#notice, #my-role, [role=meter], .strip .detail')]
-      .map((e) => `${e.getAttribute('aria-label') ?? e.id ?? ''}=${e.getAttribute('aria-valuenow') ?? e.textContent}`)
-      .join(' | '),
-  );
 }

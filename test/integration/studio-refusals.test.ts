@@ -4,7 +4,8 @@ import type { Browser, Page, WebSocketRoute } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import WebSocket from 'ws';
 import { signToken } from '../../worker/tokens';
-import { createShow as createShowFrom, expectText, expectVisible, joinShow, launchBrowser, openPage } from './studio-page';
+import { createShow as createShowFrom, joinShow, launchBrowser, openPage } from '../page-driver.mjs';
+import { expectText, expectVisible } from './studio-page';
 
 const workerUrl = () => inject('workerUrl');
 let browser: Browser;
@@ -19,7 +20,7 @@ afterAll(async () => {
 
 const createShow = (screening = false) => createShowFrom(browser, workerUrl(), { show: 'Refusals', screening });
 
-const join = (link: string, name: string, setup?: (page: Page) => Promise<void>) => joinShow(browser, link, name, setup);
+const join = (link: string, name: string, setup?: (page: Page) => Promise<void>) => joinShow(browser, link, name, { setup });
 
 const notice = (page: Page) => page.getByRole('alert');
 
