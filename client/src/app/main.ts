@@ -1,6 +1,7 @@
 // The studio page: create a show (and land in its console as host), or open an invite link
 // (`#room=<id>&token=<token>`), check the microphone, and join. `?relay` forces TURN.
-import { ProgramMix } from '../lib';
+import { HttpError, ProgramMix, createRoom } from '../lib';
+import type { CreatedRoom, Role } from '../lib';
 import { byId, h, showLevel } from './dom';
 import { Microphone } from './microphone';
 import { SENTENCES } from './sentences';
@@ -72,7 +73,7 @@ async function reopen(): Promise<void> {
   }
 }
 
-function enterConsole(options: { roomId: string; token: string; name: string; invites?: Record<string, string> }): void {
+function enterConsole(options: { roomId: string; token: string; name: string; invites?: Partial<Record<Role, string>> }): void {
   if (!mix || studio) return;
   byId('create-view').hidden = true;
   byId('join-view').hidden = true;
@@ -105,14 +106,17 @@ function showCreate(): void {
     // it for the next one (every AudioContext holds audio threads until closed).
     mix ??= new ProgramMix();
     void mix.context.resume();
-    const response = await fetch('/rooms', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ name, lobby }) }).catch(() => null);
-    const body = await response?.json().catch(() => ({}));
-    if (!response?.ok) return notice(`The show could not be created: ${body?.error?.message ?? (response ? `error ${response.status}` : 'the studio could not be reached')}.`);
+    let created: CreatedRoom;
+    try {
+      created = await createRoom({ name, lobby });
+    } catch (error) {
+      return notice(`The show could not be created: ${error instanceof HttpError ? error.message : 'the studio could not be reached'}.`);
+    }
     if (!(await openMicrophone())) return;
     byId('mic-panel').hidden = false;
     // The host's own link, so a reload comes back to this console.
-    history.replaceState(null, '', inviteLink(body.roomId, body.tokens.host));
-    enterConsole({ roomId: body.roomId, token: body.tokens.host, name: hostName, invites: body.tokens });
+    history.replaceState(null, '', inviteLink(created.roomId, created.tokens.host));
+    enterConsole({ roomId: created.roomId, token: created.tokens.host, name: hostName, invites: created.tokens });
   });
 }
 

@@ -1,38 +1,20 @@
-// The console: one role-aware page for host, producer and caller. It owns the page's
-// signaling client, audio mesh and audio graph, and decides what each voice may reach:
-//
-// - a waiting (screened) caller is never in the program; this page hears it only while
-//   talking with it privately, and sends it nothing else;
-// - while this page talks privately with a waiting caller, its own voice leaves the program
-//   and the on-air peers and goes to that caller only (the show goes on without it);
-// - a muted participant (by a moderator or itself) is silent here, whatever its own page
-//   sends: every receiving page closes that voice's gate.
-import { AudioMesh, Broadcaster, ProgramMix, StudioClient } from '../lib';
-import type { BroadcastInfo, Channel, Participant, Role, Welcome } from '../lib';
+// The console: one role-aware page for host, producer and caller. It renders the show
+// (show.ts: the people, their state, the actions, and what each voice may reach) and keeps
+// the DOM: strips with their buttons updated in place, the program panel, the meters.
+import { ROLE_TABLE, isStaff, moderatesRole } from '../../../protocol/roles';
+import { HttpError, revokeInvites } from '../lib';
+import type { Participant, Role } from '../lib';
 import { byId, h, meterElement, showLevel } from './dom';
-import { Microphone } from './microphone';
-import { SENTENCES, sentenceForClose, sentenceForError } from './sentences';
+import { SENTENCES } from './sentences';
+import { Show } from './show';
+import type { ShowOptions } from './show';
 
-/** Opus bitrates: speech between peers, more for studio mode (music); the program is music. */
-const SPEECH_BITRATE = 32_000;
-const MUSIC_BITRATE = 96_000;
-const PROGRAM_BITRATE = 96_000;
 /** Meters refresh 20 times a second: a mute shows as silence within one refresh or two. */
 const METER_INTERVAL_MS = 50;
 
-type Broadcast = BroadcastInfo;
-
-export interface StudioOptions {
-  roomId: string;
-  token: string;
-  name: string;
-  microphone: Microphone;
-  /** The page's audio graph (the microphone check made before joining already uses it). */
-  mix: ProgramMix;
+export interface StudioOptions extends ShowOptions {
   /** Invite tokens, when this page created the show. */
   invites?: Partial<Record<Role, string>>;
-  /** Force TURN relay (hides this page's address from peers). */
-  relay?: boolean;
 }
 
 interface Strip {
@@ -49,247 +31,55 @@ interface Strip {
 
 type StripAction = 'talk' | 'admit' | 'mute' | 'kick';
 
-const isStaff = (role: Role | undefined) => role === 'host' || role === 'producer';
-
 export class Studio {
-  readonly client: StudioClient;
-  readonly mesh: AudioMesh;
-  readonly mix: ProgramMix;
-  private people = new Map<string, Participant>();
+  readonly show: Show;
   private strips = new Map<string, Strip>();
-  private me: Welcome | null = null;
-  private ownChannel: Channel | null = null;
-  private privateTalk: string | null = null;
-  private broadcaster: Broadcaster | null = null;
-  private broadcast: Broadcast = { state: 'idle' };
-  private liveSince: number | null = null;
   private meterTimer: ReturnType<typeof setInterval>;
-  private ended = false;
-  /** Why the room refused us last (an error frame comes before its close). */
-  private refusal: string | null = null;
   /** The last notice this console showed. */
   private shownNotice = '';
 
   constructor(private options: StudioOptions) {
-    const { roomId, token } = options;
-    this.mix = options.mix;
-    const base = location.origin;
-    this.client = new StudioClient({ url: `${base.replace(/^http/, 'ws')}/rooms/${encodeURIComponent(roomId)}/ws`, token });
-    // Before the mesh's handlers: a welcome or an admission has updated who is waiting or
-    // muted before the mesh calls or answers anyone (what it sends, and over which path).
-    this.listen();
-    const mic = options.microphone;
-    this.mesh = new AudioMesh(this.client, {
-      localTrack: mic.track,
-      iceTransportPolicy: options.relay ? 'relay' : 'all',
-      maxBitrate: mic.studioMode ? MUSIC_BITRATE : SPEECH_BITRATE,
-      sendTo: (peerId) => this.sendsTo(peerId),
-      // A waiting caller holds only a public link: staff show it relay addresses, never their own.
-      relayOnly: (peerId) => isStaff(this.me?.role) && this.people.get(peerId)?.waiting === true,
-      onTrack: (peerId, stream) => {
-        this.mix.addChannel(peerId, stream, { monitor: true });
-        this.applyPolicy(peerId);
-      },
-      onState: (peerId, state) => {
-        const strip = this.strips.get(peerId);
-        if (strip) (strip.state = state), this.renderStrip(peerId);
-      },
-      onHangUp: (peerId) => this.mix.removeChannel(peerId),
-      // Over the room socket: the session is the proof, so a show outlives its token.
-      refreshIce: () => this.client.refreshIce(),
+    const show = (this.show = new Show(options));
+    show.on('change', () => this.renderAll());
+    show.on('connection', ({ peerId, state }) => {
+      const strip = this.strips.get(peerId);
+      if (strip) (strip.state = state), this.renderStrip(peerId);
     });
-    mic.onChange((track) => {
-      this.mesh.setLocalTrack(track);
-      this.mesh.setMaxBitrate(mic.studioMode ? MUSIC_BITRATE : SPEECH_BITRATE);
-      this.attachOwnVoice();
+    show.on('self', (participant) => this.renderSelf(participant));
+    show.on('program', () => this.renderProgram());
+    show.on('notice', (text) => (text === null ? this.clearNotice() : this.notice(text)));
+    show.on('ended', (sentence) => {
+      clearInterval(this.meterTimer);
+      byId('console').hidden = true;
+      this.notice(sentence);
     });
-    this.attachOwnVoice();
     this.meterTimer = setInterval(() => this.updateMeters(), METER_INTERVAL_MS);
-    addEventListener('pagehide', () => this.leave(SENTENCES.left));
+    addEventListener('pagehide', () => show.leave(SENTENCES.left));
   }
 
   async start(): Promise<void> {
-    void this.mix.context.resume(); // called inside the click: the browser lets the audio start
+    void this.show.mix.context.resume(); // called inside the click: the browser lets the audio start
     byId('console').hidden = false;
     this.renderInvites();
     performance.mark('openstudio:connecting');
-    const connected = this.client.connect();
-    this.mesh.prepareCall(); // while the socket opens
-    try {
-      await connected;
-    } catch {
-      // the refusal is shown by the error and close handlers
-    }
-  }
-
-  // ---- policy ---------------------------------------------------------------------
-
-  /** Whether this page sends its voice to `peerId` right now. */
-  private sendsTo(peerId: string): boolean {
-    const person = this.people.get(peerId);
-    if (person?.waiting) return this.privateTalk === peerId;
-    return this.privateTalk === null;
-  }
-
-  /** Apply what this page may hear of `peerId`, and whether it is in the program. */
-  private applyPolicy(peerId: string): void {
-    const person = this.people.get(peerId);
-    const channel = this.mix.channel(peerId);
-    if (!person || !channel) return;
-    channel.setAudible(!person.muted && (!person.waiting || this.privateTalk === peerId));
-    channel.setOnAir(!person.waiting);
-  }
-
-  private applyAll(): void {
-    for (const peerId of this.people.keys()) this.applyPolicy(peerId);
-    this.ownChannel?.setOnAir(this.privateTalk === null);
-    this.mesh.refreshSending();
-  }
-
-  private attachOwnVoice(): void {
-    const stream = this.options.microphone.stream;
-    if (!stream) return;
-    this.ownChannel = this.mix.addChannel('me', stream);
-    this.ownChannel.setOnAir(this.privateTalk === null);
-  }
-
-  // ---- signaling ------------------------------------------------------------------
-
-  private listen(): void {
-    const client = this.client;
-    client.on('welcome', (welcome) => {
-      this.me = welcome;
-      this.people = new Map(welcome.participants.map((p) => [p.peerId, p]));
-      // A resumed welcome: whoever left while we were away loses their strip too.
-      for (const peerId of this.strips.keys()) if (!this.people.has(peerId)) this.removeStrip(peerId);
-      // Private talk ends if that caller left or was let in meanwhile.
-      if (this.privateTalk && !this.people.get(this.privateTalk)?.waiting) this.privateTalk = null;
-      if (welcome.role !== 'caller' || welcome.waiting === false) this.clearNotice();
-      if (!welcome.resumed && this.options.name) client.setName(this.options.name);
-      this.setBroadcast(welcome.broadcast ?? { state: 'idle' }); // a waiting caller is told nothing
-      // Every gate to the room's state now: mutes, admissions and leaves we missed while away.
-      this.applyAll();
-      this.renderAll();
-    });
-    client.on('admitted', (message) => {
-      if (this.me) this.me = { ...this.me, waiting: false };
-      for (const p of message.participants) this.people.set(p.peerId, p);
-      this.setBroadcast(message.broadcast);
-      this.applyAll();
-      this.renderAll();
-    });
-    client.on('peer-joined', ({ participant }) => this.upsert(participant));
-    client.on('participant-updated', ({ participant }) => {
-      if (participant.peerId === client.peerId) return this.updateMe(participant);
-      this.upsert(participant);
-    });
-    client.on('peer-left', ({ peerId }) => {
-      this.people.delete(peerId);
-      if (this.privateTalk === peerId) this.privateTalk = null;
-      this.removeStrip(peerId);
-      this.applyAll();
-      this.renderAll();
-    });
-    client.on('broadcast-updated', ({ broadcast }) => this.setBroadcast(broadcast));
-    client.on('error', (error) => {
-      const sentence = sentenceForError(error);
-      if (sentence) this.notice((this.refusal = sentence));
-      else if (error.code === 'broadcast-busy' || error.code === 'broadcast-unavailable' || error.code === 'forbidden') this.notice(error.message);
-    });
-    client.on('kicked', () => this.leave(SENTENCES.kicked));
-    client.on('room-closed', () => this.leave(SENTENCES.roomClosed));
-    client.on('close', ({ code, final }) => {
-      if (this.ended) return;
-      const refusal = this.refusal;
-      this.refusal = null;
-      if (!final) return this.notice(refusal ?? SENTENCES.connectionLost);
-      this.leave(refusal ?? sentenceForClose(code) ?? SENTENCES.disconnected);
-    });
-  }
-
-  private removeStrip(peerId: string): void {
-    this.strips.get(peerId)?.element.remove();
-    this.strips.delete(peerId);
-  }
-
-  private upsert(participant: Participant): void {
-    const before = this.people.get(participant.peerId);
-    this.people.set(participant.peerId, participant);
-    if (before && before.waiting && !participant.waiting && this.privateTalk === participant.peerId) this.privateTalk = null;
-    this.applyAll();
-    this.renderAll();
-  }
-
-  private updateMe(participant: Participant): void {
-    if (!this.me) return;
-    const wasWaiting = this.me.waiting;
-    this.me = { ...this.me, waiting: participant.waiting };
-    // Honour every mute at the source too (receivers enforce it regardless).
-    this.options.microphone.setEnabled(!participant.muted);
-    const button = byId('mute-me');
-    button.textContent = participant.muted ? 'Unmute me' : 'Mute me';
-    button.setAttribute('aria-pressed', String(participant.muted));
-    (button as HTMLButtonElement).disabled = participant.mutedBy === 'moderator';
-    byId('my-state').textContent = participant.mutedBy === 'moderator' ? 'A moderator muted you.' : participant.muted ? 'You are muted.' : '';
-    if (wasWaiting !== participant.waiting) this.renderAll();
+    await this.show.connect();
   }
 
   toggleSelfMute(): void {
-    const muted = byId('mute-me').getAttribute('aria-pressed') !== 'true';
-    if (this.client.peerId) this.client.mute(this.client.peerId, muted);
+    this.show.toggleSelfMute();
   }
 
-  // ---- broadcast ------------------------------------------------------------------
-
-  private setBroadcast(broadcast: Broadcast): void {
-    const wasLive = this.broadcast.state === 'live';
-    this.broadcast = broadcast;
-    if (broadcast.state === 'live' && !wasLive) this.liveSince = broadcast.since ?? Date.now();
-    if (broadcast.state === 'idle' || broadcast.state === 'error') this.liveSince = null;
-    this.renderProgram();
+  toggleBroadcast(): Promise<void> {
+    return this.show.toggleBroadcast();
   }
 
-  private get broadcastRunning(): boolean {
-    return this.broadcaster !== null || (this.broadcast.state !== 'idle' && this.broadcast.state !== 'error');
+  /** Host: close the room for everyone. */
+  endShow(): void {
+    this.show.endShow();
   }
 
-  async toggleBroadcast(): Promise<void> {
-    if (this.broadcastRunning) {
-      this.stopFeed();
-      try {
-        this.client.send({ type: 'stop-broadcast' });
-      } catch {
-        // not connected: the feed socket closing ends the broadcast too
-      }
-      return;
-    }
-    const url = `${location.origin.replace(/^http/, 'ws')}/rooms/${encodeURIComponent(this.options.roomId)}/broadcast`;
-    const mine: Broadcaster = new Broadcaster({
-      url,
-      token: this.options.token,
-      audioBitsPerSecond: PROGRAM_BITRATE,
-      // It reconnects by itself; once it has stopped for good (by a host, refused, given
-      // up) the console offers to go live again and says why.
-      onStatus: (status) => {
-        if ((status.state === 'stopped' || status.state === 'failed') && this.broadcaster === mine) {
-          this.broadcaster = null;
-          if (status.reason) this.notice(status.reason);
-          // A feed refused before the room heard of it leaves no state behind to show.
-          if (this.broadcast.state === 'connecting' && !status.broadcast) this.broadcast = { state: 'idle' };
-          this.renderProgram();
-        }
-      },
-    });
-    this.broadcaster = mine;
-    this.broadcast = { ...this.broadcast, state: 'connecting' };
-    this.renderProgram();
-    await this.mix.context.resume();
-    await mine.start(this.mix.stream).catch(() => {}); // the status says why
-  }
-
-  private stopFeed(): void {
-    this.broadcaster?.stop();
-    this.broadcaster = null;
+  leaveShow(): void {
+    this.show.leave(SENTENCES.left);
   }
 
   // ---- rendering ------------------------------------------------------------------
@@ -304,26 +94,12 @@ export class Studio {
     if (byId('notice').textContent === this.shownNotice) this.notice('');
   }
 
-  private leave(sentence: string): void {
-    if (this.ended) return;
-    this.ended = true;
-    this.stopFeed();
-    this.client.leave();
-    this.mesh.close();
-    clearInterval(this.meterTimer);
-    this.mix.close();
-    this.options.microphone.close();
-    byId('console').hidden = true;
-    this.notice(sentence);
-  }
-
-  /** Host: close the room for everyone. */
-  endShow(): void {
-    this.client.closeRoom();
-  }
-
-  leaveShow(): void {
-    this.leave(SENTENCES.left);
+  private renderSelf(participant: Participant): void {
+    const button = byId<HTMLButtonElement>('mute-me');
+    button.textContent = participant.muted ? 'Unmute me' : 'Mute me';
+    button.setAttribute('aria-pressed', String(participant.muted));
+    button.disabled = participant.mutedBy === 'moderator';
+    byId('my-state').textContent = participant.mutedBy === 'moderator' ? 'A moderator muted you.' : participant.muted ? 'You are muted.' : '';
   }
 
   private nameOf(p: Participant): string {
@@ -331,7 +107,13 @@ export class Studio {
   }
 
   private renderAll(): void {
-    const me = this.me;
+    const { me, people, privateTalk } = this.show;
+    // Whoever left (also while this page's signaling was down) loses their strip.
+    for (const [peerId, strip] of this.strips) {
+      if (people.has(peerId)) continue;
+      strip.element.remove();
+      this.strips.delete(peerId);
+    }
     if (!me) return;
     const staff = isStaff(me.role);
     byId('program').hidden = !staff;
@@ -343,15 +125,15 @@ export class Studio {
       : `You are in the show as ${me.role}.`;
     // A waiting caller sees only the studio's staff (the room shows it nobody else).
     byId('people-heading').textContent = me.waiting ? 'The studio' : 'In the show';
-    const waiting = [...this.people.values()].filter((p) => p.waiting);
+    const waiting = [...people.values()].filter((p) => p.waiting);
     byId('waiting').hidden = !staff || waiting.length === 0;
-    const talk = this.privateTalk ? this.people.get(this.privateTalk) : undefined;
+    const talk = privateTalk ? people.get(privateTalk) : undefined;
     byId('talk-banner').hidden = !talk;
     byId('talk-banner').textContent = talk
       ? `Talking privately with ${this.nameOf(talk)}: the program and the callers on air do not hear you.`
       : '';
-    const order: Record<Role, number> = { host: 0, producer: 1, caller: 2 };
-    const sorted = [...this.people.values()].sort((a, b) => order[a.role] - order[b.role]);
+    // The most powerful first: host, producers, callers.
+    const sorted = [...people.values()].sort((a, b) => ROLE_TABLE[b.role].power - ROLE_TABLE[a.role].power);
     const waitingList: HTMLElement[] = [];
     const onAirList: HTMLElement[] = [];
     for (const p of sorted) {
@@ -367,8 +149,8 @@ export class Studio {
   }
 
   private renderStrip(peerId: string): void {
-    const p = this.people.get(peerId);
-    const me = this.me;
+    const p = this.show.people.get(peerId);
+    const me = this.show.me;
     if (!p || !me) return;
     let strip = this.strips.get(peerId);
     if (!strip) {
@@ -392,7 +174,7 @@ export class Studio {
     strip.meter.setAttribute('aria-label', `${name} level`);
 
     const staff = isStaff(me.role);
-    const mayModerate = me.role === 'host' || (me.role === 'producer' && p.role === 'caller');
+    const moderates = moderatesRole(me.role, p.role);
     if (staff && !p.waiting && !strip.fader) {
       strip.fader = h('input', {
         type: 'range',
@@ -403,7 +185,7 @@ export class Studio {
         className: 'fader',
         oninput: (event) => {
           const value = Number((event.target as HTMLInputElement).value);
-          this.mix.channel(peerId)?.setFader(value / 100);
+          this.show.mix.channel(peerId)?.setFader(value / 100);
           (event.target as HTMLInputElement).setAttribute('aria-valuetext', `${value} %`);
         },
       });
@@ -417,12 +199,12 @@ export class Studio {
     // away between a press and its release.
     const wanted: [StripAction, string, string?][] = [];
     if (staff && p.waiting) {
-      const talking = this.privateTalk === peerId;
+      const talking = this.show.privateTalk === peerId;
       wanted.push(['talk', talking ? `End talk with ${name}` : `Talk to ${name}`, String(talking)]);
       wanted.push(['admit', `Admit ${name}`]);
     }
-    if (mayModerate && !p.waiting) wanted.push(['mute', p.muted ? `Unmute ${name}` : `Mute ${name}`]);
-    if (mayModerate) wanted.push(['kick', `Kick ${name}`]);
+    if (moderates && !p.waiting) wanted.push(['mute', p.muted ? `Unmute ${name}` : `Mute ${name}`]);
+    if (moderates) wanted.push(['kick', `Kick ${name}`]);
     for (const [action, button] of strip.buttons) {
       if (wanted.some(([a]) => a === action)) continue;
       button.remove();
@@ -444,17 +226,10 @@ export class Studio {
 
   /** A strip's button pressed: acts on the participant's state at the moment of the click. */
   private act(action: StripAction, peerId: string): void {
-    if (action === 'talk') return this.togglePrivateTalk(peerId);
-    if (action === 'admit') return this.client.admit(peerId);
-    if (action === 'kick') return this.client.kick(peerId);
-    const person = this.people.get(peerId);
-    if (person) this.client.mute(peerId, !person.muted);
-  }
-
-  private togglePrivateTalk(peerId: string): void {
-    this.privateTalk = this.privateTalk === peerId ? null : peerId;
-    this.applyAll();
-    this.renderAll();
+    if (action === 'talk') return this.show.togglePrivateTalk(peerId);
+    if (action === 'admit') return this.show.admit(peerId);
+    if (action === 'kick') return this.show.kick(peerId);
+    this.show.toggleMute(peerId);
   }
 
   private renderInvites(): void {
@@ -467,23 +242,23 @@ export class Studio {
     }
   }
 
+  /** Host: revoke a role's invites; the link shown becomes the one that replaces them. */
   async newInvite(role: 'producer' | 'caller'): Promise<void> {
-    const response = await fetch(`/rooms/${encodeURIComponent(this.options.roomId)}/revoke`, {
-      method: 'POST',
-      headers: { Authorization: `Bearer ${this.options.token}`, 'Content-Type': 'application/json' },
-      body: JSON.stringify({ role }),
-    });
-    const body = await response.json();
-    if (!response.ok) return this.notice(`No new link: ${body.error?.message ?? response.status}.`);
-    this.options.invites = { ...this.options.invites, [role]: body.token };
+    let token: string;
+    try {
+      ({ token } = await revokeInvites(this.options.roomId, this.options.token, role));
+    } catch (error) {
+      if (error instanceof HttpError) return this.notice(`No new link: ${error.message}.`);
+      throw error;
+    }
+    this.options.invites = { ...this.options.invites, [role]: token };
     this.renderInvites();
     byId(`${role}-link-note`).textContent = 'New link made; the old one no longer works.';
   }
 
   private renderProgram(): void {
-    const b = this.broadcast;
-    const me = this.me;
-    const running = this.broadcastRunning;
+    const { broadcast: b, me } = this.show;
+    const running = this.show.broadcastRunning;
     const live = byId<HTMLButtonElement>('go-live');
     live.textContent = running ? 'Stop broadcast' : 'Go live';
     const reason = b.reason;
@@ -510,11 +285,12 @@ export class Studio {
 
   private renderClock(): void {
     const clock = byId('on-air-clock');
-    if (this.liveSince === null || this.broadcast.state !== 'live') {
+    const { liveSince } = this.show;
+    if (liveSince === null || this.show.broadcast.state !== 'live') {
       clock.textContent = '';
       return;
     }
-    const seconds = Math.max(0, Math.floor((Date.now() - this.liveSince) / 1000));
+    const seconds = Math.max(0, Math.floor((Date.now() - liveSince) / 1000));
     const hh = Math.floor(seconds / 3600);
     const mm = String(Math.floor(seconds / 60) % 60).padStart(2, '0');
     const ss = String(seconds % 60).padStart(2, '0');
@@ -524,29 +300,31 @@ export class Studio {
   private loudnessTick = 0;
 
   private updateMeters(): void {
+    const { mix, mesh } = this.show;
     const now = performance.now();
     for (const [peerId, strip] of this.strips) {
-      const channel = this.mix.channel(peerId);
+      const channel = mix.channel(peerId);
       const reading = channel ? channel.meter.read(now) : { level: -60, peak: -60 };
       showLevel(strip.meter, reading.level, reading.peak);
-      const peer = this.mesh.peers.get(peerId);
+      const peer = mesh.peers.get(peerId);
       strip.element.dataset.connection = peer?.pc.connectionState ?? 'none';
       strip.element.dataset.iceRestarts = String(peer?.iceRestarts ?? 0);
     }
     // What this page holds open, for anyone checking that nothing leaks.
     const held = byId('console').dataset;
-    held.peerConnections = String(this.mesh.peers.size);
-    held.mixVoices = String(this.mix.size);
-    held.broadcaster = this.broadcaster?.status.state ?? 'none';
-    if (this.ownChannel) {
-      const own = this.ownChannel.meter.read(now);
-      showLevel(byId('my-level'), own.level, own.peak);
+    held.peerConnections = String(mesh.peers.size);
+    held.mixVoices = String(mix.size);
+    held.broadcaster = this.show.broadcaster?.status.state ?? 'none';
+    const own = this.show.ownVoice;
+    if (own) {
+      const reading = own.meter.read(now);
+      showLevel(byId('my-level'), reading.level, reading.peak);
     }
-    const program = this.mix.meter.read(now);
+    const program = mix.meter.read(now);
     showLevel(byId('program-level'), program.level, program.peak);
     // Loudness takes a block every 100 ms (its 3 s window is 30 blocks); text updates twice a second.
     if (++this.loudnessTick % 2 === 0) return;
-    const lufs = this.mix.loudness.read();
+    const lufs = mix.loudness.read();
     if (this.loudnessTick % 10 === 1) {
       byId('loudness').textContent = Number.isFinite(lufs) && lufs > -70 ? `${lufs.toFixed(1)} LUFS short-term` : '— LUFS';
       this.renderClock();

@@ -1,0 +1,310 @@
+// The show as this page takes part in it, without any rendering: the room connection, the
+// audio mesh and mix, the people and their state, this page's own state, the private talk,
+// the program feed, and the actions (mute, kick, admit, talk, go live). What each voice may
+// reach comes from the library's reach rules, applied to the mix and the mesh on every
+// change. The console (studio.ts) renders it and listens to its events.
+import { AudioMesh, Broadcaster, StudioClient, ownVoiceInProgram, voiceReach } from '../lib';
+import type { BroadcastInfo, Channel, Participant, ProgramMix, ReachInput, Welcome } from '../lib';
+import type { Microphone } from './microphone';
+import { SENTENCES, sentenceForClose, sentenceForError } from './sentences';
+
+/** Opus bitrates: speech between peers, more for studio mode (music); the program is music. */
+const SPEECH_BITRATE = 32_000;
+const MUSIC_BITRATE = 96_000;
+const PROGRAM_BITRATE = 96_000;
+
+export interface ShowOptions {
+  roomId: string;
+  token: string;
+  name: string;
+  microphone: Microphone;
+  /** The page's audio graph (the microphone check made before joining already uses it). */
+  mix: ProgramMix;
+  /** Force TURN relay (hides this page's address from peers). */
+  relay?: boolean;
+}
+
+export interface ShowEvents {
+  /** The people, their state, this page's own state or the private talk changed. */
+  change: void;
+  /** The connection to someone changed state. */
+  connection: { peerId: string; state: RTCPeerConnectionState };
+  /** This page's own record as the room sent it (its mute). */
+  self: Participant;
+  /** The program feed's state changed (the room's word or this page's broadcaster). */
+  program: void;
+  /** A sentence for the page; null: what it said about the connection no longer holds. */
+  notice: string | null;
+  /** This page is out of the show (left, removed, ended, refused), with the sentence why. */
+  ended: string;
+}
+
+export class Show {
+  readonly client: StudioClient;
+  readonly mesh: AudioMesh;
+  readonly mix: ProgramMix;
+  /** This page's welcome, its `waiting` kept up to date. */
+  me: Welcome | null = null;
+  /** Everyone else in the room, as the room reports them. */
+  people = new Map<string, Participant>();
+  /** The waiting caller this (staff) page talks with privately. */
+  privateTalk: string | null = null;
+  broadcast: BroadcastInfo = { state: 'idle' };
+  /** When the show went on air, while it is. */
+  liveSince: number | null = null;
+  broadcaster: Broadcaster | null = null;
+  /** This page's own voice in its mix, once the microphone is open. */
+  ownVoice: Channel | null = null;
+  private selfMuted = false;
+  private ended = false;
+  /** Why the room refused us last (an error frame comes before its close). */
+  private refusal: string | null = null;
+  private handlers = new Map<keyof ShowEvents, ((value: never) => void)[]>();
+
+  constructor(private options: ShowOptions) {
+    const { roomId, token } = options;
+    this.mix = options.mix;
+    this.client = new StudioClient({ url: `${location.origin.replace(/^http/, 'ws')}/rooms/${encodeURIComponent(roomId)}/ws`, token });
+    // Before the mesh's handlers: a welcome or an admission has updated who is waiting or
+    // muted before the mesh calls or answers anyone (what it sends, and over which path).
+    this.listen();
+    const mic = options.microphone;
+    this.mesh = new AudioMesh(this.client, {
+      localTrack: mic.track,
+      iceTransportPolicy: options.relay ? 'relay' : 'all',
+      maxBitrate: mic.studioMode ? MUSIC_BITRATE : SPEECH_BITRATE,
+      sendTo: (peerId) => voiceReach(this.reachInput, peerId).sendsTo,
+      relayOnly: (peerId) => voiceReach(this.reachInput, peerId).relayOnly,
+      onTrack: (peerId, stream) => {
+        this.mix.addChannel(peerId, stream, { monitor: true });
+        this.applyReach(peerId);
+      },
+      onState: (peerId, state) => this.emit('connection', { peerId, state }),
+      onHangUp: (peerId) => this.mix.removeChannel(peerId),
+      // Over the room socket: the session is the proof, so a show outlives its token.
+      refreshIce: () => this.client.refreshIce(),
+    });
+    mic.onChange((track) => {
+      this.mesh.setLocalTrack(track);
+      this.mesh.setMaxBitrate(mic.studioMode ? MUSIC_BITRATE : SPEECH_BITRATE);
+      this.attachOwnVoice();
+    });
+    this.attachOwnVoice();
+  }
+
+  on<K extends keyof ShowEvents>(type: K, handler: (value: ShowEvents[K]) => void): void {
+    this.handlers.set(type, [...(this.handlers.get(type) ?? []), handler]);
+  }
+
+  private emit<K extends keyof ShowEvents>(type: K, value: ShowEvents[K]): void {
+    for (const handler of this.handlers.get(type) ?? []) (handler as (value: ShowEvents[K]) => void)(value);
+  }
+
+  /** Open the room connection; a refusal comes as a notice or the end of the show. */
+  async connect(): Promise<void> {
+    const connected = this.client.connect();
+    this.mesh.prepareCall(); // while the socket opens
+    try {
+      await connected;
+    } catch {
+      // the refusal is reported by the error and close handlers
+    }
+  }
+
+  // ---- what reaches whom ----------------------------------------------------------
+
+  private get reachInput(): ReachInput {
+    return { people: this.people, role: this.me?.role, privateTalk: this.privateTalk };
+  }
+
+  /** Open or close what this page hears of `peerId`, and whether it is in the program. */
+  private applyReach(peerId: string): void {
+    const channel = this.mix.channel(peerId);
+    if (!this.people.has(peerId) || !channel) return;
+    const reach = voiceReach(this.reachInput, peerId);
+    channel.setAudible(reach.hears);
+    channel.setOnAir(reach.onAir);
+  }
+
+  private applyAll(): void {
+    for (const peerId of this.people.keys()) this.applyReach(peerId);
+    this.ownVoice?.setOnAir(ownVoiceInProgram(this.reachInput));
+    this.mesh.refreshSending();
+  }
+
+  private attachOwnVoice(): void {
+    const stream = this.options.microphone.stream;
+    if (!stream) return;
+    this.ownVoice = this.mix.addChannel('me', stream);
+    this.ownVoice.setOnAir(ownVoiceInProgram(this.reachInput));
+  }
+
+  // ---- the room's word ------------------------------------------------------------
+
+  private listen(): void {
+    const client = this.client;
+    client.on('welcome', (welcome) => {
+      this.me = welcome;
+      // A resumed welcome: whoever left while we were away is gone here too.
+      this.people = new Map(welcome.participants.map((p) => [p.peerId, p]));
+      // Private talk ends if that caller left or was let in meanwhile.
+      if (this.privateTalk && !this.people.get(this.privateTalk)?.waiting) this.privateTalk = null;
+      if (welcome.role !== 'caller' || welcome.waiting === false) this.emit('notice', null);
+      if (!welcome.resumed && this.options.name) client.setName(this.options.name);
+      this.setBroadcast(welcome.broadcast ?? { state: 'idle' }); // a waiting caller is told nothing
+      // Every gate to the room's state now: mutes, admissions and leaves we missed while away.
+      this.applyAll();
+      this.emit('change', undefined);
+    });
+    client.on('admitted', (message) => {
+      if (this.me) this.me = { ...this.me, waiting: false };
+      for (const p of message.participants) this.people.set(p.peerId, p);
+      this.setBroadcast(message.broadcast);
+      this.applyAll();
+      this.emit('change', undefined);
+    });
+    client.on('peer-joined', ({ participant }) => this.upsert(participant));
+    client.on('participant-updated', ({ participant }) => {
+      if (participant.peerId === client.peerId) return this.updateMe(participant);
+      this.upsert(participant);
+    });
+    client.on('peer-left', ({ peerId }) => {
+      this.people.delete(peerId);
+      if (this.privateTalk === peerId) this.privateTalk = null;
+      this.applyAll();
+      this.emit('change', undefined);
+    });
+    client.on('broadcast-updated', ({ broadcast }) => this.setBroadcast(broadcast));
+    client.on('error', (error) => {
+      const sentence = sentenceForError(error);
+      if (sentence) this.emit('notice', (this.refusal = sentence));
+      else if (error.code === 'broadcast-busy' || error.code === 'broadcast-unavailable' || error.code === 'forbidden') this.emit('notice', error.message);
+    });
+    client.on('kicked', () => this.leave(SENTENCES.kicked));
+    client.on('room-closed', () => this.leave(SENTENCES.roomClosed));
+    client.on('close', ({ code, final }) => {
+      if (this.ended) return;
+      const refusal = this.refusal;
+      this.refusal = null;
+      if (!final) return this.emit('notice', refusal ?? SENTENCES.connectionLost);
+      this.leave(refusal ?? sentenceForClose(code) ?? SENTENCES.disconnected);
+    });
+  }
+
+  private upsert(participant: Participant): void {
+    const before = this.people.get(participant.peerId);
+    this.people.set(participant.peerId, participant);
+    if (before && before.waiting && !participant.waiting && this.privateTalk === participant.peerId) this.privateTalk = null;
+    this.applyAll();
+    this.emit('change', undefined);
+  }
+
+  private updateMe(participant: Participant): void {
+    if (!this.me) return;
+    const wasWaiting = this.me.waiting;
+    this.me = { ...this.me, waiting: participant.waiting };
+    this.selfMuted = participant.muted;
+    // Honour every mute at the source too (receivers enforce it regardless).
+    this.options.microphone.setEnabled(!participant.muted);
+    this.emit('self', participant);
+    if (wasWaiting !== participant.waiting) this.emit('change', undefined);
+  }
+
+  // ---- actions --------------------------------------------------------------------
+
+  toggleSelfMute(): void {
+    if (this.client.peerId) this.client.mute(this.client.peerId, !this.selfMuted);
+  }
+
+  /** Moderator mute or unmute, by the participant's state at the moment of the click. */
+  toggleMute(peerId: string): void {
+    const person = this.people.get(peerId);
+    if (person) this.client.mute(peerId, !person.muted);
+  }
+
+  kick(peerId: string): void {
+    this.client.kick(peerId);
+  }
+
+  admit(peerId: string): void {
+    this.client.admit(peerId);
+  }
+
+  /** Start or end a private talk with a waiting caller. */
+  togglePrivateTalk(peerId: string): void {
+    this.privateTalk = this.privateTalk === peerId ? null : peerId;
+    this.applyAll();
+    this.emit('change', undefined);
+  }
+
+  /** Host: close the room for everyone. */
+  endShow(): void {
+    this.client.closeRoom();
+  }
+
+  leave(sentence: string = SENTENCES.left): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.stopFeed();
+    this.client.leave();
+    this.mesh.close();
+    this.mix.close();
+    this.options.microphone.close();
+    this.emit('ended', sentence);
+  }
+
+  // ---- the program feed -----------------------------------------------------------
+
+  private setBroadcast(broadcast: BroadcastInfo): void {
+    const wasLive = this.broadcast.state === 'live';
+    this.broadcast = broadcast;
+    if (broadcast.state === 'live' && !wasLive) this.liveSince = broadcast.since ?? Date.now();
+    if (broadcast.state === 'idle' || broadcast.state === 'error') this.liveSince = null;
+    this.emit('program', undefined);
+  }
+
+  /** A broadcast is under way (this page's feed, or the room's word on one). */
+  get broadcastRunning(): boolean {
+    return this.broadcaster !== null || (this.broadcast.state !== 'idle' && this.broadcast.state !== 'error');
+  }
+
+  /** Go live, or stop the broadcast. */
+  async toggleBroadcast(): Promise<void> {
+    if (this.broadcastRunning) {
+      this.stopFeed();
+      try {
+        this.client.send({ type: 'stop-broadcast' });
+      } catch {
+        // not connected: the feed socket closing ends the broadcast too
+      }
+      return;
+    }
+    const url = `${location.origin.replace(/^http/, 'ws')}/rooms/${encodeURIComponent(this.options.roomId)}/broadcast`;
+    const mine: Broadcaster = new Broadcaster({
+      url,
+      token: this.options.token,
+      audioBitsPerSecond: PROGRAM_BITRATE,
+      // It reconnects by itself; once it has stopped for good (by a host, refused, given
+      // up) the console offers to go live again and says why.
+      onStatus: (status) => {
+        if ((status.state === 'stopped' || status.state === 'failed') && this.broadcaster === mine) {
+          this.broadcaster = null;
+          if (status.reason) this.emit('notice', status.reason);
+          // A feed refused before the room heard of it leaves no state behind to show.
+          if (this.broadcast.state === 'connecting' && !status.broadcast) this.broadcast = { state: 'idle' };
+          this.emit('program', undefined);
+        }
+      },
+    });
+    this.broadcaster = mine;
+    this.broadcast = { ...this.broadcast, state: 'connecting' };
+    this.emit('program', undefined);
+    await this.mix.context.resume();
+    await mine.start(this.mix.stream).catch(() => {}); // the status says why
+  }
+
+  private stopFeed(): void {
+    this.broadcaster?.stop();
+    this.broadcaster = null;
+  }
+}
