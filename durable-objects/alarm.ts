@@ -19,14 +19,18 @@ export class AlarmSchedule {
     this.at = null;
   }
 
-  /** Make sure an alarm fires at `next` or earlier (`Infinity`: none is needed). */
-  async ensure(next: number): Promise<void> {
+  /**
+   * Make sure an alarm fires at `next` or earlier (`Infinity`: none is needed). With
+   * `exactly`, an earlier alarm is moved to `next` too: one write now instead of a wake for
+   * nothing later (an emptied room's silence check, say).
+   */
+  async ensure(next: number, { exactly = false } = {}): Promise<void> {
     if (this.at === undefined) this.at = await this.storage.getAlarm();
     if (next === Number.POSITIVE_INFINITY) {
       if (this.at === null) return;
       await this.storage.deleteAlarm();
       this.at = null;
-    } else if (this.at === null || next < this.at) {
+    } else if (this.at === null || next < this.at || (exactly && next !== this.at)) {
       await this.storage.setAlarm(next);
       this.at = next;
     }

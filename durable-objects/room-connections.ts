@@ -17,6 +17,8 @@ interface SocketAttachment {
 /** A socket's memory: its attachment, its frame budget and its budget for state changes. */
 export interface Connection {
   attachment: SocketAttachment;
+  /** When the room last heard from this socket, exactly (the attachment keeps it coarsely). */
+  heardAt: number;
   bucket: TokenBucket;
   /** Name and mute changes: each is stored and told to everyone, so they have a budget of their own. */
   changes: TokenBucket;
@@ -27,6 +29,8 @@ export interface ConnectionBudgets {
   burst: number;
   changesPerSecond: number;
   changeBurst: number;
+  /** How stale a socket's last-heard time may be in its attachment (the silence check's slack). */
+  seenRefreshMs: number;
 }
 
 export class Connections {
@@ -85,7 +89,12 @@ export class Connections {
       if (!attachment) return undefined;
       attachment.seenAt ??= Date.now(); // a socket accepted before the room kept this
       const { perSecond, burst, changesPerSecond, changeBurst } = this.budgets;
-      connection = { attachment, bucket: new TokenBucket(perSecond, burst), changes: new TokenBucket(changesPerSecond, changeBurst) };
+      connection = {
+        attachment,
+        heardAt: attachment.seenAt,
+        bucket: new TokenBucket(perSecond, burst),
+        changes: new TokenBucket(changesPerSecond, changeBurst),
+      };
       this.memory.set(ws, connection);
     }
     return connection;
@@ -97,17 +106,21 @@ export class Connections {
     return peerId !== undefined && this.byPeer.get(peerId) === ws ? peerId : undefined;
   }
 
-  /** Remember that this socket is alive (in its attachment, so hibernation keeps it; at most once a second). */
+  /**
+   * Remember that this socket is alive, in its attachment so hibernation keeps it: at most
+   * every `refreshMs` (a quarter of the silence timeout, at most 10 s), not on every frame.
+   */
   heardFrom(ws: WebSocket, connection: Connection): void {
     const now = Date.now();
-    if (now - connection.attachment.seenAt < 1000) return;
+    connection.heardAt = now;
+    if (now - connection.attachment.seenAt < this.budgets.seenRefreshMs) return;
     connection.attachment.seenAt = now;
     ws.serializeAttachment(connection.attachment);
   }
 
   /** Last sign of life from a socket: a frame the room handled, or a ping the runtime answered. */
   lastHeard(ws: WebSocket): number {
-    const seenAt = this.of(ws)?.attachment.seenAt ?? 0;
-    return Math.max(seenAt, this.ctx.getWebSocketAutoResponseTimestamp(ws)?.getTime() ?? 0);
+    const heardAt = this.of(ws)?.heardAt ?? 0;
+    return Math.max(heardAt, this.ctx.getWebSocketAutoResponseTimestamp(ws)?.getTime() ?? 0);
   }
 }

@@ -76,6 +76,7 @@ export class Room extends DurableObject<Env> {
       burst: this.config.rateLimitBurst,
       changesPerSecond: STATE_CHANGES_PER_SECOND,
       changeBurst: STATE_CHANGE_BURST,
+      seenRefreshMs: Math.min(10_000, (this.config.peerSilenceSeconds * 1000) / 4),
     });
     this.alarmSchedule = new AlarmSchedule(ctx.storage);
     // Answered by the runtime without waking the object.
@@ -675,6 +676,8 @@ export class Room extends DurableObject<Env> {
       const silent = room.broadcast!.info.reason === REASONS.feedSilent;
       next = Math.min(next, this.broadcastSeenAt + (silent ? BROADCAST_LOST_MS : BROADCAST_STALE_MS));
     }
-    await this.alarmSchedule.ensure(next);
+    // An empty room needs only its idle expiry (or its feed's checks): an alarm set for a
+    // silence check of peers who have left would wake the room for nothing.
+    await this.alarmSchedule.ensure(next, { exactly: this.peers.size === 0 });
   }
 }

@@ -248,4 +248,19 @@ describe('idle expiry', () => {
     expect(await gone.next('error')).toMatchObject({ code: 'room-not-found' });
     expect((await gone.waitClosed()).code).toBe(4004);
   });
+
+  it('a room that empties moves its alarm to its idle expiry: no wake for the silence check of peers who left', async () => {
+    const room = await createRoom();
+    const stub = roomStub(room.roomId);
+    const alarm = () => runInDurableObject(stub, (_room: Room, state: DurableObjectState) => state.storage.getAlarm());
+    const host = await join(room.roomId, room.tokens.host);
+    const joinedAt = Date.now();
+    // Someone connected: the alarm is the silence check (PEER_SILENCE_SECONDS, 3 s here).
+    expect((await alarm())! - joinedAt).toBeLessThan(3_500);
+    host.client.send({ type: 'leave' });
+    await host.client.waitClosed();
+    const leftAt = Date.now();
+    // Empty: only the idle expiry (ROOM_IDLE_SECONDS, 4 s here) is due.
+    expect((await alarm())! - leftAt).toBeGreaterThan(3_500);
+  });
 });
