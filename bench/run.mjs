@@ -4,6 +4,8 @@
 // Servers (all on 127.0.0.1, free ports):
 //   ours          `wrangler dev` of this repository, as `npm run dev` runs it (local request
 //                 tracing off, X_LOCAL_OBSERVABILITY=false)
+//   ours-shipped  the same at the shipped per-connection limits (the others raise them so the
+//                 load test measures the relay, not the limiter); no load test
 //   ours-traced   the same with wrangler's local request tracing on (wrangler's default)
 //   do-floor      a minimal relay Durable Object (bench/do-floor) under the same wrangler dev,
 //                 tracing off: what the platform alone costs
@@ -47,7 +49,7 @@ const HELP = `usage: npm run bench -- [options]
   --paced-seconds S       measured seconds of the paced test per server per round (default 3; quick 2)
   --memory-sockets N      idle sockets for the memory figure (default 1000; quick 300)
   --cold-starts N         cold starts per server (default 3; quick 1)
-  --servers LIST          comma-separated subset of ours,ours-traced,do-floor,peerjs,floor (default all)
+  --servers LIST          comma-separated subset of ours,ours-shipped,ours-traced,do-floor,peerjs,floor (default all)
   --ours-dir DIR          project directory to run as ours (default: this repository)
   --ours-ref REF          run a committed revision (git ref) instead of the working tree
   --alt-dir DIR           a second checkout (e.g. a git worktree with a change) to run as
@@ -77,7 +79,7 @@ const { values: flags } = parseArgs({
     'paced-seconds': { type: 'string' },
     'memory-sockets': { type: 'string' },
     'cold-starts': { type: 'string' },
-    servers: { type: 'string', default: 'ours,ours-traced,do-floor,peerjs,floor' },
+    servers: { type: 'string', default: 'ours,ours-shipped,ours-traced,do-floor,peerjs,floor' },
     'ours-dir': { type: 'string' },
     'ours-ref': { type: 'string' },
     'alt-dir': { type: 'string' },
@@ -119,7 +121,10 @@ const config = {
   memorySettleMs: 3000,
   coldStarts: num('cold-starts', 3, 1),
   deflate: !flags['no-deflate'],
-  servers: flags.servers.split(',').map((s) => s.trim()).filter(Boolean),
+  servers: flags.servers
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean),
   oursDir: flags['ours-dir'] ?? ROOT,
   altDir: flags['alt-dir'] ?? null,
   phases: new Set(flags.phases.split(',').map((s) => s.trim())),
@@ -143,6 +148,14 @@ const SPECS = {
     title: 'ours',
     describe: '`wrangler dev` of this repository, as `npm run dev` runs it (local request tracing off)',
     start: (o) => startWrangler({ ...o, projectDir: oursSrc, vars: OURS_VARS, env: NO_TRACING }),
+  },
+  'ours-shipped': {
+    adapter: 'ours',
+    title: 'ours, shipped limits',
+    describe:
+      'ours at the shipped per-connection limits (burst 400, 50/s): every phase but the load test, which sends faster than any client may',
+    start: (o) => startWrangler({ ...o, projectDir: oursSrc, env: NO_TRACING }),
+    skip: ['load'],
   },
   'ours-traced': {
     adapter: 'ours',
@@ -247,13 +260,16 @@ function machine() {
 // ---- bundle size --------------------------------------------------------------------------
 async function bundleSize() {
   const outdir = join(workDir, 'dist');
-  const handle = startGroup('wrangler-deploy-dry-run', nodeForWrangler(), [
-    join(ROOT, 'node_modules', 'wrangler', 'bin', 'wrangler.js'), 'deploy', '--dry-run', '--outdir', outdir,
-  ], {
-    cwd: oursSrc,
-    env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', NO_COLOR: '1' },
-    logPath: join(workDir, 'deploy-dry-run.log'),
-  });
+  const handle = startGroup(
+    'wrangler-deploy-dry-run',
+    nodeForWrangler(),
+    [join(ROOT, 'node_modules', 'wrangler', 'bin', 'wrangler.js'), 'deploy', '--dry-run', '--outdir', outdir],
+    {
+      cwd: oursSrc,
+      env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', NO_COLOR: '1' },
+      logPath: join(workDir, 'deploy-dry-run.log'),
+    },
+  );
   await waitFor(() => handle.exited, { timeoutMs: 120_000, what: 'wrangler deploy --dry-run' });
   await handle.stop();
   if (handle.exitCode !== 0) throw new Error(`wrangler deploy --dry-run failed:\n${handle.tail.join('\n')}`);
@@ -317,7 +333,11 @@ async function coldStart(name, memory) {
       await joinPhase(adapter, handle, { joins: 32, roomSize: config.roomSize, concurrency: 8, deflate: config.deflate });
       await sleep(500);
       mem = await memoryPhase(adapter, handle, {
-        sockets: config.memorySockets, roomSize: config.roomSize, concurrency: 16, settleMs: config.memorySettleMs, deflate: config.deflate,
+        sockets: config.memorySockets,
+        roomSize: config.roomSize,
+        concurrency: 16,
+        settleMs: config.memorySettleMs,
+        deflate: config.deflate,
       });
     }
     return { totalMs, firstHttpMs, memory: mem };
@@ -356,7 +376,9 @@ async function main() {
     servers: Object.fromEntries(config.servers.map((s) => [s, SPECS[s].describe])),
     command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
   };
-  log(`machine: ${meta.machine.cpu}, ${meta.machine.cpus} CPUs, ${meta.machine.memTotalMiB} MiB; node ${meta.machine.node}, wrangler ${meta.machine.wrangler}, peer ${meta.machine.peer}`);
+  log(
+    `machine: ${meta.machine.cpu}, ${meta.machine.cpus} CPUs, ${meta.machine.memTotalMiB} MiB; node ${meta.machine.node}, wrangler ${meta.machine.wrangler}, peer ${meta.machine.peer}`,
+  );
 
   let bundle = null;
   if (config.servers.some((s) => SPECS[s].adapter === 'ours')) {
@@ -372,37 +394,81 @@ async function main() {
     log(`${name} ready on ${servers[name].base} after ${ms(servers[name].readyMs)} ms`);
   }
 
-  const R = Object.fromEntries(config.servers.map((s) => [s, { join: [], joinCpuMs: [], serialJoin: [], idleIce: [], idleSdp: [], paced: [], load: [], loadRuns: [], memory: null, cold: [] }]));
+  const R = Object.fromEntries(
+    config.servers.map((s) => [
+      s,
+      { join: [], joinCpuMs: [], serialJoin: [], idleIce: [], idleSdp: [], paced: [], load: [], loadRuns: [], memory: null, cold: [] },
+    ]),
+  );
   const base = (s) => ({ adapter: adapterOf(s), server: servers[s] });
 
   log('warm-up (not recorded) …');
   for (const s of config.servers) {
     const { adapter, server } = base(s);
-    await joinPhase(adapter, server, { joins: 32, roomSize: config.roomSize, concurrency: config.joinConcurrency, deflate: config.deflate });
+    await joinPhase(adapter, server, {
+      joins: 32,
+      roomSize: config.roomSize,
+      concurrency: config.joinConcurrency,
+      deflate: config.deflate,
+    });
     await idleRelayPhase(adapter, server, { ice: 100, sdp: 20, deflate: config.deflate });
-    await loadPhase(adapter, server, { rooms: config.loadRooms, peersPerRoom: config.loadPeers, seconds: 1, rampSeconds: 0.2, window: config.window, deflate: config.deflate });
+    if (!SPECS[s].skip?.includes('load')) {
+      await loadPhase(adapter, server, {
+        rooms: config.loadRooms,
+        peersPerRoom: config.loadPeers,
+        seconds: 1,
+        rampSeconds: 0.2,
+        window: config.window,
+        deflate: config.deflate,
+      });
+    }
   }
 
   for (let round = 0; round < config.rounds; round++) {
     for (const s of order(round)) {
       const { adapter, server } = base(s);
-      const P = config.phases;
+      const P = new Set([...config.phases].filter((phase) => !SPECS[s].skip?.includes(phase)));
       const joinCpu = {};
-      const joins = P.has('join') ? await joinPhase(adapter, server, { joins: config.joins, roomSize: config.roomSize, concurrency: config.joinConcurrency, deflate: config.deflate, cpu: joinCpu }) : [];
+      const joins = P.has('join')
+        ? await joinPhase(adapter, server, {
+            joins: config.joins,
+            roomSize: config.roomSize,
+            concurrency: config.joinConcurrency,
+            deflate: config.deflate,
+            cpu: joinCpu,
+          })
+        : [];
       if (P.has('join')) R[s].joinCpuMs.push(joinCpu.msPerJoin);
-      const serial = P.has('join') ? await joinPhase(adapter, server, { joins: config.serialJoins, roomSize: config.roomSize, concurrency: 1, deflate: config.deflate }) : [];
-      const idle = P.has('idle') ? await idleRelayPhase(adapter, server, { ice: config.idleIce, sdp: config.idleSdp, deflate: config.deflate }) : { ice: [], sdp: [] };
+      const serial = P.has('join')
+        ? await joinPhase(adapter, server, {
+            joins: config.serialJoins,
+            roomSize: config.roomSize,
+            concurrency: 1,
+            deflate: config.deflate,
+          })
+        : [];
+      const idle = P.has('idle')
+        ? await idleRelayPhase(adapter, server, { ice: config.idleIce, sdp: config.idleSdp, deflate: config.deflate })
+        : { ice: [], sdp: [] };
       const paced = P.has('paced')
         ? await pacedPhase(adapter, server, {
-            rooms: config.loadRooms, peersPerRoom: config.loadPeers, seconds: config.pacedSeconds,
-            rampSeconds: config.loadRampSeconds, rate: config.pacedRate, deflate: config.deflate,
+            rooms: config.loadRooms,
+            peersPerRoom: config.loadPeers,
+            seconds: config.pacedSeconds,
+            rampSeconds: config.loadRampSeconds,
+            rate: config.pacedRate,
+            deflate: config.deflate,
           })
         : { latencies: [], lost: 0 };
       if (paced.lost > 0) throw new Error(`${s}: ${paced.lost} relayed messages never arrived (paced)`);
       const load = P.has('load')
         ? await loadPhase(adapter, server, {
-            rooms: config.loadRooms, peersPerRoom: config.loadPeers, seconds: config.loadSeconds,
-            rampSeconds: config.loadRampSeconds, window: config.window, deflate: config.deflate,
+            rooms: config.loadRooms,
+            peersPerRoom: config.loadPeers,
+            seconds: config.loadSeconds,
+            rampSeconds: config.loadRampSeconds,
+            window: config.window,
+            deflate: config.deflate,
           })
         : { latencies: [], lost: 0, throughput: NaN, serverCpuShare: NaN, clientCpuShare: NaN, serverCpuPerMsgUs: NaN };
       if (load.lost > 0) throw new Error(`${s}: ${load.lost} relayed messages never arrived`);
@@ -443,7 +509,9 @@ async function main() {
       const m = c.memory;
       log(
         `cold start ${i + 1}/${config.coldStarts} ${s.padEnd(12)} ${ms(c.totalMs)} ms to first acknowledgement${c.firstHttpMs ? ` (HTTP up at ${ms(c.firstHttpMs)} ms)` : ''}` +
-          (m ? ` · memory: ${(m.rssBeforeBytes / 2 ** 20).toFixed(0)} → ${(m.rssAfterBytes / 2 ** 20).toFixed(0)} MiB with ${m.sockets} idle sockets, ${(m.perConnectionBytes / 1024).toFixed(1)} KiB each` : ''),
+          (m
+            ? ` · memory: ${(m.rssBeforeBytes / 2 ** 20).toFixed(0)} → ${(m.rssAfterBytes / 2 ** 20).toFixed(0)} MiB with ${m.sockets} idle sockets, ${(m.perConnectionBytes / 1024).toFixed(1)} KiB each`
+            : ''),
       );
     }
   }
@@ -476,9 +544,16 @@ async function main() {
     };
   }
   const frameBytes = Object.fromEntries(
-    Object.entries(ADAPTERS).map(([k, a]) => [k, { ice: a.iceFrame('AbCdEfGhIjKl', 123456789).length, sdp: a.sdpFrame('AbCdEfGhIjKl', 123456789).length }]),
+    Object.entries(ADAPTERS).map(([k, a]) => [
+      k,
+      { ice: a.iceFrame('AbCdEfGhIjKl', 123456789).length, sdp: a.sdpFrame('AbCdEfGhIjKl', 123456789).length },
+    ]),
   );
-  const results = roundAll({ meta: { ...meta, durationS: (performance.now() - t0) / 1000, loadavgAtEnd: os.loadavg(), frameBytes }, bundle, figures });
+  const results = roundAll({
+    meta: { ...meta, durationS: (performance.now() - t0) / 1000, loadavgAtEnd: os.loadavg(), frameBytes },
+    bundle,
+    figures,
+  });
   writeFileSync(flags.out, sanitize(`${JSON.stringify(results, null, 2)}\n`));
 
   console.log(`\n${table(results)}\n`);
@@ -495,7 +570,7 @@ function sanitize(text) {
 function table({ figures: f, bundle }) {
   const S = config.servers;
   const mine = S.filter((s) => SPECS[s].adapter === 'ours');
-  const peers = ['floor', 'peerjs'].filter((s) => S.includes(s));
+  const peers = ['do-floor', 'floor', 'peerjs'].filter((s) => S.includes(s));
   const ratios = mine.flatMap((m) => peers.map((p) => [`${SPECS[m].title} ÷ ${SPECS[p].title}`, m, p]));
   const rows = [];
   const fixed = (d) => (v) => (Number.isFinite(v) ? v.toFixed(d) : '–');
@@ -545,7 +620,9 @@ function summaryLine({ figures: f, bundle, meta }) {
   const parts = [];
   for (const s of config.servers) {
     const x = f[s];
-    parts.push(`${s} join ${ms(x.joinMs.p50)}/${ms(x.joinMs.p99)} ms, relay idle ${ms(x.idleIceMs.p50)}/${ms(x.idleIceMs.p99)} ms, load ${ms(x.loadMs.p50)}/${ms(x.loadMs.p99)} ms @ ${int(x.loadThroughput.median)} msg/s, ${x.memory ? (x.memory.perConnectionBytes / 1024).toFixed(0) : '–'} KiB/conn, cold ${ms(x.coldStartMs.median)} ms`);
+    parts.push(
+      `${s} join ${ms(x.joinMs.p50)}/${ms(x.joinMs.p99)} ms, relay idle ${ms(x.idleIceMs.p50)}/${ms(x.idleIceMs.p99)} ms, load ${ms(x.loadMs.p50)}/${ms(x.loadMs.p99)} ms @ ${int(x.loadThroughput.median)} msg/s, ${x.memory ? (x.memory.perConnectionBytes / 1024).toFixed(0) : '–'} KiB/conn, cold ${ms(x.coldStartMs.median)} ms`,
+    );
   }
   if (bundle) parts.push(`bundle ${bundle.gzipKiB} KiB gz`);
   return `SUMMARY (p50/p99, ${meta.durationS.toFixed(0)} s) — ${parts.join(' | ')}`;

@@ -42,8 +42,14 @@ const ours = {
     return rooms;
   },
   joinUrl(base, room) {
-    const token = room.joined++ === 0 ? room.tokens.host : room.tokens.caller;
-    return { url: `ws://${base}/rooms/${room.roomId}/ws?token=${encodeURIComponent(token)}`, headers: { 'CF-Connecting-IP': clientAddress() } };
+    // A full room as a show fills it: the host, a producer, then callers (who may take all
+    // seats but the two kept for staff).
+    const seat = room.joined++;
+    const token = seat === 0 ? room.tokens.host : seat === 1 ? room.tokens.producer : room.tokens.caller;
+    return {
+      url: `ws://${base}/rooms/${room.roomId}/ws?token=${encodeURIComponent(token)}`,
+      headers: { 'CF-Connecting-IP': clientAddress() },
+    };
   },
   /** → peer id on acknowledgement, null for frames to ignore; throws on a refusal. */
   ack(message) {
@@ -91,7 +97,11 @@ const peerjs = {
   joinUrl(base, room) {
     room.joined++;
     const id = `${room.roomId}-${rand(9)}`;
-    return { url: `ws://${base}/peerjs?key=peerjs&id=${id}&token=${rand(8)}`, peerId: id, headers: { 'CF-Connecting-IP': clientAddress() } };
+    return {
+      url: `ws://${base}/peerjs?key=peerjs&id=${id}&token=${rand(8)}`,
+      peerId: id,
+      headers: { 'CF-Connecting-IP': clientAddress() },
+    };
   },
   ack(message) {
     if (message.type === 'OPEN') return true;
