@@ -49,7 +49,11 @@ export default defineConfig({
   test: {
     projects: [
       workersProject('workers', { include: ['test/workers/**/*.test.ts'], exclude: ['test/workers/rate-limit.test.ts'] }),
-      workersProject('workers-rate', { include: ['test/workers/rate-limit.test.ts'] }, { RATE_LIMIT_PER_SECOND: '1', RATE_LIMIT_BURST: '100' }),
+      workersProject(
+        'workers-rate',
+        { include: ['test/workers/rate-limit.test.ts'] },
+        { RATE_LIMIT_PER_SECOND: '1', RATE_LIMIT_BURST: '100' },
+      ),
       {
         test: { name: 'client', include: ['test/client/**/*.test.ts'], environment: 'node', sequence: { groupOrder: 0 } },
       },

@@ -55,7 +55,8 @@ const infraEnv = {
   ICECAST_PORT: String(await freePort()),
   LOCAL_INFRA_RUN_DIR: join(dir, 'infra'),
 };
-const native = (command) => spawnSync(process.execPath, [join(ROOT, 'local-infra', 'native.mjs'), command], { env: infraEnv, encoding: 'utf8' });
+const native = (command) =>
+  spawnSync(process.execPath, [join(ROOT, 'local-infra', 'native.mjs'), command], { env: infraEnv, encoding: 'utf8' });
 const children = [];
 const cleanup = async () => {
   for (const child of children) child.kill('SIGKILL');
@@ -87,9 +88,24 @@ try {
   let restarts = 0;
   let listenUrl = '';
   const encoderArgs = [
-    '-hide_banner', '-nostdin', '-loglevel', 'error', '-re', '-f', 'lavfi',
-    '-i', `aevalsrc='if(lt(mod(t,${PERIOD_S}),0.05),0.5*sin(2*PI*1000*t),0)':s=${RATE}:c=mono`,
-    '-c:a', 'libopus', '-b:a', opts.bitrate, '-page_duration', String(Number(opts['page-ms']) * 1000), '-f', 'ogg', '-',
+    '-hide_banner',
+    '-nostdin',
+    '-loglevel',
+    'error',
+    '-re',
+    '-f',
+    'lavfi',
+    '-i',
+    `aevalsrc='if(lt(mod(t,${PERIOD_S}),0.05),0.5*sin(2*PI*1000*t),0)':s=${RATE}:c=mono`,
+    '-c:a',
+    'libopus',
+    '-b:a',
+    opts.bitrate,
+    '-page_duration',
+    String(Number(opts['page-ms']) * 1000),
+    '-f',
+    'ogg',
+    '-',
   ];
   let encoder = null;
   const startEncoder = (socket) => {
@@ -99,7 +115,7 @@ try {
     encoder = child;
     let first = true;
     child.stdout.on('data', (chunk) => {
-      if (first) (t0 = Date.now()), (first = false);
+      if (first) ((t0 = Date.now()), (first = false));
       if (encoder === child && socket.readyState === WebSocket.OPEN) socket.send(chunk);
     });
   };
@@ -113,7 +129,7 @@ try {
       if (binary) return;
       const frame = JSON.parse(String(data));
       if (frame.type === 'feed-accepted') id = frame.broadcastId;
-      if (frame.type === 'restart-stream') (restarts += 1), startEncoder(socket);
+      if (frame.type === 'restart-stream') ((restarts += 1), startEncoder(socket));
       if (frame.type === 'broadcast-updated' && frame.broadcast.listenUrl) listenUrl = frame.broadcast.listenUrl;
     });
     socket.on('error', () => {}); // the close that follows decides
@@ -136,8 +152,27 @@ try {
   // The listener: decode to PCM as it arrives; find burst onsets.
   const listener = spawn(
     'ffmpeg',
-    ['-hide_banner', '-nostdin', '-loglevel', 'error', '-fflags', 'nobuffer', '-probesize', '32', '-analyzeduration', '0',
-      '-i', listenUrl, '-f', 's16le', '-ac', '1', '-ar', String(RATE), '-'],
+    [
+      '-hide_banner',
+      '-nostdin',
+      '-loglevel',
+      'error',
+      '-fflags',
+      'nobuffer',
+      '-probesize',
+      '32',
+      '-analyzeduration',
+      '0',
+      '-i',
+      listenUrl,
+      '-f',
+      's16le',
+      '-ac',
+      '1',
+      '-ar',
+      String(RATE),
+      '-',
+    ],
     { stdio: ['ignore', 'pipe', 'ignore'] },
   );
   children.push(listener);
@@ -158,7 +193,7 @@ try {
         latencies.push(now - (t0 + k * PERIOD_S * 1000));
       }
       if (loud) inBurst = true;
-      else if (inBurst) (inBurst = false), (quietSince = samples);
+      else if (inBurst) ((inBurst = false), (quietSince = samples));
       samples += 1;
     }
   });
@@ -169,20 +204,36 @@ try {
     await new Promise((r) => setTimeout(r, Math.min(60_000, started + DURATION_S * 1000 - Date.now())));
     const { rssBytes, cpuSeconds, processes } = groupUsage(worker.pgid);
     const perProcess = Object.fromEntries(processes.map((p) => [`${p.comm}:${p.pid}`, Math.round(p.rssBytes / 2 ** 20)]));
-    usage.push({ atSeconds: Math.round((Date.now() - started) / 1000), rssMiB: Math.round(rssBytes / 2 ** 20), perProcess, cpuSeconds: Math.round(cpuSeconds * 10) / 10 });
+    usage.push({
+      atSeconds: Math.round((Date.now() - started) / 1000),
+      rssMiB: Math.round(rssBytes / 2 ** 20),
+      perProcess,
+      cpuSeconds: Math.round(cpuSeconds * 10) / 10,
+    });
   }
   stopping = true;
   feed.close(1000);
   const decodedS = samples / RATE;
   const elapsedS = (Date.now() - started) / 1000;
-  const burstBytes = Number(/<burst-size>(\d+)<\/burst-size>/.exec(readFileSync(join(ROOT, 'local-infra', 'icecast.xml.template'), 'utf8'))?.[1] ?? 0);
+  const burstBytes = Number(
+    /<burst-size>(\d+)<\/burst-size>/.exec(readFileSync(join(ROOT, 'local-infra', 'icecast.xml.template'), 'utf8'))?.[1] ?? 0,
+  );
   const result = {
     date: new Date().toISOString(),
     revision,
-    machine: `${os.cpus().length} × ${os.cpus()[0]?.model}, load ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`,
-    settings: { bitrate: opts.bitrate, pageMs: Number(opts['page-ms']), periodS: PERIOD_S, durationS: DURATION_S, icecastBurstBytes: burstBytes },
+    machine: `${os.cpus().length} × ${os.cpus()[0]?.model}, load ${os
+      .loadavg()
+      .map((x) => x.toFixed(1))
+      .join(' ')}`,
+    settings: {
+      bitrate: opts.bitrate,
+      pageMs: Number(opts['page-ms']),
+      periodS: PERIOD_S,
+      durationS: DURATION_S,
+      icecastBurstBytes: burstBytes,
+    },
     latencyMs: percentiles(latencies.slice(1)), // the first burst can straddle the listener's start
-    playerBufferFromBurstMs: Math.round((burstBytes * 8) / (parseInt(opts.bitrate, 10) * 1000) * 1000),
+    playerBufferFromBurstMs: Math.round(((burstBytes * 8) / (parseInt(opts.bitrate, 10) * 1000)) * 1000),
     decodedSeconds: Math.round(decodedS * 10) / 10,
     elapsedSeconds: Math.round(elapsedS * 10) / 10,
     drift: `${(((decodedS - elapsedS) / elapsedS) * 100).toFixed(2)} %`,

@@ -54,19 +54,39 @@ function showHour(rows, silenceChecks = 3600 / SHOW.silenceCheckEverySeconds) {
   const wsMessages =
     SHOW.meshAtStart + SHOW.callerSwaps * 5 * PER_CONNECTION + SHOW.iceRestarts * PER_CONNECTION + SHOW.mutes + SHOW.names + leaves;
   const pings = SHOW.participants * (3600 / SHOW.pingEverySeconds);
-  const rpc = 1 /* create */ + 2 * SHOW.invites /* authorize + generationFor */ + SHOW.iceRefreshes /* authorize */;
+  const rpc = 1 /* create */ + 2 * SHOW.invites /* authorize + generationFor */ + SHOW.iceRefreshes; /* authorize */
   const alarms = 1 /* grace timeout */ + 1 /* idle expiry */ + silenceChecks;
   const closes = leaves + SHOW.drops;
   const doRequests = wsMessages / WS_BILLING_RATIO + joins + rpc + alarms;
   const events = wsMessages + joins + rpc + alarms + closes;
   const gbSeconds = (events * MS_PER_EVENT * DO_GB) / 1000;
   const rowsWritten =
-    rows.create + joins * rows.join - SHOW.resumes * rows.join + SHOW.mutes * rows.mute + SHOW.names * rows.name +
-    leaves * rows.leave + SHOW.drops * rows.drop + SHOW.resumes * rows.resume + rows.timeout + rows.expiry + silenceChecks;
+    rows.create +
+    joins * rows.join -
+    SHOW.resumes * rows.join +
+    SHOW.mutes * rows.mute +
+    SHOW.names * rows.name +
+    leaves * rows.leave +
+    SHOW.drops * rows.drop +
+    SHOW.resumes * rows.resume +
+    rows.timeout +
+    rows.expiry +
+    silenceChecks;
   const workerRequests = 1 /* POST /rooms */ + SHOW.invites + SHOW.iceRefreshes + joins;
   return {
-    wsMessages, pings, joins, rpc, alarms, closes, events, doRequests, gbSeconds, rowsWritten,
-    rowsRead: 150, workerRequests, workerCpuMs: workerRequests * 2,
+    wsMessages,
+    pings,
+    joins,
+    rpc,
+    alarms,
+    closes,
+    events,
+    doRequests,
+    gbSeconds,
+    rowsWritten,
+    rowsRead: 150,
+    workerRequests,
+    workerCpuMs: workerRequests * 2,
   };
 }
 
@@ -127,8 +147,12 @@ function bill(volume) {
 }
 
 const marginal = (v) =>
-  v.workerRequests * PRICE.workerRequests.per + v.workerCpuMs * PRICE.workerCpuMs.per + v.doRequests * PRICE.doRequests.per +
-  v.gbSeconds * PRICE.doGbSeconds.per + v.rowsWritten * PRICE.rowsWritten.per + v.rowsRead * PRICE.rowsRead.per;
+  v.workerRequests * PRICE.workerRequests.per +
+  v.workerCpuMs * PRICE.workerCpuMs.per +
+  v.doRequests * PRICE.doRequests.per +
+  v.gbSeconds * PRICE.doGbSeconds.per +
+  v.rowsWritten * PRICE.rowsWritten.per +
+  v.rowsRead * PRICE.rowsRead.per;
 
 const scale = (v, n) => Object.fromEntries(Object.entries(v).map(([k, x]) => [k, x * n]));
 const fmt = (x) => (Number.isInteger(x) || x >= 100 ? Math.round(x).toLocaleString('en-US') : x >= 1 ? x.toFixed(2) : x.toPrecision(3));
@@ -144,7 +168,10 @@ for (const [variant, hour] of [
   console.log('one show-hour:', Object.fromEntries(Object.entries(hour).map(([k, x]) => [k, fmt(x)])));
   console.log(`one show-hour at marginal prices: $${marginal(hour).toPrecision(3)}`);
   const month = bill(scale(hour, CONCURRENT * HOURS));
-  console.log(`${CONCURRENT.toLocaleString('en-US')} concurrent shows, ${HOURS} h:`, Object.fromEntries(Object.entries(month).map(([k, x]) => [k, `$${fmt(x)}`])));
+  console.log(
+    `${CONCURRENT.toLocaleString('en-US')} concurrent shows, ${HOURS} h:`,
+    Object.fromEntries(Object.entries(month).map(([k, x]) => [k, `$${fmt(x)}`])),
+  );
 }
 for (const [title, feed] of [
   ['program feed held by the room object (as first built)', feedHourInRoom()],
@@ -156,5 +183,8 @@ for (const [title, feed] of [
   console.log(`\n== signaling (current) + ${title}, 250 ms chunks ==`);
   console.log(`one show-hour at marginal prices: $${marginal(hour).toPrecision(3)}`);
   const month = bill(scale(hour, CONCURRENT * HOURS));
-  console.log(`${CONCURRENT.toLocaleString('en-US')} concurrent shows, ${HOURS} h:`, Object.fromEntries(Object.entries(month).map(([k, x]) => [k, `$${fmt(x)}`])));
+  console.log(
+    `${CONCURRENT.toLocaleString('en-US')} concurrent shows, ${HOURS} h:`,
+    Object.fromEntries(Object.entries(month).map(([k, x]) => [k, `$${fmt(x)}`])),
+  );
 }

@@ -57,7 +57,13 @@ try {
       const producer = peers.length >= callerSeats;
       const name = `${producer ? 'Producer' : 'Caller'} ${peers.length + 1}`;
       const link = invite(producer ? producerLink : callerLink);
-      const peer = new SyntheticPeer({ base, roomId: link.get('room'), token: link.get('token'), name, packets: args['silent-peers'] ? null : encodeTone(dir, 300 + 40 * peers.length) });
+      const peer = new SyntheticPeer({
+        base,
+        roomId: link.get('room'),
+        token: link.get('token'),
+        name,
+        packets: args['silent-peers'] ? null : encodeTone(dir, 300 + 40 * peers.length),
+      });
       await peer.join();
       peers.push(peer);
     }
@@ -73,10 +79,14 @@ try {
     const own = process.cpuUsage(ownCpu);
     // The host's voice reached every one of them all along (50 packets a second).
     const rates = peers.map((c, i) => (c.received - received[i]) / seconds);
-    const heard = peers.length ? `; the host's voice at every one of them: ${Math.round(Math.min(...rates))}–${Math.round(Math.max(...rates))} packets/s` : '';
+    const heard = peers.length
+      ? `; the host's voice at every one of them: ${Math.round(Math.min(...rates))}–${Math.round(Math.max(...rates))} packets/s`
+      : '';
     const status = (await host.getByRole('status', { name: 'On-air status' }).textContent()).trim();
     console.log(`host page (${status}) with ${peers.length} others: ${describeLoad(load, seconds)}`);
-    console.log(`    the synthetic participants (this process): ${(((own.user + own.system) / 1e6 / seconds) * 100).toFixed(0)} % of a core${heard}`);
+    console.log(
+      `    the synthetic participants (this process): ${(((own.user + own.system) / 1e6 / seconds) * 100).toFixed(0)} % of a core${heard}`,
+    );
   }
   if (!args['off-air']) await host.getByRole('button', { name: 'Stop broadcast' }).click();
 } catch (error) {

@@ -10,7 +10,5 @@ const port = Number(values.port ?? 9000);
 
 // Defaults of the package, except the listen address; `concurrent_limit` (default 5000)
 // is above anything the benchmark opens at once.
-PeerServer({ port, host: values.host, path: '/', key: 'peerjs' }, () =>
-  console.log(`peerjs server listening on ${values.host}:${port}`),
-);
+PeerServer({ port, host: values.host, path: '/', key: 'peerjs' }, () => console.log(`peerjs server listening on ${values.host}:${port}`));
 for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => process.exit(0));

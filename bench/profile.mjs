@@ -142,7 +142,12 @@ async function main() {
     result = `${lat.length} joins`;
   } else {
     const load = await loadPhase(adapter, server, {
-      rooms: 20, peersPerRoom: 4, seconds: Number(flags.seconds), rampSeconds: 0.3, window: Number(flags.window), deflate,
+      rooms: 20,
+      peersPerRoom: 4,
+      seconds: Number(flags.seconds),
+      rampSeconds: 0.3,
+      window: Number(flags.window),
+      deflate,
     });
     result = `${Math.round(load.throughput)} msg/s, ${load.serverCpuPerMsgUs.toFixed(0)} µs server CPU per message`;
   }
@@ -156,7 +161,8 @@ async function main() {
   console.log('CPU seconds by process meanwhile:');
   for (const p of usage1.processes) {
     const before = usage0.processes.find((q) => q.pid === p.pid)?.cpuSeconds ?? 0;
-    if (p.cpuSeconds - before > 0) console.log(`  ${(p.cpuSeconds - before).toFixed(2).padStart(6)} s  ${p.cmd.replace(ROOT + '/', '').slice(0, 110)}`);
+    if (p.cpuSeconds - before > 0)
+      console.log(`  ${(p.cpuSeconds - before).toFixed(2).padStart(6)} s  ${p.cmd.replace(ROOT + '/', '').slice(0, 110)}`);
   }
   const s = summarizeProfile(profile, Number(flags.top));
   console.log(`\nV8 samples in the worker isolate: ${s.totalMs.toFixed(0)} ms (includes "(idle)" and "(program)" = outside JS)`);

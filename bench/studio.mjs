@@ -49,14 +49,19 @@ const joinInStudioMode = async (hz, link, name) => joinShow((await launch(hz)).b
  */
 function recordJoinTimes() {
   window.joinTimes = {};
-  document.addEventListener('click', (event) => {
-    if (!(event.target instanceof Element)) return;
-    if (event.target.closest('button')?.textContent === 'Join show') window.joinTimes.clicked ??= performance.now();
-    if (event.target.closest('label')?.textContent.trim() === 'Studio mode') window.joinTimes.studioModeClicked = performance.now();
-  }, { capture: true });
+  document.addEventListener(
+    'click',
+    (event) => {
+      if (!(event.target instanceof Element)) return;
+      if (event.target.closest('button')?.textContent === 'Join show') window.joinTimes.clicked ??= performance.now();
+      if (event.target.closest('label')?.textContent.trim() === 'Studio mode') window.joinTimes.studioModeClicked = performance.now();
+    },
+    { capture: true },
+  );
   new MutationObserver((mutations) => {
     for (const { target } of mutations) {
-      if (target.getAttribute('aria-label') === 'Hanna level' && Number(target.getAttribute('aria-valuenow')) > -40) window.joinTimes.heard ??= performance.now();
+      if (target.getAttribute('aria-label') === 'Hanna level' && Number(target.getAttribute('aria-valuenow')) > -40)
+        window.joinTimes.heard ??= performance.now();
     }
   }).observe(document, { subtree: true, attributes: true, attributeFilter: ['aria-valuenow'] });
 }
@@ -69,7 +74,10 @@ function recordJoinTimes() {
 async function timedJoin(browser, link, name, scenario) {
   const started = Date.now();
   const origin = new URL(link).origin;
-  const storageState = scenario === 'remembered' ? { cookies: [], origins: [{ origin, localStorage: [{ name: 'openstudio:name', value: name }] }] } : undefined;
+  const storageState =
+    scenario === 'remembered'
+      ? { cookies: [], origins: [{ origin, localStorage: [{ name: 'openstudio:name', value: name }] }] }
+      : undefined;
   const context = await browser.newContext({ storageState });
   await context.addInitScript(recordJoinTimes);
   const page = await context.newPage();
@@ -105,13 +113,18 @@ function percentile(values, p) {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
 }
-const summary = (values) => `p50 ${Math.round(percentile(values, 50))} ms, p95 ${Math.round(percentile(values, 95))} ms, p99 ${Math.round(percentile(values, 99))} ms (n=${values.length})`;
+const summary = (values) =>
+  `p50 ${Math.round(percentile(values, 50))} ms, p95 ${Math.round(percentile(values, 95))} ms, p99 ${Math.round(percentile(values, 99))} ms (n=${values.length})`;
 
 try {
   console.log(`studio bench against ${base}; load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`);
   const { browser: hostBrowser, wav: hostWav } = await launch(440);
   // The host page's size when the figures in docs/benchmarks.md were measured (Playwright's default).
-  const { host, callerLink: link } = await createShow(hostBrowser, base, { show: 'Bench', studioMode: true, viewport: { width: 1280, height: 720 } });
+  const { host, callerLink: link } = await createShow(hostBrowser, base, {
+    show: 'Bench',
+    studioMode: true,
+    viewport: { width: 1280, height: 720 },
+  });
 
   // 1. Caller link opened → host heard (the caller page's meter for the host moves), on the
   // caller page's clock. What a caller waits for: navigation start → the form is ready, plus
@@ -128,19 +141,22 @@ try {
   const loadNow = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
   for (const [scenario, joins] of Object.entries(rows)) {
     const line = (label, pick) => console.log(`  ${label}: ${summary(joins.map(pick))}`);
-    console.log(scenario === 'typed'
-      ? 'caller types a name and turns on studio mode, then clicks Join show (ms, caller page clock):'
-      : 'returning caller (name remembered) clicks Join show as soon as it is there (ms, caller page clock):');
+    console.log(
+      scenario === 'typed'
+        ? 'caller types a name and turns on studio mode, then clicks Join show (ms, caller page clock):'
+        : 'returning caller (name remembered) clicks Join show as soon as it is there (ms, caller page clock):',
+    );
     line('what the caller waits for (navigation start → form ready, + Join show → host heard)', (j) => j.form + j.heard - j.clicked);
     line('· navigation start → form ready (join form shown by the page script)', (j) => j.form);
     line('  · index.html: server time to first byte', (j) => j.htmlTtfb);
     line('  · studio.js, style.css: slower one, server time to first byte', (j) => j.assetTtfb);
     line('  · navigation start → both assets received', (j) => j.assetsEnd);
     line('· navigation start → microphone check live (own level meter runs)', (j) => j.microphone[0]);
-    if (scenario === 'remembered') line('navigation start → host heard (includes the script\'s own delay before its click)', (j) => j.heard);
+    if (scenario === 'remembered') line("navigation start → host heard (includes the script's own delay before its click)", (j) => j.heard);
     line('· Join show clicked → host heard', (j) => j.heard - j.clicked);
     line('  · Join show clicked → room connection opened by the page', (j) => j.connecting - j.clicked);
-    if (scenario === 'typed') line('· Studio mode clicked → microphone re-opened (own level meter runs again)', (j) => j.microphone.at(-1) - j.studioModeClicked);
+    if (scenario === 'typed')
+      line('· Studio mode clicked → microphone re-opened (own level meter runs again)', (j) => j.microphone.at(-1) - j.studioModeClicked);
     line('harness: Playwright newContext + newPage', (j) => j.harness);
     line('harness: wall clock from newContext to host heard (incl. the script filling the form)', (j) => j.wall);
   }
@@ -156,14 +172,16 @@ try {
       const meter = document.querySelector('[role=meter][aria-label="Ann level"]');
       window.silentAt = new Promise((resolve) => {
         const observer = new MutationObserver(() => {
-          if (Number(meter.getAttribute('aria-valuenow')) <= -55) observer.disconnect(), resolve(Date.now());
+          if (Number(meter.getAttribute('aria-valuenow')) <= -55) (observer.disconnect(), resolve(Date.now()));
         });
         observer.observe(meter, { attributes: true, attributeFilter: ['aria-valuenow'] });
       });
     });
     // From the click as the host page gets it (the same machine clock as Ben's page).
     await host.evaluate(() => {
-      window.clickedAt = new Promise((resolve) => document.addEventListener('click', () => resolve(Date.now()), { capture: true, once: true }));
+      window.clickedAt = new Promise((resolve) =>
+        document.addEventListener('click', () => resolve(Date.now()), { capture: true, once: true }),
+      );
     });
     await host.getByRole('button', { name: 'Mute Ann', exact: true }).click();
     muteTimes.push((await ben.evaluate(() => window.silentAt)) - (await host.evaluate(() => window.clickedAt)));

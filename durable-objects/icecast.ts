@@ -9,7 +9,6 @@
  */
 import { connect } from 'cloudflare:sockets';
 
-
 export type FaultKind = 'unreachable' | 'refused-password' | 'mount-busy' | 'refused' | 'closed' | 'stalled';
 
 export class SourceFault extends Error {
@@ -154,7 +153,10 @@ export class IcecastSource {
     if (this.ended) return;
     this.ended = true;
     const closeSocket = () => void this.socket.close().catch(() => {});
-    withTimeout(this.writer.close(), WRITE_TIMEOUT_MS, () => new Error('Icecast is not taking the last bytes')).then(closeSocket, closeSocket);
+    withTimeout(this.writer.close(), WRITE_TIMEOUT_MS, () => new Error('Icecast is not taking the last bytes')).then(
+      closeSocket,
+      closeSocket,
+    );
   }
 
   /** Abandon the source as faulty (also used by the caller's liveness probe). */

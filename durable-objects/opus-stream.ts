@@ -31,7 +31,6 @@ const OPUS_TAGS = [0x4f, 0x70, 0x75, 0x73, 0x54, 0x61, 0x67, 0x73]; // "OpusTags
 
 const startsWith = (bytes: Uint8Array, prefix: number[]) => prefix.every((b, i) => bytes[i] === b);
 
-
 class ByteQueue {
   private bytes = new Uint8Array(0);
   get length(): number {
@@ -55,7 +54,9 @@ class ByteQueue {
 // ---- WebM (Matroska) in --------------------------------------------------------------
 
 /** Masters read through (their children matter); every other element is read or skipped whole. */
-const WEBM_MASTERS = new Set([0x18538067 /* Segment */, 0x1654ae6b /* Tracks */, 0xae /* TrackEntry */, 0x1f43b675 /* Cluster */, 0xa0 /* BlockGroup */]);
+const WEBM_MASTERS = new Set([
+  0x18538067 /* Segment */, 0x1654ae6b /* Tracks */, 0xae /* TrackEntry */, 0x1f43b675 /* Cluster */, 0xa0 /* BlockGroup */,
+]);
 const CODEC_PRIVATE = 0x63a2;
 const SIMPLE_BLOCK = 0xa3;
 const BLOCK = 0xa1;
@@ -118,7 +119,6 @@ function blockPayload(body: Uint8Array): Uint8Array | undefined {
 
 // ---- Ogg in --------------------------------------------------------------------------
 
-
 /** Opus packets out of an Ogg/Opus stream (chained streams too: each begins with its OpusHead). */
 export class OggOpusReader {
   private readonly pending = new ByteQueue();
@@ -157,7 +157,7 @@ export class OggOpusReader {
 function concat(parts: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((sum, p) => sum + p.length, 0));
   let at = 0;
-  for (const part of parts) out.set(part, at), (at += part.length);
+  for (const part of parts) (out.set(part, at), (at += part.length));
   return out;
 }
 
@@ -234,7 +234,7 @@ export class OggOpusWriter {
     for (const packet of packets) {
       const needs = Math.floor(packet.length / 255) + 1;
       if (needs > 255) continue; // over 64 KiB: not an Opus packet
-      if (lacing + needs > 255) pages.push(this.page(batch, 0, this.granule)), (batch = []), (lacing = 0);
+      if (lacing + needs > 255) (pages.push(this.page(batch, 0, this.granule)), (batch = []), (lacing = 0));
       batch.push(packet);
       lacing += needs;
       this.granule += opusPacketSamples(packet); // an audio page's granule: samples up to its last packet's end

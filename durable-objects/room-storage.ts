@@ -96,7 +96,9 @@ export class RoomStorage {
   /** The frames held for a peer, in order, and out of storage. */
   takeHeld(peerId: string): string[] {
     if (!this.held.get(peerId)) return [];
-    const frames = [...this.sql.exec<{ frame: string }>('SELECT frame FROM outbox WHERE peer_id = ? ORDER BY seq', peerId)].map((r) => r.frame);
+    const frames = [...this.sql.exec<{ frame: string }>('SELECT frame FROM outbox WHERE peer_id = ? ORDER BY seq', peerId)].map(
+      (r) => r.frame,
+    );
     this.sql.exec('DELETE FROM outbox WHERE peer_id = ?', peerId);
     this.held.delete(peerId);
     return frames;

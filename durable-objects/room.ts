@@ -23,7 +23,13 @@ import {
 import { readConfig, requireSecret, type Config } from '../server/config';
 import { iceServersFor } from '../server/ice';
 import { randomId } from '../server/random';
-import { UPGRADE_HEADERS, type AuthorizeResult, type BeginBroadcastResult, type CreateRoomSettings, type TokenActor } from '../protocol/handoff';
+import {
+  UPGRADE_HEADERS,
+  type AuthorizeResult,
+  type BeginBroadcastResult,
+  type CreateRoomSettings,
+  type TokenActor,
+} from '../protocol/handoff';
 import { isRole, ROLE_TABLE } from '../protocol/roles';
 import { isRunning, REASONS } from './broadcast-state';
 import { canSee, canSignal, decideAdmit, decideCloseRoom, decideKick, decideMute, decideSeat } from './policy';
@@ -206,7 +212,12 @@ export class Room extends DurableObject<Env> {
       const ghost = [...this.peers.values()].find((p) => p.tokenId === tokenId && p.role === role && !p.connected);
       if (ghost) this.removePeer(ghost, 'left');
     }
-    const seat = decideSeat(role, [...this.peers.values()], Math.min(room.maxParticipants, this.config.maxParticipants), this.config.staffSeats);
+    const seat = decideSeat(
+      role,
+      [...this.peers.values()],
+      Math.min(room.maxParticipants, this.config.maxParticipants),
+      this.config.staffSeats,
+    );
     if (!seat.ok) return rejectUpgrade('room-full', seat.reason, protocol);
 
     const peer: PeerRecord = {
@@ -269,7 +280,11 @@ export class Room extends DurableObject<Env> {
       participants: this.visibleTo(peer),
       room: this.info(this.room),
       // What this connection may send, so a client can pace itself and never trip them.
-      limits: { messagesPerSecond: this.config.rateLimitPerSecond, messageBurst: this.config.rateLimitBurst, maxMessageBytes: this.config.maxMessageBytes },
+      limits: {
+        messagesPerSecond: this.config.rateLimitPerSecond,
+        messageBurst: this.config.rateLimitBurst,
+        maxMessageBytes: this.config.maxMessageBytes,
+      },
       // A waiting caller learns nothing about the show but its own state.
       ...(peer.waiting ? {} : { broadcast: this.broadcastInfo() }),
     });
@@ -528,7 +543,13 @@ export class Room extends DurableObject<Env> {
       }
       this.broadcastSeenAt = Date.now();
       const { since, listeners } = current.info;
-      return { ok: true, id: current.id, ...named, ...(since === undefined ? {} : { since }), ...(listeners ? { peak: listeners.peak } : {}) };
+      return {
+        ok: true,
+        id: current.id,
+        ...named,
+        ...(since === undefined ? {} : { since }),
+        ...(listeners ? { peak: listeners.peak } : {}),
+      };
     }
     if (actor.expired) {
       return { ok: false, code: 'unauthorized', message: 'token has expired' };
@@ -584,7 +605,10 @@ export class Room extends DurableObject<Env> {
     if (!current || !isRunning(current.info)) return;
     const silentMs = now - this.broadcastSeenAt;
     if (silentMs >= BROADCAST_LOST_MS) {
-      this.setBroadcast({ id: current.id, info: { state: 'error', reason: REASONS.feedLost, ...(current.info.by ? { by: current.info.by } : {}) } });
+      this.setBroadcast({
+        id: current.id,
+        info: { state: 'error', reason: REASONS.feedLost, ...(current.info.by ? { by: current.info.by } : {}) },
+      });
     } else if (silentMs >= BROADCAST_STALE_MS && current.info.reason !== REASONS.feedSilent) {
       this.setBroadcast({ ...current, info: { ...current.info, state: 'reconnecting', reason: REASONS.feedSilent } });
     }

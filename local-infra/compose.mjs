@@ -58,7 +58,8 @@ export async function openEngine(env = process.env, { idleSeconds = 0 } = {}) {
   try {
     ensureSystemPackages(SYSTEM_PACKAGES.compose, { log });
   } catch (error) {
-    if (error instanceof SystemPackagesError) throw new InfraError(`no Docker with \`docker compose\` here, and podman is not ready: ${error.message}`);
+    if (error instanceof SystemPackagesError)
+      throw new InfraError(`no Docker with \`docker compose\` here, and podman is not ready: ${error.message}`);
     throw error;
   }
   if (env.DOCKER_HOST) return { kind: 'podman', compose: ['docker-compose'], env: { ...env }, podmanEnv: env, close() {} };
@@ -106,7 +107,9 @@ export async function openEngine(env = process.env, { idleSeconds = 0 } = {}) {
 export function ensureBaseImage(engine) {
   if (engine.kind !== 'podman' || run('podman', ['image', 'exists', BASE_IMAGE], { env: engine.podmanEnv }).status === 0) return;
   if (process.getuid?.() !== 0 || !which('debootstrap')) {
-    log(`podman has no ${BASE_IMAGE}; the build will try to pull it (as root with debootstrap installed, it is made from Debian packages instead)`);
+    log(
+      `podman has no ${BASE_IMAGE}; the build will try to pull it (as root with debootstrap installed, it is made from Debian packages instead)`,
+    );
     return;
   }
   const started = Date.now();
@@ -159,7 +162,14 @@ function envFile(env) {
     ...(s.turnMaxPort ? { TURN_MAX_PORT: s.turnMaxPort } : {}),
   };
   const file = join(dir, 'compose.env');
-  writeFileSync(file, Object.entries(values).filter(([, v]) => v !== '').map(([k, v]) => `${k}=${v}\n`).join(''), { mode: 0o600 });
+  writeFileSync(
+    file,
+    Object.entries(values)
+      .filter(([, v]) => v !== '')
+      .map(([k, v]) => `${k}=${v}\n`)
+      .join(''),
+    { mode: 0o600 },
+  );
   return file;
 }
 
@@ -167,7 +177,9 @@ function envFile(env) {
 export function compose(engine, args, { timeout = 300_000, stdio } = {}) {
   const [bin, ...pre] = engine.compose;
   // Secrets reach Compose through the env file only; a shell's exported values do not win.
-  const env = Object.fromEntries(Object.entries(engine.env).filter(([key]) => !['TURN_SECRET', 'ICECAST_SOURCE_PASSWORD', 'ICECAST_ADMIN_PASSWORD'].includes(key)));
+  const env = Object.fromEntries(
+    Object.entries(engine.env).filter(([key]) => !['TURN_SECRET', 'ICECAST_SOURCE_PASSWORD', 'ICECAST_ADMIN_PASSWORD'].includes(key)),
+  );
   return run(bin, [...pre, '-p', project(engine), '-f', COMPOSE_FILE, '--env-file', envFile(engine.env), ...args], { env, timeout, stdio });
 }
 
@@ -183,7 +195,10 @@ function engineCli(engine, args, options = {}) {
 
 /** Container ids of this project, by the labels Compose puts on them (all, or one service's). */
 export function containerIds(engine, service) {
-  const filters = [`label=com.docker.compose.project=${project(engine)}`, ...(service ? [`label=com.docker.compose.service=${service}`] : [])];
+  const filters = [
+    `label=com.docker.compose.project=${project(engine)}`,
+    ...(service ? [`label=com.docker.compose.service=${service}`] : []),
+  ];
   const ps = engineCli(engine, ['ps', '-a', '-q', ...filters.flatMap((f) => ['--filter', f])]);
   return ps.stdout.split('\n').filter(Boolean);
 }
@@ -222,7 +237,9 @@ export async function waitHealthy(engine, timeoutMs = HEALTHY_TIMEOUT_MS) {
 export function runHealthchecks(engine, intervalMs = 10_000) {
   if (engine.kind !== 'podman') return () => {};
   const podman = (args) =>
-    new Promise((resolve) => execFile('podman', args, { env: engine.podmanEnv, timeout: 15_000 }, (error, stdout) => resolve(error ? '' : stdout)));
+    new Promise((resolve) =>
+      execFile('podman', args, { env: engine.podmanEnv, timeout: 15_000 }, (error, stdout) => resolve(error ? '' : stdout)),
+    );
   let stopped = false;
   let timer;
   const round = async () => {

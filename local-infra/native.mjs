@@ -371,8 +371,13 @@ export async function up(env = process.env) {
       state.icecast = { pid: icecast.pid, port: s.icecastPort, log: icecast.logFile, stateDir: icecast.stateDir, fillPid: icecast.fillPid };
       save();
       // Ready once the station fill is on the air too: the shows' fills relay it.
-      const icecastMs = await waitReady('icecast', icecast.pid, 'icecast2', icecast.logFile,
-        async () => (await icecastAnswers(s.icecastPort)) && (await stationFillOnAir(s.icecastPort)));
+      const icecastMs = await waitReady(
+        'icecast',
+        icecast.pid,
+        'icecast2',
+        icecast.logFile,
+        async () => (await icecastAnswers(s.icecastPort)) && (await stationFillOnAir(s.icecastPort)),
+      );
       log(`icecast ready in ${icecastMs} ms (pid ${icecast.pid}): http://127.0.0.1:${s.icecastPort}/ (one mount per show, /show-….ogg)`);
     }
   } catch (error) {
@@ -427,7 +432,9 @@ export async function status(env = process.env) {
     const running = entry && isOurProcess(entry.pid, bin);
     const answering = running && (await (name === 'coturn' ? stunAnswers(entry.port) : icecastAnswers(entry.port)));
     ok &&= Boolean(answering);
-    log(`${name}: ${!running ? 'not running' : answering ? `running (pid ${entry.pid}, port ${entry.port})` : `running (pid ${entry.pid}) but not answering on port ${entry.port}`}`);
+    log(
+      `${name}: ${!running ? 'not running' : answering ? `running (pid ${entry.pid}, port ${entry.port})` : `running (pid ${entry.pid}) but not answering on port ${entry.port}`}`,
+    );
   }
   return ok;
 }

@@ -57,9 +57,12 @@ try {
 const { turnPort, icecastPort } = settings(env);
 const turn = `127.0.0.1:${turnPort}`;
 const wranglerArgs = [
-  '--var', `STUN_URLS:stun:${turn}`,
-  '--var', `TURN_URLS:turn:${turn}?transport=udp,turn:${turn}?transport=tcp`,
-  '--var', `ICECAST_URL:http://127.0.0.1:${icecastPort}`,
+  '--var',
+  `STUN_URLS:stun:${turn}`,
+  '--var',
+  `TURN_URLS:turn:${turn}?transport=udp,turn:${turn}?transport=tcp`,
+  '--var',
+  `ICECAST_URL:http://127.0.0.1:${icecastPort}`,
   ...extraArgs,
 ];
 console.log(`local-infra: Icecast on http://127.0.0.1:${icecastPort}; each show's listen URL is shown in the studio when it goes live`);

@@ -244,8 +244,7 @@ export function describeIssues(issues: readonly v.BaseIssue<unknown>[]): string 
 }
 
 export type ParseResult =
-  | { ok: true; message: ClientMessage }
-  | { ok: false; code: 'bad-json' | 'invalid-message' | 'unknown-type'; message: string };
+  { ok: true; message: ClientMessage } | { ok: false; code: 'bad-json' | 'invalid-message' | 'unknown-type'; message: string };
 
 /** Decode and validate one text frame from a client. Never throws. */
 export function parseClientMessage(text: string): ParseResult {

@@ -19,7 +19,15 @@ export interface RolePermissions {
 }
 
 export const ROLE_TABLE: Readonly<Record<Role, RolePermissions>> = {
-  host: { staff: true, power: 2, moderates: ['host', 'producer', 'caller'], admit: true, closeRoom: true, manageInvites: true, broadcast: true },
+  host: {
+    staff: true,
+    power: 2,
+    moderates: ['host', 'producer', 'caller'],
+    admit: true,
+    closeRoom: true,
+    manageInvites: true,
+    broadcast: true,
+  },
   producer: { staff: true, power: 1, moderates: ['caller'], admit: true, closeRoom: false, manageInvites: false, broadcast: true },
   caller: { staff: false, power: 0, moderates: [], admit: false, closeRoom: false, manageInvites: false, broadcast: false },
 };

@@ -29,7 +29,8 @@ function* sources(dir) {
   }
 }
 
-const IMPORT = /(?:^|\n)\s*(import\s+type\s|import\s|export\s)[^'"]*?from\s+['"](\.{1,2}\/[^'"]+)['"]|import\(\s*['"](\.{1,2}\/[^'"]+)['"]\s*\)/g;
+const IMPORT =
+  /(?:^|\n)\s*(import\s+type\s|import\s|export\s)[^'"]*?from\s+['"](\.{1,2}\/[^'"]+)['"]|import\(\s*['"](\.{1,2}\/[^'"]+)['"]\s*\)/g;
 
 const problems = [];
 for (const folder of Object.keys(ALLOWED)) {
@@ -42,7 +43,10 @@ for (const folder of Object.keys(ALLOWED)) {
       if (target === folder || !(target in ALLOWED)) continue;
       const routing = folder === 'worker' && target === 'durable-objects' && (typeOnly || file === WORKER_ENTRY);
       const allowed = ALLOWED[folder].includes(target) || routing;
-      if (!allowed) problems.push(`${file}: imports ${specifier} (${folder}/ may import only ${ALLOWED[folder].join(', ') || 'nothing of the others'})`);
+      if (!allowed)
+        problems.push(
+          `${file}: imports ${specifier} (${folder}/ may import only ${ALLOWED[folder].join(', ') || 'nothing of the others'})`,
+        );
     }
   }
 }

@@ -44,7 +44,10 @@ export function ensureSystemPackages(packages, { log = (m) => console.log(m) } =
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   const started = Date.now();
   // Several test runs may install at once: wait for dpkg's lock instead of failing on it.
-  for (const args of [['update', '-qq'], ['install', '-y', '-qq', '--no-install-recommends', ...missing]]) {
+  for (const args of [
+    ['update', '-qq'],
+    ['install', '-y', '-qq', '--no-install-recommends', ...missing],
+  ]) {
     const result = spawnSync('apt-get', ['-o', 'DPkg::Lock::Timeout=600', ...args], { stdio: ['ignore', 'inherit', 'inherit'], env });
     if (result.status !== 0) throw new SystemPackagesError(`apt-get ${args.join(' ')} failed; run it yourself:\n  ${command}`);
   }

@@ -65,7 +65,10 @@ function positiveInt(vars: Vars, name: string, fallback: number): number {
 function list(vars: Vars, name: string): string[] {
   const raw = vars[name];
   if (typeof raw !== 'string') return [];
-  return raw.split(',').map((s) => s.trim()).filter(Boolean);
+  return raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 }
 
 function text(vars: Vars, name: string, fallback: string): string {
@@ -126,7 +129,10 @@ export function readConfig(env: object): Config {
     throw new ConfigError(`ICECAST_URL must be an http(s) origin without a path, got ${JSON.stringify(config.icecastUrl)}`, 'ICECAST_URL');
   }
   if (config.icecastPublicUrl && !/^https?:\/\/[^?#]+$/.test(config.icecastPublicUrl)) {
-    throw new ConfigError(`ICECAST_PUBLIC_URL must be an http(s) URL without query, got ${JSON.stringify(config.icecastPublicUrl)}`, 'ICECAST_PUBLIC_URL');
+    throw new ConfigError(
+      `ICECAST_PUBLIC_URL must be an http(s) URL without query, got ${JSON.stringify(config.icecastPublicUrl)}`,
+      'ICECAST_PUBLIC_URL',
+    );
   }
   config.icecastPublicUrl = config.icecastPublicUrl.replace(/\/+$/, '');
   cache.set(env, config);

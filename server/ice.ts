@@ -30,12 +30,7 @@ export async function turnCredential(secret: string, username: string): Promise<
 }
 
 /** ICE servers for one user: STUN urls as they are, TURN urls with fresh credentials. */
-export async function iceServersFor(
-  config: Config,
-  turnSecret: string,
-  userId: string,
-  nowMs = Date.now(),
-): Promise<IceServersInfo> {
+export async function iceServersFor(config: Config, turnSecret: string, userId: string, nowMs = Date.now()): Promise<IceServersInfo> {
   const expiresAt = Math.floor(nowMs / 1000) + config.turnTtlSeconds;
   const iceServers: IceServersInfo['iceServers'] = [];
   if (config.stunUrls.length > 0) iceServers.push({ urls: config.stunUrls });

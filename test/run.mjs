@@ -37,11 +37,10 @@ if (projects.length === 0 || projects.includes('integration')) {
 mkdirSync('test-results', { recursive: true });
 const report = 'test-results/vitest.json';
 rmSync(report, { force: true });
-const run = spawnSync(
-  join(bin, 'vitest'),
-  ['run', '--reporter=default', '--reporter=json', `--outputFile.json=${report}`, ...args],
-  { stdio: 'inherit', env: toolEnv() },
-);
+const run = spawnSync(join(bin, 'vitest'), ['run', '--reporter=default', '--reporter=json', `--outputFile.json=${report}`, ...args], {
+  stdio: 'inherit',
+  env: toolEnv(),
+});
 let passed = 0;
 let failed = 0;
 if (existsSync(report)) {

@@ -22,7 +22,10 @@ const encoder = new TextEncoder();
 export async function showMount(tokenSecret: string, roomId: string): Promise<string> {
   const key = await crypto.subtle.importKey('raw', encoder.encode(tokenSecret), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
   const mac = new Uint8Array(await crypto.subtle.sign('HMAC', key, encoder.encode(`icecast-mount:${roomId}`)));
-  const slug = btoa(String.fromCharCode(...mac.subarray(0, 16))).replaceAll('+', '-').replaceAll('/', '_').replace(/=+$/, '');
+  const slug = btoa(String.fromCharCode(...mac.subarray(0, 16)))
+    .replaceAll('+', '-')
+    .replaceAll('/', '_')
+    .replace(/=+$/, '');
   return `/show-${slug}.ogg`; // the feed always sends Ogg/Opus, whatever the browser records
 }
 

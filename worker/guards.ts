@@ -18,14 +18,20 @@ export function clientKey(request: Request): string {
 
 /** The first four groups of an IPv6 address, `::` expanded (`2001:db8::1` → `2001:db8:0:0::/64`). */
 export function ipv6Prefix64(ip: string): string {
-  const address = ip.replace(/^\[|\]$/g, '').split('%')[0]!.toLowerCase();
+  const address = ip
+    .replace(/^\[|\]$/g, '')
+    .split('%')[0]!
+    .toLowerCase();
   const [head = '', tail] = address.split('::');
   const left = head ? head.split(':') : [];
   const right = tail ? tail.split(':') : [];
   // An embedded IPv4 tail (::ffff:1.2.3.4) takes two groups.
   const groupsOf = (parts: string[]) => parts.reduce((n, part) => n + (part.includes('.') ? 2 : 1), 0);
   const groups = tail === undefined ? left : [...left, ...Array(Math.max(0, 8 - groupsOf(left) - groupsOf(right))).fill('0'), ...right];
-  return `${groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, '')).join(':')}::/64`;
+  return `${groups
+    .slice(0, 4)
+    .map((g) => g.replace(/^0+(?=.)/, ''))
+    .join(':')}::/64`;
 }
 
 /** The per-client limiters' window (wrangler.toml `period`): after it, a refused client has a fresh budget. */

@@ -75,7 +75,11 @@ function mint(env: Env, roomId: string, role: Role, generation: number, ttlSecon
   // The new token carries its minters' ids, so a kick of any of them bars it too.
   const mintedBy = minter && !newLine ? minter.lineage : [];
   if (mintedBy.length >= MAX_LINEAGE) {
-    throw new HttpError(400, 'invalid-request', `invites can be minted at most ${MAX_LINEAGE} deep; mint this one from a host token made earlier`);
+    throw new HttpError(
+      400,
+      'invalid-request',
+      `invites can be minted at most ${MAX_LINEAGE} deep; mint this one from a host token made earlier`,
+    );
   }
   return signToken(requireSecret(env, 'TOKEN_SECRET'), { roomId, role, generation, mintedBy }, ttl);
 }

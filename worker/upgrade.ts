@@ -15,7 +15,6 @@ import { TokenError, verifyToken, type TokenClaims } from './tokens';
 
 const JWT_SHAPE = /^[\w-]+\.[\w-]+\.[\w-]+$/;
 
-
 /** Token from `?token=` or from a `Sec-WebSocket-Protocol` entry; which protocol to echo. */
 function upgradeCredentials(request: IRequest): { token: string | null; protocol: string | null } {
   const offered = (request.headers.get('Sec-WebSocket-Protocol') ?? '')

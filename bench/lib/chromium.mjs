@@ -13,18 +13,20 @@ function procStat(pid) {
 
 /** The Chromium browser process launched with `wav`, and all its descendants (renderers, audio and network services). */
 function processTree(wav) {
-  const stats = readdirSync('/proc').filter((d) => /^\d+$/.test(d)).flatMap((pid) => {
-    try {
-      return [{ pid, ppid: procStat(pid)[1], cmdline: readFileSync(`/proc/${pid}/cmdline`, 'utf8') }];
-    } catch {
-      return [];
-    }
-  });
+  const stats = readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .flatMap((pid) => {
+      try {
+        return [{ pid, ppid: procStat(pid)[1], cmdline: readFileSync(`/proc/${pid}/cmdline`, 'utf8') }];
+      } catch {
+        return [];
+      }
+    });
   const root = stats.find((s) => s.cmdline.includes(wav) && !s.cmdline.includes('--type='));
   const tree = new Set([root.pid]);
-  for (let grew = true; grew; ) {
+  for (let grew = true; grew;) {
     grew = false;
-    for (const s of stats) if (!tree.has(s.pid) && tree.has(s.ppid)) tree.add(s.pid), (grew = true);
+    for (const s of stats) if (!tree.has(s.pid) && tree.has(s.ppid)) (tree.add(s.pid), (grew = true));
   }
   return [...tree];
 }
@@ -118,7 +120,12 @@ export async function measureBrowser(wav, seconds) {
 }
 
 const largest = (byName, count) =>
-  [...byName].sort((a, b) => b[1] - a[1]).filter(([, v]) => v >= 0.5).slice(0, count).map(([k, v]) => `${k} ${v.toFixed(0)} %`).join(', ');
+  [...byName]
+    .sort((a, b) => b[1] - a[1])
+    .filter(([, v]) => v >= 0.5)
+    .slice(0, count)
+    .map(([k, v]) => `${k} ${v.toFixed(0)} %`)
+    .join(', ');
 
 /** A few lines for a `measureBrowser` result. */
 export function describeLoad({ cpu, byKind, byThread, processes, memoryMedianMb, memoryMaxMb }, seconds) {

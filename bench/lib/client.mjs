@@ -24,7 +24,10 @@ export class Peer {
       const ws = new WebSocket(url, { perMessageDeflate: this.deflate, handshakeTimeout: timeoutMs, headers });
       this.ws = ws;
       let acked = false;
-      const timer = setTimeout(() => fail(new Error(`no acknowledgement within ${timeoutMs} ms (${url.replace(/token=[^&]+/, 'token=…')})`)), timeoutMs);
+      const timer = setTimeout(
+        () => fail(new Error(`no acknowledgement within ${timeoutMs} ms (${url.replace(/token=[^&]+/, 'token=…')})`)),
+        timeoutMs,
+      );
       const fail = (error) => {
         clearTimeout(timer);
         if (!acked) {

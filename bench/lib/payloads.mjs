@@ -7,8 +7,7 @@
 export const nowUs = () => Math.round(performance.now() * 1000);
 
 const ICE_PWD = 'asd88fgpdd777uzjYhagZg8uFRrh+/kf';
-const FINGERPRINT =
-  'sha-256 7B:8B:F0:65:5F:78:E2:51:3B:AC:6F:F3:3F:46:1B:35:DC:B8:5F:64:1A:24:C2:43:F0:A1:58:D0:A1:2C:19:08';
+const FINGERPRINT = 'sha-256 7B:8B:F0:65:5F:78:E2:51:3B:AC:6F:F3:3F:46:1B:35:DC:B8:5F:64:1A:24:C2:43:F0:A1:58:D0:A1:2C:19:08';
 
 /** One audio m-section of a browser's audio-only offer (Opus first, RED, G.722, PCM, CN, DTMF). */
 function audioSection(mid, ssrc, cname, streamId, trackId, candidates) {

@@ -51,7 +51,10 @@ export async function idleRelayPhase(adapter, server, { ice, sdp, deflate, timeo
       const kind = sdpAt.has(i) ? 'sdp' : 'ice';
       const [from, to] = i % 2 === 0 ? [a, b] : [b, a];
       const got = new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`${adapter.name}: relayed ${kind} not received within ${timeoutMs} ms`)), timeoutMs);
+        const timer = setTimeout(
+          () => reject(new Error(`${adapter.name}: relayed ${kind} not received within ${timeoutMs} ms`)),
+          timeoutMs,
+        );
         waiting = (relayed, t) => {
           clearTimeout(timer);
           resolve([relayed, t]);

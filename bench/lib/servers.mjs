@@ -37,7 +37,11 @@ export function snapshotProject(src, dest, ref = null) {
   let files;
   let revision = null;
   try {
-    files = execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: src, encoding: 'utf8', maxBuffer: 64 << 20 })
+    files = execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], {
+      cwd: src,
+      encoding: 'utf8',
+      maxBuffer: 64 << 20,
+    })
       .split('\0')
       .filter(Boolean);
     const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: src, encoding: 'utf8' }).trim();
@@ -107,7 +111,9 @@ export async function startWrangler({ workDir, projectDir = ROOT, vars = {}, sec
   writeFileSync(
     envFile,
     `TOKEN_SECRET=${randomBytes(32).toString('hex')}\nTURN_SECRET=${randomBytes(32).toString('hex')}\n` +
-      Object.entries(secrets).map(([k, v]) => `${k}=${v}\n`).join(''),
+      Object.entries(secrets)
+        .map(([k, v]) => `${k}=${v}\n`)
+        .join(''),
     { mode: 0o600 },
   );
   const port = await freePort();
@@ -115,11 +121,16 @@ export async function startWrangler({ workDir, projectDir = ROOT, vars = {}, sec
   const args = [
     join(ROOT, 'node_modules', 'wrangler', 'bin', 'wrangler.js'),
     'dev',
-    '--ip', '127.0.0.1',
-    '--port', String(port),
-    '--inspector-port', String(inspectorPort),
-    '--persist-to', join(dir, 'state'),
-    '--env-file', envFile,
+    '--ip',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    '--inspector-port',
+    String(inspectorPort),
+    '--persist-to',
+    join(dir, 'state'),
+    '--env-file',
+    envFile,
     '--show-interactive-dev-session=false',
     ...Object.entries(vars).flatMap(([k, v]) => ['--var', `${k}:${v}`]),
   ];
@@ -174,4 +185,3 @@ async function startNodeServer(kind, script, { workDir, label = kind, healthPath
 
 export const startPeerjs = (opts) => startNodeServer('peerjs', 'peerjs-server.mjs', { ...opts, healthPath: '/' });
 export const startFloor = (opts) => startNodeServer('floor', 'floor-server.mjs', { ...opts, healthPath: '/health' });
-

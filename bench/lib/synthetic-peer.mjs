@@ -18,8 +18,22 @@ const SAMPLES_PER_FRAME = 960; // 20 ms at Opus's 48 kHz RTP clock
 export function encodeTone(dir, hz, seconds = 10) {
   const file = join(dir, `tone-${hz}.ogg`);
   execFileSync('ffmpeg', [
-    '-v', 'error', '-y', '-f', 'lavfi', '-i', `sine=frequency=${hz}:sample_rate=48000:duration=${seconds}`,
-    '-ac', '1', '-c:a', 'libopus', '-b:a', '32k', '-frame_duration', String(FRAME_MS), file,
+    '-v',
+    'error',
+    '-y',
+    '-f',
+    'lavfi',
+    '-i',
+    `sine=frequency=${hz}:sample_rate=48000:duration=${seconds}`,
+    '-ac',
+    '1',
+    '-c:a',
+    'libopus',
+    '-b:a',
+    '32k',
+    '-frame_duration',
+    String(FRAME_MS),
+    file,
   ]);
   return oggPackets(readFileSync(file)).slice(2); // without OpusHead and OpusTags
 }
@@ -28,7 +42,7 @@ export function encodeTone(dir, hz, seconds = 10) {
 function oggPackets(bytes) {
   const packets = [];
   let pending = [];
-  for (let at = 0; at + 27 <= bytes.length; ) {
+  for (let at = 0; at + 27 <= bytes.length;) {
     if (bytes.toString('latin1', at, at + 4) !== 'OggS') throw new Error(`not an Ogg page at byte ${at}`);
     const segments = bytes[at + 26];
     let data = at + 27 + segments;
@@ -36,7 +50,7 @@ function oggPackets(bytes) {
       const size = bytes[at + 27 + i];
       pending.push(bytes.subarray(data, data + size));
       data += size;
-      if (size < 255) packets.push(Buffer.concat(pending)), (pending = []);
+      if (size < 255) (packets.push(Buffer.concat(pending)), (pending = []));
     }
     at = data;
   }
@@ -74,7 +88,8 @@ export class SyntheticPeer {
           this.iceServers = message.iceServers;
           this.send({ type: 'set-name', name: this.options.name });
           this.pingTimer = setInterval(() => this.send({ type: 'ping' }), 20_000);
-          for (const participant of message.participants) if ((this.options.connectTo ?? isHost)(participant)) void this.call(participant.peerId);
+          for (const participant of message.participants)
+            if ((this.options.connectTo ?? isHost)(participant)) void this.call(participant.peerId);
           resolve(message);
         }
         void this.onMessage(message).catch((error) => console.error(`${this.options.name}: ${error.message}`));
@@ -107,7 +122,11 @@ export class SyntheticPeer {
     this.peers.set(peerId, peer);
     pc.onIceCandidate.subscribe((candidate) => {
       const init = candidate?.toJSON();
-      this.send({ type: 'ice-candidate', to: peerId, candidate: init ? { candidate: init.candidate, sdpMid: init.sdpMid, sdpMLineIndex: init.sdpMLineIndex } : null });
+      this.send({
+        type: 'ice-candidate',
+        to: peerId,
+        candidate: init ? { candidate: init.candidate, sdpMid: init.sdpMid, sdpMLineIndex: init.sdpMLineIndex } : null,
+      });
     });
     pc.onTrack.subscribe((remote) => remote.onReceiveRtp.subscribe(() => (this.received += 1)));
     pc.connectionStateChange.subscribe((state) => {
@@ -154,7 +173,12 @@ export class SyntheticPeer {
     const tick = () => {
       const due = Math.floor((performance.now() - start) / FRAME_MS);
       for (; sent <= due; sent++) {
-        const header = new RtpHeader({ sequenceNumber: sent & 0xffff, timestamp: (sent * SAMPLES_PER_FRAME) >>> 0, ssrc, marker: sent === 0 });
+        const header = new RtpHeader({
+          sequenceNumber: sent & 0xffff,
+          timestamp: (sent * SAMPLES_PER_FRAME) >>> 0,
+          ssrc,
+          marker: sent === 0,
+        });
         track.writeRtp(new RtpPacket(header, packets[sent % packets.length]));
       }
     };

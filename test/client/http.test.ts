@@ -20,7 +20,13 @@ afterEach(() => vi.unstubAllGlobals());
 
 describe('client HTTP calls', () => {
   it('createRoom posts the body as JSON, with the creation key only when given', async () => {
-    const created = { roomId: 'r1', room: {}, tokens: { host: 'h', producer: 'p', caller: 'c' }, expiresAt: 1, wsUrl: 'wss://x/rooms/r1/ws' };
+    const created = {
+      roomId: 'r1',
+      room: {},
+      tokens: { host: 'h', producer: 'p', caller: 'c' },
+      expiresAt: 1,
+      wsUrl: 'wss://x/rooms/r1/ws',
+    };
     const fetch = stubFetch(answer(201, created));
     await expect(createRoom({ name: 'Show', lobby: true })).resolves.toEqual(created);
     const [url, init] = fetch.mock.calls[0]!;
@@ -36,9 +42,16 @@ describe('client HTTP calls', () => {
 
   it('mintInvite and revokeInvites post to the room with the host token', async () => {
     const mint = stubFetch(answer(201, { role: 'caller', token: 't', expiresAt: 2 }));
-    await expect(mintInvite('room/1', 'host-token', { role: 'caller', ttlSeconds: 600 })).resolves.toEqual({ role: 'caller', token: 't', expiresAt: 2 });
+    await expect(mintInvite('room/1', 'host-token', { role: 'caller', ttlSeconds: 600 })).resolves.toEqual({
+      role: 'caller',
+      token: 't',
+      expiresAt: 2,
+    });
     expect(mint.mock.calls[0]![0]).toBe('/rooms/room%2F1/tokens');
-    expect(mint.mock.calls[0]![1]).toMatchObject({ body: JSON.stringify({ role: 'caller', ttlSeconds: 600 }), headers: { Authorization: 'Bearer host-token' } });
+    expect(mint.mock.calls[0]![1]).toMatchObject({
+      body: JSON.stringify({ role: 'caller', ttlSeconds: 600 }),
+      headers: { Authorization: 'Bearer host-token' },
+    });
 
     const revoke = stubFetch(answer(200, { role: 'producer', generation: 3, token: 'n', expiresAt: 4 }));
     await expect(revokeInvites('r1', 'host-token', 'producer')).resolves.toMatchObject({ generation: 3, token: 'n' });

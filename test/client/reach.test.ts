@@ -134,7 +134,13 @@ describe('before the welcome, and peers not (yet) among the people', () => {
   });
 
   it('an unknown peer is not heard, and gets this page voice unless it talks privately', () => {
-    expect(voiceReach(input('host', [onAir]), 'stranger')).toEqual({ hears: false, onAir: true, inProgram: false, sendsTo: true, relayOnly: false });
+    expect(voiceReach(input('host', [onAir]), 'stranger')).toEqual({
+      hears: false,
+      onAir: true,
+      inProgram: false,
+      sendsTo: true,
+      relayOnly: false,
+    });
     expect(voiceReach(input('host', [waiting], 'waiting'), 'stranger').sendsTo).toBe(false);
   });
 });

@@ -71,7 +71,8 @@ describe('the studio page on air through faults (Chromium)', () => {
     await page.getByRole('button', { name: 'Stop broadcast' }).click();
     const again = await watchRoom(room.roomId, room.tokens.producer!);
     await until(
-      () => ((again.states.at(-1)?.broadcast ?? again.frames.find((f) => f.type === 'welcome')?.broadcast)?.state === 'idle' ? true : undefined),
+      () =>
+        (again.states.at(-1)?.broadcast ?? again.frames.find((f) => f.type === 'welcome')?.broadcast)?.state === 'idle' ? true : undefined,
       'idle',
     );
     again.socket.close();

@@ -30,7 +30,9 @@ describe('broadcast to Icecast through the show’s feed', () => {
     expect(watcher.frames[0].broadcast).toEqual({ state: 'idle' });
 
     // A caller may not broadcast.
-    const refused = new WebSocket(`${workerWs()}/rooms/${room.roomId}/broadcast?token=${room.tokens.caller}`, { headers: { 'CF-Connecting-IP': clientIp() } });
+    const refused = new WebSocket(`${workerWs()}/rooms/${room.roomId}/broadcast?token=${room.tokens.caller}`, {
+      headers: { 'CF-Connecting-IP': clientIp() },
+    });
     const refusal = await new Promise<any>((resolve) => refused.on('message', (data) => resolve(JSON.parse(String(data)))));
     expect(refusal).toMatchObject({ type: 'error', code: 'forbidden' });
 
@@ -46,8 +48,12 @@ describe('broadcast to Icecast through the show’s feed', () => {
     expect(await (await fetch(`${inject('icecastUrl')}/status-json.xsl`)).text()).not.toContain(new URL(live.listenUrl).pathname);
 
     // Only one program per room at a time.
-    const second = new WebSocket(`${workerWs()}/rooms/${room.roomId}/broadcast?token=${room.tokens.producer}`, { headers: { 'CF-Connecting-IP': clientIp() } });
-    expect(await new Promise<any>((resolve) => second.on('message', (data) => resolve(JSON.parse(String(data)))))).toMatchObject({ code: 'broadcast-busy' });
+    const second = new WebSocket(`${workerWs()}/rooms/${room.roomId}/broadcast?token=${room.tokens.producer}`, {
+      headers: { 'CF-Connecting-IP': clientIp() },
+    });
+    expect(await new Promise<any>((resolve) => second.on('message', (data) => resolve(JSON.parse(String(data)))))).toMatchObject({
+      code: 'broadcast-busy',
+    });
 
     const heard = await listen(live.listenUrl, 3_000);
     expect(heard.status).toBe(200);
@@ -57,7 +63,11 @@ describe('broadcast to Icecast through the show’s feed', () => {
 
     // Listener count reaches the room (the feed reads it from Icecast every few seconds).
     const listener = new Listener(live.listenUrl);
-    const counted = await until(() => (stateOf(watcher)?.listeners?.current >= 1 ? stateOf(watcher) : undefined), 'a listener counted', 15_000);
+    const counted = await until(
+      () => (stateOf(watcher)?.listeners?.current >= 1 ? stateOf(watcher) : undefined),
+      'a listener counted',
+      15_000,
+    );
     expect(counted.listeners.peak).toBeGreaterThanOrEqual(counted.listeners.current);
     listener.close();
 
@@ -71,7 +81,10 @@ describe('broadcast to Icecast through the show’s feed', () => {
   it('two shows on air at once, each heard on its own listen URL with its own audio', { timeout: 60_000 }, async () => {
     const rooms = [await createRoom(), await createRoom()];
     const watchers = await Promise.all(rooms.map((room) => watchRoom(room.roomId, room.tokens.host!)));
-    const shows = [new NodeBroadcaster(rooms[0]!.roomId, rooms[0]!.tokens.host!, 440).start(), new NodeBroadcaster(rooms[1]!.roomId, rooms[1]!.tokens.host!, 660).start()];
+    const shows = [
+      new NodeBroadcaster(rooms[0]!.roomId, rooms[0]!.tokens.host!, 440).start(),
+      new NodeBroadcaster(rooms[1]!.roomId, rooms[1]!.tokens.host!, 660).start(),
+    ];
     const urls = await Promise.all(
       watchers.map((w) => until(() => (stateOf(w)?.state === 'live' ? (stateOf(w).listenUrl as string) : undefined), 'live')),
     );
@@ -87,34 +100,53 @@ describe('broadcast to Icecast through the show’s feed', () => {
     for (const w of watchers) w.socket.close();
   });
 
-  it('a mount held by another source is retried with a plain reason, and the show goes live once it is free', { timeout: 60_000 }, async () => {
-    const room = await createRoom();
-    const watcher = await watchRoom(room.roomId, room.tokens.host!);
-    // Learn the show's mount, then let another source take it first.
-    const first = new NodeBroadcaster(room.roomId, room.tokens.host!, 440).start();
-    const listenUrl = await until(() => (stateOf(watcher)?.state === 'live' ? (stateOf(watcher).listenUrl as string) : undefined), 'live');
-    first.stop();
-    await until(() => (stateOf(watcher)?.state === 'idle' ? true : undefined), 'idle');
-    await until(async () => ((await mountLive(listenUrl)) ? undefined : true), 'the mount to be free');
-    const squatter = spawn('ffmpeg', [
-      '-v', 'error', '-re', '-f', 'lavfi', '-i', 'sine=frequency=220:duration=30', '-c:a', 'libopus', '-f', 'ogg',
-      '-content_type', 'audio/ogg', `icecast://source:${inject('icecastSourcePassword')}@${new URL(inject('icecastUrl')).host}${new URL(listenUrl).pathname}`,
-    ]);
-    try {
-      await until(async () => ((await mountLive(listenUrl)) ? true : undefined), 'squatter on the mount');
-      const show = new NodeBroadcaster(room.roomId, room.tokens.host!, 440).start();
-      const busy = await until(() => watcher.states.find((s) => /in use/.test(s.broadcast.reason ?? ''))?.broadcast, 'the busy reason');
-      expect(busy.reason).toBe('The streaming server says the show’s mount is still in use; retrying.');
-      // Reasons are sentences from a fixed set: no status code, no address.
-      for (const { broadcast } of watcher.states) if (broadcast.reason) expect(Object.values(REASONS)).toContain(broadcast.reason);
-      squatter.kill('SIGKILL');
-      await until(() => (stateOf(watcher)?.state === 'live' ? true : undefined), 'live once the mount is free', 20_000);
-      show.stop();
-    } finally {
-      squatter.kill('SIGKILL');
-    }
-    watcher.socket.close();
-  });
+  it(
+    'a mount held by another source is retried with a plain reason, and the show goes live once it is free',
+    { timeout: 60_000 },
+    async () => {
+      const room = await createRoom();
+      const watcher = await watchRoom(room.roomId, room.tokens.host!);
+      // Learn the show's mount, then let another source take it first.
+      const first = new NodeBroadcaster(room.roomId, room.tokens.host!, 440).start();
+      const listenUrl = await until(
+        () => (stateOf(watcher)?.state === 'live' ? (stateOf(watcher).listenUrl as string) : undefined),
+        'live',
+      );
+      first.stop();
+      await until(() => (stateOf(watcher)?.state === 'idle' ? true : undefined), 'idle');
+      await until(async () => ((await mountLive(listenUrl)) ? undefined : true), 'the mount to be free');
+      const squatter = spawn('ffmpeg', [
+        '-v',
+        'error',
+        '-re',
+        '-f',
+        'lavfi',
+        '-i',
+        'sine=frequency=220:duration=30',
+        '-c:a',
+        'libopus',
+        '-f',
+        'ogg',
+        '-content_type',
+        'audio/ogg',
+        `icecast://source:${inject('icecastSourcePassword')}@${new URL(inject('icecastUrl')).host}${new URL(listenUrl).pathname}`,
+      ]);
+      try {
+        await until(async () => ((await mountLive(listenUrl)) ? true : undefined), 'squatter on the mount');
+        const show = new NodeBroadcaster(room.roomId, room.tokens.host!, 440).start();
+        const busy = await until(() => watcher.states.find((s) => /in use/.test(s.broadcast.reason ?? ''))?.broadcast, 'the busy reason');
+        expect(busy.reason).toBe('The streaming server says the show’s mount is still in use; retrying.');
+        // Reasons are sentences from a fixed set: no status code, no address.
+        for (const { broadcast } of watcher.states) if (broadcast.reason) expect(Object.values(REASONS)).toContain(broadcast.reason);
+        squatter.kill('SIGKILL');
+        await until(() => (stateOf(watcher)?.state === 'live' ? true : undefined), 'live once the mount is free', 20_000);
+        show.stop();
+      } finally {
+        squatter.kill('SIGKILL');
+      }
+      watcher.socket.close();
+    },
+  );
 
   it('a host stops a producer’s broadcast from the signaling socket', { timeout: 30_000 }, async () => {
     const room = await createRoom();

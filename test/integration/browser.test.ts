@@ -57,7 +57,8 @@ interface ProgramLevels {
 /** Which tones the program carries now (band level per voice). */
 async function program(listenUrl: string): Promise<ProgramLevels> {
   const pcm = await listen(listenUrl);
-  const per = (measure: (hz: number) => number) => Object.fromEntries(Object.entries(TONES).map(([voice, hz]) => [voice, measure(hz)])) as Record<Voice, number>;
+  const per = (measure: (hz: number) => number) =>
+    Object.fromEntries(Object.entries(TONES).map(([voice, hz]) => [voice, measure(hz)])) as Record<Voice, number>;
   return { mean: per((hz) => bandLevel(pcm, hz)), peak: per((hz) => Math.max(...bandLevels(pcm, hz))) };
 }
 
@@ -65,11 +66,14 @@ function expectInProgram(levels: ProgramLevels, present: Voice[], absent: Voice[
   console.log('program band levels (dB):', levels);
   const shown = JSON.stringify(Object.fromEntries(Object.entries(levels.mean).map(([v, db]) => [v, Math.round(db)])));
   for (const voice of present) expect(levels.mean[voice], `${voice} should be in the program ${shown}`).toBeGreaterThan(PRESENT_DB);
-  for (const voice of absent) expect(levels.peak[voice], `${voice} should not be in the program at any moment ${shown}`).toBeLessThan(ABSENT_DB);
+  for (const voice of absent)
+    expect(levels.peak[voice], `${voice} should not be in the program at any moment ${shown}`).toBeLessThan(ABSENT_DB);
 }
 
 /** The studio's own Content-Security-Policy (client/public/_headers), for the rogue's page too. */
-const STUDIO_CSP = readFileSync(join(import.meta.dirname, '../../client/public/_headers'), 'utf8').match(/Content-Security-Policy: (.+)/)![1]!;
+const STUDIO_CSP = readFileSync(join(import.meta.dirname, '../../client/public/_headers'), 'utf8').match(
+  /Content-Security-Policy: (.+)/,
+)![1]!;
 
 /**
  * A caller that ignores a moderator's mute: an attacker's own page (test/integration/rogue/),
@@ -84,7 +88,10 @@ async function joinAsRogue(roomId: string, token: string, name: string, hz: numb
   browsers.push(browser);
   const page = await (await browser.newContext()).newPage();
   const serve = (file: string, type: string) => (route: Route) =>
-    route.fulfill({ path: join(import.meta.dirname, 'rogue', file), headers: { 'Content-Type': type, 'Content-Security-Policy': STUDIO_CSP } });
+    route.fulfill({
+      path: join(import.meta.dirname, 'rogue', file),
+      headers: { 'Content-Type': type, 'Content-Security-Policy': STUDIO_CSP },
+    });
   await page.route(`${workerUrl()}/rogue-caller.html`, serve('rogue.html', 'text/html; charset=utf-8'));
   await page.route(`${workerUrl()}/rogue-caller.js`, serve('rogue.js', 'text/javascript'));
   const hash = new URLSearchParams({ room: roomId, token, name, hz: String(hz) });
@@ -147,7 +154,10 @@ function heardAround(listener: Listener, at: number): { levels: Record<Voice, nu
   const untilAt = decode(Buffer.concat(listener.chunks.filter((c) => c.at < at).map((c) => c.bytes)));
   const levels = Object.fromEntries(Object.entries(TONES).map(([voice, hz]) => [voice, bandLevels(pcm, hz)])) as Record<Voice, number[]>;
   const mark = Math.floor(untilAt.length / 4 / 12_000);
-  console.log(`program by quarter seconds (mark at ${mark}):`, Object.fromEntries(Object.entries(levels).map(([v, l]) => [v, l.map(Math.round).join(' ')])));
+  console.log(
+    `program by quarter seconds (mark at ${mark}):`,
+    Object.fromEntries(Object.entries(levels).map(([v, l]) => [v, l.map(Math.round).join(' ')])),
+  );
   return { levels, mark };
 }
 
@@ -175,17 +185,31 @@ async function throughChange(listenUrl: string, change: () => Promise<void>): Pr
  * out, within a budget of 5 s: the pipeline's delay comes first) and, from then on, `absent`
  * at no moment and `present` throughout (mean).
  */
-function expectThrough(heard: { levels: Record<Voice, number[]>; mark: number }, expected: { present: Voice[]; absent?: Voice[]; stayAbsent?: Voice[] }): void {
+function expectThrough(
+  heard: { levels: Record<Voice, number[]>; mark: number },
+  expected: { present: Voice[]; absent?: Voice[]; stayAbsent?: Voice[] },
+): void {
   const { levels, mark } = heard;
   const { present, absent = [], stayAbsent = [] } = expected;
   const shown = (voice: Voice, from: number) => `${voice}: ${levels[voice].slice(from).map(Math.round).join(' ')}`;
-  for (const voice of stayAbsent) expect(Math.max(...levels[voice].slice(mark)), `${voice} at any moment from the change (${shown(voice, mark)})`).toBeLessThan(ABSENT_DB);
-  const done = levels[present[0]!].findIndex((_, i) => i >= mark && present.every((v) => levels[v][i]! > PRESENT_DB) && absent.every((v) => levels[v][i]! < ABSENT_DB));
-  expect(done, `the change heard in the program (${[...present, ...absent].map((v) => shown(v, mark)).join('; ')})`).toBeGreaterThanOrEqual(0);
+  for (const voice of stayAbsent)
+    expect(Math.max(...levels[voice].slice(mark)), `${voice} at any moment from the change (${shown(voice, mark)})`).toBeLessThan(
+      ABSENT_DB,
+    );
+  const done = levels[present[0]!].findIndex(
+    (_, i) => i >= mark && present.every((v) => levels[v][i]! > PRESENT_DB) && absent.every((v) => levels[v][i]! < ABSENT_DB),
+  );
+  expect(done, `the change heard in the program (${[...present, ...absent].map((v) => shown(v, mark)).join('; ')})`).toBeGreaterThanOrEqual(
+    0,
+  );
   expect(done - mark, 'quarter seconds from the change to the program changed (budget 5 s)').toBeLessThanOrEqual(20);
   expect(levels[present[0]!].length - done, 'quarter seconds heard after the change').toBeGreaterThanOrEqual(8);
-  for (const voice of absent) expect(Math.max(...levels[voice].slice(done)), `${voice} at any moment after the change (${shown(voice, done)})`).toBeLessThan(ABSENT_DB);
-  for (const voice of present) expect(meanDb(levels[voice].slice(done)), `${voice} in the program after the change`).toBeGreaterThan(PRESENT_DB);
+  for (const voice of absent)
+    expect(Math.max(...levels[voice].slice(done)), `${voice} at any moment after the change (${shown(voice, done)})`).toBeLessThan(
+      ABSENT_DB,
+    );
+  for (const voice of present)
+    expect(meanDb(levels[voice].slice(done)), `${voice} in the program after the change`).toBeGreaterThan(PRESENT_DB);
 }
 
 describe('the studio page: a call-in show in real Chromium', () => {
@@ -267,7 +291,11 @@ describe('the studio page: a call-in show in real Chromium', () => {
     const muted = await throughChange(listenUrl, () => host.getByRole('button', { name: 'Mute Robin' }).click());
     expectThrough(muted, { present: ['Hanna', 'Ann', 'Ben'], absent: ['Robin'], stayAbsent: ['Wendy'] });
     await expectVisible(host.getByRole('button', { name: 'Unmute Robin' }));
-    await Promise.all([expectMeterSilent(host, 'Robin level'), expectMeterSilent(ann, 'Robin level'), expectMeterSilent(ben, 'Robin level')]);
+    await Promise.all([
+      expectMeterSilent(host, 'Robin level'),
+      expectMeterSilent(ann, 'Robin level'),
+      expectMeterSilent(ben, 'Robin level'),
+    ]);
 
     // Admitting Wendy brings her on air without any reload.
     const admitted = await throughChange(listenUrl, () => host.getByRole('button', { name: 'Admit Wendy' }).click());
@@ -301,105 +329,118 @@ describe('the studio page: a call-in show in real Chromium', () => {
     expect(await page.locator('body').getAttribute('data-inline')).toBeNull();
   });
 
-  it('a host page back from a signaling drop applies what changed meanwhile: a caller muted in the gap is out of the program from then on', { timeout: 240_000 }, async () => {
-    const [hostBrowser, benBrowser] = await Promise.all([browserFor('Hanna'), browserFor('Ben')]);
-    const { host, callerLink, producerLink, drop, restore } = await droppableHost(hostBrowser, false);
-    const roomId = new URL(callerLink).hash.match(/room=([^&]+)/)![1]!;
-    const callerToken = decodeURIComponent(new URL(callerLink).hash.match(/token=([^&]+)/)![1]!);
-    // Ben produces; Robin is a caller whose own page ignores any mute.
-    const ben = await joinAsCaller(benBrowser, producerLink, 'Ben');
-    const robin = await joinAsRogue(roomId, callerToken, 'Robin', TONES.Robin);
-    await Promise.all([expectMeterMoves(host, 'Robin level'), expectMeterMoves(ben, 'Robin level')]);
-    // A listener from before the drop to well after the host is back.
-    const listener = new Listener(await goLive(host));
-    try {
-      await new Promise((r) => setTimeout(r, 4_000));
+  it(
+    'a host page back from a signaling drop applies what changed meanwhile: a caller muted in the gap is out of the program from then on',
+    { timeout: 240_000 },
+    async () => {
+      const [hostBrowser, benBrowser] = await Promise.all([browserFor('Hanna'), browserFor('Ben')]);
+      const { host, callerLink, producerLink, drop, restore } = await droppableHost(hostBrowser, false);
+      const roomId = new URL(callerLink).hash.match(/room=([^&]+)/)![1]!;
+      const callerToken = decodeURIComponent(new URL(callerLink).hash.match(/token=([^&]+)/)![1]!);
+      // Ben produces; Robin is a caller whose own page ignores any mute.
+      const ben = await joinAsCaller(benBrowser, producerLink, 'Ben');
+      const robin = await joinAsRogue(roomId, callerToken, 'Robin', TONES.Robin);
+      await Promise.all([expectMeterMoves(host, 'Robin level'), expectMeterMoves(ben, 'Robin level')]);
+      // A listener from before the drop to well after the host is back.
+      const listener = new Listener(await goLive(host));
+      try {
+        await new Promise((r) => setTimeout(r, 4_000));
 
-      // The host's signaling drops; meanwhile the producer mutes Robin. The host's page
-      // cannot know yet: Robin is still in its program.
-      await drop();
-      await ben.getByRole('button', { name: 'Mute Robin' }).click();
-      await expectVisible(ben.getByRole('button', { name: 'Unmute Robin' }));
-      await expectMeterSilent(ben, 'Robin level', 500);
-      await expectMeterMoves(host, 'Robin level');
+        // The host's signaling drops; meanwhile the producer mutes Robin. The host's page
+        // cannot know yet: Robin is still in its program.
+        await drop();
+        await ben.getByRole('button', { name: 'Mute Robin' }).click();
+        await expectVisible(ben.getByRole('button', { name: 'Unmute Robin' }));
+        await expectMeterSilent(ben, 'Robin level', 500);
+        await expectMeterMoves(host, 'Robin level');
 
-      // Back: the welcome brings the mute.
-      const resumedAt = await restore();
-      await expectText(host.getByRole('group', { name: 'Robin' }).locator('.detail'), 'muted by the studio', { contains: true });
-      await new Promise((r) => setTimeout(r, 6_000));
-      listener.close();
+        // Back: the welcome brings the mute.
+        const resumedAt = await restore();
+        await expectText(host.getByRole('group', { name: 'Robin' }).locator('.detail'), 'muted by the studio', { contains: true });
+        await new Promise((r) => setTimeout(r, 6_000));
+        listener.close();
 
-      // The program as the listener heard it, a quarter second at a time: Robin in it until
-      // the host was back, then out at every moment (the host's voice in it throughout).
-      const { levels, mark } = heardAround(listener, resumedAt);
-      const robinLevels = levels.Robin;
-      const shown = (l: number[]) => l.map(Math.round).join(' ');
-      expect(Math.max(...robinLevels.slice(0, mark)), 'Robin in the program during the gap').toBeGreaterThan(PRESENT_DB);
-      // Where Robin went out with the host still heard (a moment where the whole program
-      // dropped, a glitch on a loaded machine, is not it): searched from a second before the
-      // mark (the pipeline's delay puts it after), within a budget of 5 s; from there, every
-      // quarter second is checked.
-      const out = robinLevels.findIndex((db, i) => i >= mark - 4 && db < ABSENT_DB && levels.Hanna[i]! > PRESENT_DB);
-      expect(out, `Robin out of the program after the resume: ${shown(robinLevels.slice(mark - 4))}`).toBeGreaterThanOrEqual(0);
-      expect(out - mark, 'quarter seconds from the resume to Robin out (budget 5 s)').toBeLessThanOrEqual(20);
-      const after = robinLevels.slice(out);
-      expect(after.length, 'quarter seconds heard after Robin went out').toBeGreaterThanOrEqual(16);
-      expect(Math.max(...after), `Robin at any moment after: ${shown(after)}`).toBeLessThan(ABSENT_DB);
-      expect(meanDb(levels.Hanna.slice(out)), 'the host in the program after').toBeGreaterThan(PRESENT_DB);
-      // And the host page itself hears Robin no more.
-      await expectMeterSilent(host, 'Robin level', 1_000);
-    } finally {
-      listener.close();
-    }
-    await host.getByRole('button', { name: 'Stop broadcast' }).click();
-    for (const page of [host, ben, robin]) await page.context().close();
-  });
+        // The program as the listener heard it, a quarter second at a time: Robin in it until
+        // the host was back, then out at every moment (the host's voice in it throughout).
+        const { levels, mark } = heardAround(listener, resumedAt);
+        const robinLevels = levels.Robin;
+        const shown = (l: number[]) => l.map(Math.round).join(' ');
+        expect(Math.max(...robinLevels.slice(0, mark)), 'Robin in the program during the gap').toBeGreaterThan(PRESENT_DB);
+        // Where Robin went out with the host still heard (a moment where the whole program
+        // dropped, a glitch on a loaded machine, is not it): searched from a second before the
+        // mark (the pipeline's delay puts it after), within a budget of 5 s; from there, every
+        // quarter second is checked.
+        const out = robinLevels.findIndex((db, i) => i >= mark - 4 && db < ABSENT_DB && levels.Hanna[i]! > PRESENT_DB);
+        expect(out, `Robin out of the program after the resume: ${shown(robinLevels.slice(mark - 4))}`).toBeGreaterThanOrEqual(0);
+        expect(out - mark, 'quarter seconds from the resume to Robin out (budget 5 s)').toBeLessThanOrEqual(20);
+        const after = robinLevels.slice(out);
+        expect(after.length, 'quarter seconds heard after Robin went out').toBeGreaterThanOrEqual(16);
+        expect(Math.max(...after), `Robin at any moment after: ${shown(after)}`).toBeLessThan(ABSENT_DB);
+        expect(meanDb(levels.Hanna.slice(out)), 'the host in the program after').toBeGreaterThan(PRESENT_DB);
+        // And the host page itself hears Robin no more.
+        await expectMeterSilent(host, 'Robin level', 1_000);
+      } finally {
+        listener.close();
+      }
+      await host.getByRole('button', { name: 'Stop broadcast' }).click();
+      for (const page of [host, ben, robin]) await page.context().close();
+    },
+  );
 
-  it('a host page back from a signaling drop: its private talk with a caller who left ends, a caller admitted meanwhile is on air', { timeout: 240_000 }, async () => {
-    const [hostBrowser, benBrowser, annBrowser, wendyBrowser] = await Promise.all([browserFor('Hanna'), browserFor('Ben'), browserFor('Ann'), browserFor('Wendy')]);
-    const { host, callerLink, producerLink, drop, restore } = await droppableHost(hostBrowser, true);
-    const ben = await joinAsCaller(benBrowser, producerLink, 'Ben');
-    const ann = await joinAsCaller(annBrowser, callerLink, 'Ann');
-    const wendy = await joinAsCaller(wendyBrowser, callerLink, 'Wendy');
-    for (const page of [ann, wendy]) await expectText(page.getByRole('status', { name: 'On-air status' }), 'Waiting to be let in');
-    const listenUrl = await goLive(host);
-    // The host screens Wendy: off the program while they talk.
-    await host.getByRole('button', { name: 'Talk to Wendy' }).click();
-    await expectMeterMoves(wendy, 'Hanna level');
-    const listener = new Listener(listenUrl);
-    try {
-      await new Promise((r) => setTimeout(r, 4_000));
+  it(
+    'a host page back from a signaling drop: its private talk with a caller who left ends, a caller admitted meanwhile is on air',
+    { timeout: 240_000 },
+    async () => {
+      const [hostBrowser, benBrowser, annBrowser, wendyBrowser] = await Promise.all([
+        browserFor('Hanna'),
+        browserFor('Ben'),
+        browserFor('Ann'),
+        browserFor('Wendy'),
+      ]);
+      const { host, callerLink, producerLink, drop, restore } = await droppableHost(hostBrowser, true);
+      const ben = await joinAsCaller(benBrowser, producerLink, 'Ben');
+      const ann = await joinAsCaller(annBrowser, callerLink, 'Ann');
+      const wendy = await joinAsCaller(wendyBrowser, callerLink, 'Wendy');
+      for (const page of [ann, wendy]) await expectText(page.getByRole('status', { name: 'On-air status' }), 'Waiting to be let in');
+      const listenUrl = await goLive(host);
+      // The host screens Wendy: off the program while they talk.
+      await host.getByRole('button', { name: 'Talk to Wendy' }).click();
+      await expectMeterMoves(wendy, 'Hanna level');
+      const listener = new Listener(listenUrl);
+      try {
+        await new Promise((r) => setTimeout(r, 4_000));
 
-      // While the host's signaling is down, Wendy leaves and the producer lets Ann in.
-      await drop();
-      await wendy.getByRole('button', { name: 'Leave show' }).click();
-      await expect.poll(() => ben.getByRole('group', { name: 'Wendy' }).count(), { timeout: 15_000 }).toBe(0);
-      await ben.getByRole('button', { name: 'Admit Ann' }).click();
-      await expectText(ann.getByRole('status', { name: 'On-air status' }), 'You are on air');
-      await expectMeterMoves(ben, 'Ann level');
+        // While the host's signaling is down, Wendy leaves and the producer lets Ann in.
+        await drop();
+        await wendy.getByRole('button', { name: 'Leave show' }).click();
+        await expect.poll(() => ben.getByRole('group', { name: 'Wendy' }).count(), { timeout: 15_000 }).toBe(0);
+        await ben.getByRole('button', { name: 'Admit Ann' }).click();
+        await expectText(ann.getByRole('status', { name: 'On-air status' }), 'You are on air');
+        await expectMeterMoves(ben, 'Ann level');
 
-      // Back: the host is on the program again and Ann is in it.
-      const resumedAt = await restore();
-      await expect.poll(() => host.locator('#talk-banner').isVisible(), { message: 'the talk banner is gone' }).toBe(false);
-      await new Promise((r) => setTimeout(r, 6_000));
-      listener.close();
+        // Back: the host is on the program again and Ann is in it.
+        const resumedAt = await restore();
+        await expect.poll(() => host.locator('#talk-banner').isVisible(), { message: 'the talk banner is gone' }).toBe(false);
+        await new Promise((r) => setTimeout(r, 6_000));
+        listener.close();
 
-      const { levels, mark } = heardAround(listener, resumedAt);
-      const before = (l: number[]) => l.slice(Math.max(0, mark - 8), Math.max(0, mark - 4)); // the second before the last one
-      expect(Math.max(...before(levels.Hanna)), 'the host off the program while talking privately').toBeLessThan(ABSENT_DB);
-      expect(Math.max(...before(levels.Ann)), 'Ann out of the host\'s program before the host was back').toBeLessThan(ABSENT_DB);
-      // Both in from a moment after the resume (budget 5 s); Wendy, who only ever waited, never.
-      const back = levels.Hanna.findIndex((db, i) => i >= mark - 4 && db > PRESENT_DB && levels.Ann[i]! > PRESENT_DB);
-      expect(back, 'the host and Ann in the program after the resume').toBeGreaterThanOrEqual(0);
-      expect(back - mark, 'quarter seconds from the resume to both in (budget 5 s)').toBeLessThanOrEqual(20);
-      expect(levels.Hanna.length - back, 'quarter seconds heard after').toBeGreaterThanOrEqual(16);
-      expect(meanDb(levels.Hanna.slice(back)), 'the host in the program after').toBeGreaterThan(PRESENT_DB);
-      expect(meanDb(levels.Ann.slice(back)), 'Ann in the program after').toBeGreaterThan(PRESENT_DB);
-      expect(Math.max(...levels.Wendy), 'Wendy at any moment').toBeLessThan(ABSENT_DB);
-    } finally {
-      listener.close();
-    }
-    await host.getByRole('button', { name: 'Stop broadcast' }).click();
-    for (const page of [host, ben, ann, wendy]) await page.context().close();
-  });
+        const { levels, mark } = heardAround(listener, resumedAt);
+        const before = (l: number[]) => l.slice(Math.max(0, mark - 8), Math.max(0, mark - 4)); // the second before the last one
+        expect(Math.max(...before(levels.Hanna)), 'the host off the program while talking privately').toBeLessThan(ABSENT_DB);
+        expect(Math.max(...before(levels.Ann)), "Ann out of the host's program before the host was back").toBeLessThan(ABSENT_DB);
+        // Both in from a moment after the resume (budget 5 s); Wendy, who only ever waited, never.
+        const back = levels.Hanna.findIndex((db, i) => i >= mark - 4 && db > PRESENT_DB && levels.Ann[i]! > PRESENT_DB);
+        expect(back, 'the host and Ann in the program after the resume').toBeGreaterThanOrEqual(0);
+        expect(back - mark, 'quarter seconds from the resume to both in (budget 5 s)').toBeLessThanOrEqual(20);
+        expect(levels.Hanna.length - back, 'quarter seconds heard after').toBeGreaterThanOrEqual(16);
+        expect(meanDb(levels.Hanna.slice(back)), 'the host in the program after').toBeGreaterThan(PRESENT_DB);
+        expect(meanDb(levels.Ann.slice(back)), 'Ann in the program after').toBeGreaterThan(PRESENT_DB);
+        expect(Math.max(...levels.Wendy), 'Wendy at any moment').toBeLessThan(ABSENT_DB);
+      } finally {
+        listener.close();
+      }
+      await host.getByRole('button', { name: 'Stop broadcast' }).click();
+      for (const page of [host, ben, ann, wendy]) await page.context().close();
+    },
+  );
 });

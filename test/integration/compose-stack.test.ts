@@ -16,7 +16,19 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // @ts-expect-error plain ES module without types
 import * as composeWay from '../../local-infra/compose.mjs';
-import { createRoom, decodes, icecastMounts, lastSeconds, listen, Listener, NodeBroadcaster, STATION_FILL_TONE, toneLevel, until, watchRoom } from './feed-client';
+import {
+  createRoom,
+  decodes,
+  icecastMounts,
+  lastSeconds,
+  listen,
+  Listener,
+  NodeBroadcaster,
+  STATION_FILL_TONE,
+  toneLevel,
+  until,
+  watchRoom,
+} from './feed-client';
 import { Attr, Method, StunClient, allocate, encode, readXorAddress } from './stun';
 import { freePort, startWorker, type RunningWorker } from './worker';
 
@@ -94,7 +106,12 @@ function removeStaleProjects() {
   );
   for (const pid of stale) {
     console.log(`compose: removing the stack of an interrupted test run (openstudio-test-${pid})`);
-    composeWay.compose({ ...engine, env: { ...engine.env, COMPOSE_PROJECT_NAME: `openstudio-test-${pid}` } }, ['down', '--remove-orphans', '--timeout', '1']);
+    composeWay.compose({ ...engine, env: { ...engine.env, COMPOSE_PROJECT_NAME: `openstudio-test-${pid}` } }, [
+      'down',
+      '--remove-orphans',
+      '--timeout',
+      '1',
+    ]);
   }
 }
 
@@ -130,7 +147,9 @@ beforeAll(async () => {
   const started = Date.now();
   engine = await composeWay.openEngine(env, { idleSeconds: 600 });
   removeStaleProjects();
-  console.log(`compose: ${engine.kind === 'podman' ? "podman's Docker API with docker-compose" : 'docker compose'}, project ${env.COMPOSE_PROJECT_NAME}`);
+  console.log(
+    `compose: ${engine.kind === 'podman' ? "podman's Docker API with docker-compose" : 'docker compose'}, project ${env.COMPOSE_PROJECT_NAME}`,
+  );
   // podman without systemd: run the health checks as its timers would (often, to keep it short).
   stopHealthchecks = composeWay.runHealthchecks(engine, 5_000);
   await composeWay.up(engine);
@@ -238,11 +257,15 @@ describe('the Compose stack, run for real', () => {
         const envFile = join(dir, `without-${key}.env`);
         const values = ['TURN_PORT', 'TURN_MIN_PORT', 'TURN_MAX_PORT', 'ICECAST_PORT', ...SECRET_KEYS.filter((k) => k !== key)];
         writeFileSync(envFile, values.map((k) => `${k}=${env[k]}\n`).join(''));
-        const run = spawnSync(bin, [...pre, '-p', refused.env.COMPOSE_PROJECT_NAME, '-f', composeWay.COMPOSE_FILE, '--env-file', envFile, 'up', '-d', '--no-build'], {
-          encoding: 'utf8',
-          env: clean,
-          timeout: 60_000,
-        });
+        const run = spawnSync(
+          bin,
+          [...pre, '-p', refused.env.COMPOSE_PROJECT_NAME, '-f', composeWay.COMPOSE_FILE, '--env-file', envFile, 'up', '-d', '--no-build'],
+          {
+            encoding: 'utf8',
+            env: clean,
+            timeout: 60_000,
+          },
+        );
         expect(run.status, key).not.toBe(0);
         expect(run.stderr).toContain(`${key} is not set`);
       }
@@ -269,8 +292,14 @@ describe('the Compose stack, run for real', () => {
 
   it('the images run the same coturn and Icecast builds as the native way (Debian package versions)', () => {
     const ids = composeWay.containers(engine);
-    for (const [service, pkg] of [['coturn', 'coturn'], ['icecast', 'icecast2']] as const) {
-      const inside = spawnSync(engine.kind, ['exec', ids[service], 'dpkg-query', '-W', '-f=${Version}', pkg], { encoding: 'utf8', env: engine.podmanEnv ?? engine.env });
+    for (const [service, pkg] of [
+      ['coturn', 'coturn'],
+      ['icecast', 'icecast2'],
+    ] as const) {
+      const inside = spawnSync(engine.kind, ['exec', ids[service], 'dpkg-query', '-W', '-f=${Version}', pkg], {
+        encoding: 'utf8',
+        env: engine.podmanEnv ?? engine.env,
+      });
       const here = spawnSync('dpkg-query', ['-W', '-f=${Version}', pkg], { encoding: 'utf8' });
       expect(inside.stdout, `${service}: ${inside.stderr}`).toMatch(/^\d/);
       expect(inside.stdout).toBe(here.stdout);
@@ -297,35 +326,72 @@ describe('the Compose stack, run for real', () => {
     await broadcastAndListen();
   });
 
-  it('a listener stays connected when the show\'s source drops: it hears the show\'s own fill, then the show again', { timeout: 60_000 }, async () => {
-    const mount = '/show-compose-fallback.ogg';
-    // A source as the feed is one: Ogg/Opus in real time, to the containerised Icecast.
-    const source = (frequency: number) =>
-      spawn('ffmpeg', ['-nostdin', '-v', 'error', '-re', '-f', 'lavfi', '-i', `sine=frequency=${frequency}`, '-c:a', 'libopus', '-b:a', '64k',
-        '-content_type', 'application/ogg', '-f', 'ogg', `icecast://source:${env.ICECAST_SOURCE_PASSWORD}@${new URL(icecastUrl).host}${mount}`], { stdio: 'ignore' });
-    let show = source(660);
-    let listener: Listener | undefined;
-    try {
-      // On the air, with its own fill (the hook has run and Icecast re-read its config).
-      await until(async () => ((await icecastMounts(icecastUrl, env.ICECAST_ADMIN_PASSWORD!)).get(mount)?.fallback.startsWith('/fill-') ? true : undefined), 'the show\'s own fill', 15_000);
-      listener = new Listener(`${icecastUrl}${mount}`);
-      await until(() => (listener!.bytesSince(0) > 8_000 ? true : undefined), 'the listener hearing the show');
-      show.kill('SIGKILL');
-      await new Promise((r) => setTimeout(r, 3_000));
-      show = source(880);
-      await until(() => (toneLevel(lastSeconds(listener!.recording(), 1.5), 880) > -35 ? true : undefined), 'the listener hearing the show again', 20_000);
-      expect(listener.ended).toBe(false);
-      expect(toneLevel(listener.recording(), STATION_FILL_TONE)).toBeGreaterThan(-50);
-    } finally {
-      show.kill('SIGKILL');
-      listener?.close();
-    }
-  });
+  it(
+    "a listener stays connected when the show's source drops: it hears the show's own fill, then the show again",
+    { timeout: 60_000 },
+    async () => {
+      const mount = '/show-compose-fallback.ogg';
+      // A source as the feed is one: Ogg/Opus in real time, to the containerised Icecast.
+      const source = (frequency: number) =>
+        spawn(
+          'ffmpeg',
+          [
+            '-nostdin',
+            '-v',
+            'error',
+            '-re',
+            '-f',
+            'lavfi',
+            '-i',
+            `sine=frequency=${frequency}`,
+            '-c:a',
+            'libopus',
+            '-b:a',
+            '64k',
+            '-content_type',
+            'application/ogg',
+            '-f',
+            'ogg',
+            `icecast://source:${env.ICECAST_SOURCE_PASSWORD}@${new URL(icecastUrl).host}${mount}`,
+          ],
+          { stdio: 'ignore' },
+        );
+      let show = source(660);
+      let listener: Listener | undefined;
+      try {
+        // On the air, with its own fill (the hook has run and Icecast re-read its config).
+        await until(
+          async () =>
+            (await icecastMounts(icecastUrl, env.ICECAST_ADMIN_PASSWORD!)).get(mount)?.fallback.startsWith('/fill-') ? true : undefined,
+          "the show's own fill",
+          15_000,
+        );
+        listener = new Listener(`${icecastUrl}${mount}`);
+        await until(() => (listener!.bytesSince(0) > 8_000 ? true : undefined), 'the listener hearing the show');
+        show.kill('SIGKILL');
+        await new Promise((r) => setTimeout(r, 3_000));
+        show = source(880);
+        await until(
+          () => (toneLevel(lastSeconds(listener!.recording(), 1.5), 880) > -35 ? true : undefined),
+          'the listener hearing the show again',
+          20_000,
+        );
+        expect(listener.ended).toBe(false);
+        expect(toneLevel(listener.recording(), STATION_FILL_TONE)).toBeGreaterThan(-50);
+      } finally {
+        show.kill('SIGKILL');
+        listener?.close();
+      }
+    },
+  );
 
   it('`restart`: both come back healthy and keep working; the logs hold no error lines', { timeout: 180_000 }, async () => {
     const startedAt = () => {
       const ids = Object.values(composeWay.containers(engine)) as string[];
-      return spawnSync(engine.kind, ['inspect', '--format', '{{.State.StartedAt}}', ...ids], { encoding: 'utf8', env: engine.podmanEnv ?? engine.env }).stdout;
+      return spawnSync(engine.kind, ['inspect', '--format', '{{.State.StartedAt}}', ...ids], {
+        encoding: 'utf8',
+        env: engine.podmanEnv ?? engine.env,
+      }).stdout;
     };
     const before = startedAt();
     const restart = composeWay.compose(engine, ['restart', '--timeout', '5'], { timeout: 120_000 });
@@ -352,7 +418,10 @@ describe('the Compose stack, run for real', () => {
     stopHealthchecks();
     const project = env.COMPOSE_PROJECT_NAME!;
     const networks = () =>
-      spawnSync(engine.kind, ['network', 'ls', '--format', '{{.Name}}'], { encoding: 'utf8', env: engine.podmanEnv ?? engine.env }).stdout.split('\n');
+      spawnSync(engine.kind, ['network', 'ls', '--format', '{{.Name}}'], {
+        encoding: 'utf8',
+        env: engine.podmanEnv ?? engine.env,
+      }).stdout.split('\n');
     expect(composeWay.containerIds(engine)).toHaveLength(2);
     expect(networks()).toContain(`${project}_default`);
 

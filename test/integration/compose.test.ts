@@ -30,14 +30,26 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function compose(env: Record<string, string>, ...args: string[]) {
   const envFile = join(dir, `${Object.keys(env).join('-') || 'empty'}.env`);
-  writeFileSync(envFile, Object.entries(env).map(([k, v]) => `${k}=${v}\n`).join(''));
+  writeFileSync(
+    envFile,
+    Object.entries(env)
+      .map(([k, v]) => `${k}=${v}\n`)
+      .join(''),
+  );
   // No inherited secrets: only the env file may supply them.
   const clean = Object.fromEntries(Object.entries(process.env).filter(([key]) => !SECRETS.includes(key)));
-  return spawnSync('docker-compose', ['-f', composeFile, '--env-file', envFile, ...args], { encoding: 'utf8', env: clean, timeout: 30_000 });
+  return spawnSync('docker-compose', ['-f', composeFile, '--env-file', envFile, ...args], {
+    encoding: 'utf8',
+    env: clean,
+    timeout: 30_000,
+  });
 }
 
 const yamlToJson = (text: string) => {
-  const run = spawnSync('python3', ['-c', 'import json,sys,yaml; json.dump(yaml.safe_load(sys.stdin), sys.stdout)'], { input: text, encoding: 'utf8' });
+  const run = spawnSync('python3', ['-c', 'import json,sys,yaml; json.dump(yaml.safe_load(sys.stdin), sys.stdout)'], {
+    input: text,
+    encoding: 'utf8',
+  });
   expect(run.status, run.stderr).toBe(0);
   return JSON.parse(run.stdout);
 };
@@ -103,7 +115,7 @@ describe('local-infra/compose.yaml', () => {
     for (const name of placeholders) if (name !== 'ICECAST_STATE_DIR') expect(Object.keys(icecast.environment)).toContain(name);
   });
 
-  it('the Icecast image\'s entrypoint renders the template and Icecast serves with those passwords', async () => {
+  it("the Icecast image's entrypoint renders the template and Icecast serves with those passwords", async () => {
     // The script the container runs, run here against Debian's icecast2 (what the image
     // installs), with the file locations moved out of /etc.
     const port = await new Promise<number>((resolve) => {
@@ -129,7 +141,11 @@ describe('local-infra/compose.yaml', () => {
     const exited = new Promise((resolve) => icecast.once('exit', resolve));
     try {
       const url = `http://127.0.0.1:${port}`;
-      const statusCode = () => fetch(`${url}/status-json.xsl`).then((r) => r.status, () => 0);
+      const statusCode = () =>
+        fetch(`${url}/status-json.xsl`).then(
+          (r) => r.status,
+          () => 0,
+        );
       await expect.poll(statusCode, { timeout: 10_000, interval: 100 }).toBe(200);
       expect(readFileSync(config, 'utf8')).not.toMatch(/\$\{/);
       const admin = (password: string) =>

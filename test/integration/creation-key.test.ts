@@ -50,7 +50,9 @@ describe('ROOM_CREATION_KEY under wrangler dev', () => {
     for (const key of [undefined, 'hunter2']) {
       const response = await createRoom(url, key);
       expect(response.status).toBe(500);
-      expect(await response.json()).toMatchObject({ error: { code: 'misconfigured', message: expect.stringContaining('ROOM_CREATION_KEY') } });
+      expect(await response.json()).toMatchObject({
+        error: { code: 'misconfigured', message: expect.stringContaining('ROOM_CREATION_KEY') },
+      });
     }
   });
 });

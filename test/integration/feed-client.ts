@@ -27,15 +27,24 @@ export async function until<T>(check: () => T | undefined | Promise<T | undefine
 }
 
 /** `worker` (here and below): another Worker than the run's own, e.g. one wired to the Compose stack. */
-export async function createRoom(body: Record<string, unknown> = {}, worker = workerHttp()): Promise<{ roomId: string; tokens: Record<string, string> }> {
-  const created = await fetch(`${worker}/rooms`, { method: 'POST', headers: { 'CF-Connecting-IP': clientIp() }, body: JSON.stringify(body) });
+export async function createRoom(
+  body: Record<string, unknown> = {},
+  worker = workerHttp(),
+): Promise<{ roomId: string; tokens: Record<string, string> }> {
+  const created = await fetch(`${worker}/rooms`, {
+    method: 'POST',
+    headers: { 'CF-Connecting-IP': clientIp() },
+    body: JSON.stringify(body),
+  });
   if (created.status !== 201) throw new Error(`POST /rooms → ${created.status}`);
   return (await created.json()) as { roomId: string; tokens: Record<string, string> };
 }
 
 /** A signaling socket that records every frame, and every broadcast state with its time. */
 export async function watchRoom(roomId: string, token: string, worker = workerHttp()) {
-  const socket = new WebSocket(`${worker.replace(/^http/, 'ws')}/rooms/${roomId}/ws?token=${token}`, { headers: { 'CF-Connecting-IP': clientIp() } });
+  const socket = new WebSocket(`${worker.replace(/^http/, 'ws')}/rooms/${roomId}/ws?token=${token}`, {
+    headers: { 'CF-Connecting-IP': clientIp() },
+  });
   const frames: any[] = [];
   const states: { at: number; broadcast: any }[] = [];
   socket.on('message', (data) => {
@@ -49,13 +58,26 @@ export async function watchRoom(roomId: string, token: string, worker = workerHt
 
 /** An encoder like the browser's MediaRecorder: Opus in real time, in Ogg (small pages) or WebM (as Chromium records). */
 function encoder(frequency: number, format: 'ogg' | 'webm'): ChildProcess {
-  const container = format === 'ogg' ? ['-page_duration', '200000', '-f', 'ogg'] : ['-cluster_time_limit', '200', '-live', '1', '-f', 'webm'];
+  const container =
+    format === 'ogg' ? ['-page_duration', '200000', '-f', 'ogg'] : ['-cluster_time_limit', '200', '-live', '1', '-f', 'webm'];
   return spawn(
     'ffmpeg',
     [
-      '-hide_banner', '-nostdin', '-loglevel', 'error',
-      '-re', '-f', 'lavfi', '-i', `sine=frequency=${frequency}:sample_rate=48000`,
-      '-c:a', 'libopus', '-b:a', '64k', ...container, '-',
+      '-hide_banner',
+      '-nostdin',
+      '-loglevel',
+      'error',
+      '-re',
+      '-f',
+      'lavfi',
+      '-i',
+      `sine=frequency=${frequency}:sample_rate=48000`,
+      '-c:a',
+      'libopus',
+      '-b:a',
+      '64k',
+      ...container,
+      '-',
     ],
     { stdio: ['ignore', 'pipe', 'ignore'] },
   );
@@ -219,11 +241,19 @@ export function lastSeconds(recording: Buffer, fromEndS: number, seconds = fromE
 }
 
 /** Icecast's admin list of the mounts on air (hidden ones too): each one's fallback mount and listeners. */
-export async function icecastMounts(icecastUrl = inject('icecastUrl'), adminPassword = inject('icecastAdminPassword')): Promise<Map<string, { fallback: string; listeners: number }>> {
+export async function icecastMounts(
+  icecastUrl = inject('icecastUrl'),
+  adminPassword = inject('icecastAdminPassword'),
+): Promise<Map<string, { fallback: string; listeners: number }>> {
   const auth = Buffer.from(`admin:${adminPassword}`).toString('base64');
-  const response = await fetch(`${icecastUrl}/admin/listmounts`, { headers: { Authorization: `Basic ${auth}` }, signal: AbortSignal.timeout(5_000) });
+  const response = await fetch(`${icecastUrl}/admin/listmounts`, {
+    headers: { Authorization: `Basic ${auth}` },
+    signal: AbortSignal.timeout(5_000),
+  });
   const mounts = new Map<string, { fallback: string; listeners: number }>();
-  for (const [, mount, fallback, listeners] of (await response.text()).matchAll(/<source mount="([^"]+)"><fallback>([^<]*)<\/fallback><listeners>(\d+)<\/listeners>/g)) {
+  for (const [, mount, fallback, listeners] of (await response.text()).matchAll(
+    /<source mount="([^"]+)"><fallback>([^<]*)<\/fallback><listeners>(\d+)<\/listeners>/g,
+  )) {
     mounts.set(mount!, { fallback: fallback!, listeners: Number(listeners) });
   }
   return mounts;
@@ -234,7 +264,10 @@ export async function mountLive(listenUrl: string): Promise<boolean> {
   const mount = new URL(listenUrl).pathname;
   const auth = Buffer.from(`admin:${inject('icecastAdminPassword')}`).toString('base64');
   try {
-    const response = await fetch(`${inject('icecastUrl')}/admin/listmounts`, { headers: { Authorization: `Basic ${auth}` }, signal: AbortSignal.timeout(2_000) });
+    const response = await fetch(`${inject('icecastUrl')}/admin/listmounts`, {
+      headers: { Authorization: `Basic ${auth}` },
+      signal: AbortSignal.timeout(2_000),
+    });
     return (await response.text()).includes(`mount="${mount}"`);
   } catch {
     return false;
@@ -265,7 +298,10 @@ export function startIcecastAgain(): void {
  * meanwhile (audio held up here would reach the feed late, in a burst, as old audio).
  */
 export async function startIcecastAgainAsync(): Promise<void> {
-  const up = spawn(process.execPath, [join(root, 'local-infra', 'native.mjs'), 'up'], { env: { ...process.env, ...inject('infraEnv') }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const up = spawn(process.execPath, [join(root, 'local-infra', 'native.mjs'), 'up'], {
+    env: { ...process.env, ...inject('infraEnv') },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   for (const stream of [up.stdout!, up.stderr!]) stream.on('data', (chunk) => (output += chunk));
   const code = await new Promise<number | null>((resolve) => up.on('exit', resolve));
@@ -287,7 +323,11 @@ export async function heardAgain(listenUrl: string, frequency: number | null, ti
     async () => {
       const { status, bytes } = await listen(listenUrl, 1_500);
       const ok =
-        status === 200 && bytes.length > 4_000 && decodes(bytes) && (frequency === null || toneLevel(bytes, frequency) > -35) && toneLevel(bytes, STATION_FILL_TONE) < -45;
+        status === 200 &&
+        bytes.length > 4_000 &&
+        decodes(bytes) &&
+        (frequency === null || toneLevel(bytes, frequency) > -35) &&
+        toneLevel(bytes, STATION_FILL_TONE) < -45;
       return ok ? Date.now() : undefined;
     },
     'the program on the listen URL',
@@ -298,7 +338,7 @@ export async function heardAgain(listenUrl: string, frequency: number | null, ti
 /** The Ogg pages in a recording, in order: serial number, flags (BOS 0x02, EOS 0x04), granule position, bytes. */
 export function oggPages(bytes: Buffer): { serial: number; flags: number; granule: number; bytes: Buffer }[] {
   const pages: { serial: number; flags: number; granule: number; bytes: Buffer }[] = [];
-  for (let at = bytes.indexOf('OggS'); at >= 0 && at + 27 <= bytes.length; ) {
+  for (let at = bytes.indexOf('OggS'); at >= 0 && at + 27 <= bytes.length;) {
     const segments = bytes[at + 26]!;
     const length = 27 + segments + bytes.subarray(at + 27, at + 27 + segments).reduce((sum, n) => sum + n, 0);
     if (at + length > bytes.length) break; // cut short by the end of the recording

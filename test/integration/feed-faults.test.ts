@@ -120,7 +120,23 @@ class PacketBroadcaster {
   constructor(worker: string, roomId: string, token: string) {
     const ogg = spawnSync(
       'ffmpeg',
-      ['-v', 'error', '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000:duration=2', '-ac', '2', '-c:a', 'libopus', '-b:a', '510k', '-f', 'ogg', '-'],
+      [
+        '-v',
+        'error',
+        '-f',
+        'lavfi',
+        '-i',
+        'sine=frequency=440:sample_rate=48000:duration=2',
+        '-ac',
+        '2',
+        '-c:a',
+        'libopus',
+        '-b:a',
+        '510k',
+        '-f',
+        'ogg',
+        '-',
+      ],
       { maxBuffer: 64 * 1024 * 1024 },
     ).stdout;
     const events = new OggOpusReader().push(new Uint8Array(ogg));
@@ -245,80 +261,109 @@ function ownMountPassword(mount: string): () => void {
 }
 
 describe('the feed’s source connection', () => {
-  it('a host’s stop: the broadcaster is closed at once, and the stream ends with its end-of-stream page before the source closes', { timeout: 60_000 }, async () => {
-    const { watcher, show } = await onAir((roomId, token) => new NodeBroadcaster(roomId, token, 440, dev.url).start());
-    const source = link.sources.at(-1)!;
-    expect(source.status).toBe(200);
-    await sleep(1_000);
-    watcher.socket.send(JSON.stringify({ type: 'stop-broadcast' }));
-    // Budget: well under the heartbeat, which is all a stop answered in a report would wait for.
-    await until(() => (show.closes.includes(1000) ? true : undefined), 'the broadcaster closed with 1000', FEED_HEARTBEAT_MS / 2);
-    await until(() => (source.closed ? true : undefined), 'the source connection closed');
-    const streams = logicalStreams(Buffer.concat(source.data));
-    expect(streams).toHaveLength(1);
-    const flags = streams[0]!.pages.map((page) => page.flags);
-    expect(flags[0]).toBe(0x02); // beginning of stream
-    expect(flags.at(-1)).toBe(0x04); // end of stream (RFC 3533 §4): a player knows the stream ended
-    expect(flags.slice(1, -1).every((f) => f === 0)).toBe(true);
-  });
+  it(
+    'a host’s stop: the broadcaster is closed at once, and the stream ends with its end-of-stream page before the source closes',
+    { timeout: 60_000 },
+    async () => {
+      const { watcher, show } = await onAir((roomId, token) => new NodeBroadcaster(roomId, token, 440, dev.url).start());
+      const source = link.sources.at(-1)!;
+      expect(source.status).toBe(200);
+      await sleep(1_000);
+      watcher.socket.send(JSON.stringify({ type: 'stop-broadcast' }));
+      // Budget: well under the heartbeat, which is all a stop answered in a report would wait for.
+      await until(() => (show.closes.includes(1000) ? true : undefined), 'the broadcaster closed with 1000', FEED_HEARTBEAT_MS / 2);
+      await until(() => (source.closed ? true : undefined), 'the source connection closed');
+      const streams = logicalStreams(Buffer.concat(source.data));
+      expect(streams).toHaveLength(1);
+      const flags = streams[0]!.pages.map((page) => page.flags);
+      expect(flags[0]).toBe(0x02); // beginning of stream
+      expect(flags.at(-1)).toBe(0x04); // end of stream (RFC 3533 §4): a player knows the stream ended
+      expect(flags.slice(1, -1).every((f) => f === 0)).toBe(true);
+    },
+  );
 });
 
 describe('the feed against a misbehaving Icecast', () => {
-  it('statistics answered 401, 400 or a redirect: Icecast is alive, the show stays on its one source connection, and the source password goes nowhere else', { timeout: 120_000 }, async () => {
-    const { watcher, mount } = await onAir((roomId, token) => new NodeBroadcaster(roomId, token, 440, dev.url).start());
-    const adminPassword = infraEnv.ICECAST_ADMIN_PASSWORD;
-    await until(async () => ((await icecastMounts(icecastUrl(), adminPassword)).get(mount)?.fallback.startsWith('/fill-') ? true : undefined), 'the show’s own mount block');
-    const sources = link.sources.length;
-    const answered = async (status: number, what: string) => {
-      const asked = link.statsAnswers.length;
-      await until(() => {
-        // The answer before this one had its consequences meanwhile, if any.
-        if (link.sources.length !== sources || link.sources.at(-1)!.closed) throw new Error(`the source connection was dropped; statistics answered so far: ${link.statsAnswers.join(', ')}`);
-        return link.statsAnswers.slice(asked).includes(status) ? true : undefined;
-      }, `a statistics request answered ${status} (${what})`, FEED_ALARM_MS * 3);
-    };
-    // Icecast itself: the feed's password is no longer good for this mount.
-    const restore = ownMountPassword(mount);
-    try {
-      await answered(401, 'the mount has a password of its own');
-    } finally {
-      restore();
-    }
-    // A front end that sends the request to another Icecast (this run's), which does not carry the show.
-    link.statsPort = Number(new URL(inject('icecastUrl')).port);
-    await answered(400, 'a server without the mount');
-    link.statsPort = Number(infraEnv.ICECAST_PORT);
-    // The front end itself (e.g. an HTTPS redirect) points elsewhere.
-    link.redirect = `http://127.0.0.1:${(trap.address() as net.AddressInfo).port}/collect`;
-    await answered(302, 'a redirect');
-    await sleep(1_000); // the last answer's consequences, if any
-    link.redirect = null;
-    expect(link.sources.length).toBe(sources);
-    expect(link.sources.at(-1)!.closed).toBe(false);
-    expect((await icecastMounts(icecastUrl(), adminPassword)).has(mount)).toBe(true); // still on air at Icecast
-    const fromLive = watcher.states.slice(watcher.states.findIndex((s) => s.broadcast.state === 'live'));
-    expect(fromLive.map((s) => s.broadcast.state).filter((state) => state !== 'live')).toEqual([]);
-    expect(elsewhere).toEqual([]);
-  });
+  it(
+    'statistics answered 401, 400 or a redirect: Icecast is alive, the show stays on its one source connection, and the source password goes nowhere else',
+    { timeout: 120_000 },
+    async () => {
+      const { watcher, mount } = await onAir((roomId, token) => new NodeBroadcaster(roomId, token, 440, dev.url).start());
+      const adminPassword = infraEnv.ICECAST_ADMIN_PASSWORD;
+      await until(
+        async () => ((await icecastMounts(icecastUrl(), adminPassword)).get(mount)?.fallback.startsWith('/fill-') ? true : undefined),
+        'the show’s own mount block',
+      );
+      const sources = link.sources.length;
+      const answered = async (status: number, what: string) => {
+        const asked = link.statsAnswers.length;
+        await until(
+          () => {
+            // The answer before this one had its consequences meanwhile, if any.
+            if (link.sources.length !== sources || link.sources.at(-1)!.closed)
+              throw new Error(`the source connection was dropped; statistics answered so far: ${link.statsAnswers.join(', ')}`);
+            return link.statsAnswers.slice(asked).includes(status) ? true : undefined;
+          },
+          `a statistics request answered ${status} (${what})`,
+          FEED_ALARM_MS * 3,
+        );
+      };
+      // Icecast itself: the feed's password is no longer good for this mount.
+      const restore = ownMountPassword(mount);
+      try {
+        await answered(401, 'the mount has a password of its own');
+      } finally {
+        restore();
+      }
+      // A front end that sends the request to another Icecast (this run's), which does not carry the show.
+      link.statsPort = Number(new URL(inject('icecastUrl')).port);
+      await answered(400, 'a server without the mount');
+      link.statsPort = Number(infraEnv.ICECAST_PORT);
+      // The front end itself (e.g. an HTTPS redirect) points elsewhere.
+      link.redirect = `http://127.0.0.1:${(trap.address() as net.AddressInfo).port}/collect`;
+      await answered(302, 'a redirect');
+      await sleep(1_000); // the last answer's consequences, if any
+      link.redirect = null;
+      expect(link.sources.length).toBe(sources);
+      expect(link.sources.at(-1)!.closed).toBe(false);
+      expect((await icecastMounts(icecastUrl(), adminPassword)).has(mount)).toBe(true); // still on air at Icecast
+      const fromLive = watcher.states.slice(watcher.states.findIndex((s) => s.broadcast.state === 'live'));
+      expect(fromLive.map((s) => s.broadcast.state).filter((state) => state !== 'live')).toEqual([]);
+      expect(elsewhere).toEqual([]);
+    },
+  );
 
-  it('a flood of valid audio while Icecast takes nothing for 2.5 s: the source is dropped once 256 KiB wait, not queued until the write timeout', { timeout: 90_000 }, async () => {
-    const { watcher, show } = await onAir((roomId, token) => new PacketBroadcaster(dev.url, roomId, token));
-    const source = link.sources.at(-1)!;
-    const sources = link.sources.length;
-    const stalledAt = Date.now();
-    source.socket.pause(); // the link stops reading the source: a stall on the way to Icecast; statistics still go through
-    show.flood(6 * 2 ** 20);
-    // Shorter than the write timeout (socket buffers take the first few MB): only the cap on what
-    // waits for Icecast can notice. Statistics are answered all along: no probe fails either.
-    await sleep(2_500);
-    source.socket.resume();
-    show.flood(0);
-    await sleep(WRITE_TIMEOUT_MS);
-    const left = watcher.states.filter((s) => s.at >= stalledAt).map((s) => s.broadcast).find((b) => b.state !== 'live');
-    // Without the cap, all of the flood would be queued in the Worker and then sent (~15 MB here).
-    console.log(`flooded while Icecast took nothing: ${source.bytes} bytes were sent on that connection; ${left ? `left live (${left.reason})` : 'stayed live'}`);
-    expect(left).toMatchObject({ state: 'reconnecting', reason: REASONS.stalled });
-    // And it reconnected: Icecast took a new source (once the old one's end reached it).
-    await until(() => (link.sources.slice(sources).some((s) => s.status === 200) ? true : undefined), 'a new source taken by Icecast', 30_000);
-  });
+  it(
+    'a flood of valid audio while Icecast takes nothing for 2.5 s: the source is dropped once 256 KiB wait, not queued until the write timeout',
+    { timeout: 90_000 },
+    async () => {
+      const { watcher, show } = await onAir((roomId, token) => new PacketBroadcaster(dev.url, roomId, token));
+      const source = link.sources.at(-1)!;
+      const sources = link.sources.length;
+      const stalledAt = Date.now();
+      source.socket.pause(); // the link stops reading the source: a stall on the way to Icecast; statistics still go through
+      show.flood(6 * 2 ** 20);
+      // Shorter than the write timeout (socket buffers take the first few MB): only the cap on what
+      // waits for Icecast can notice. Statistics are answered all along: no probe fails either.
+      await sleep(2_500);
+      source.socket.resume();
+      show.flood(0);
+      await sleep(WRITE_TIMEOUT_MS);
+      const left = watcher.states
+        .filter((s) => s.at >= stalledAt)
+        .map((s) => s.broadcast)
+        .find((b) => b.state !== 'live');
+      // Without the cap, all of the flood would be queued in the Worker and then sent (~15 MB here).
+      console.log(
+        `flooded while Icecast took nothing: ${source.bytes} bytes were sent on that connection; ${left ? `left live (${left.reason})` : 'stayed live'}`,
+      );
+      expect(left).toMatchObject({ state: 'reconnecting', reason: REASONS.stalled });
+      // And it reconnected: Icecast took a new source (once the old one's end reached it).
+      await until(
+        () => (link.sources.slice(sources).some((s) => s.status === 200) ? true : undefined),
+        'a new source taken by Icecast',
+        30_000,
+      );
+    },
+  );
 });

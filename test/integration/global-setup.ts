@@ -72,8 +72,23 @@ function testCertificates(dir: string): { caFile: string; key: string; cert: str
   openssl('req', '-x509', ...ec, '-keyout', file('ca.key'), '-out', file('ca.pem'), '-days', '1', '-subj', '/CN=OpenStudio test CA');
   openssl('req', ...ec, '-keyout', file('icecast.key'), '-out', file('icecast.csr'), '-subj', '/CN=localhost');
   writeFileSync(file('icecast.ext'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n');
-  openssl('x509', '-req', '-in', file('icecast.csr'), '-CA', file('ca.pem'), '-CAkey', file('ca.key'), '-CAcreateserial',
-    '-out', file('icecast.pem'), '-days', '1', '-extfile', file('icecast.ext'));
+  openssl(
+    'x509',
+    '-req',
+    '-in',
+    file('icecast.csr'),
+    '-CA',
+    file('ca.pem'),
+    '-CAkey',
+    file('ca.key'),
+    '-CAcreateserial',
+    '-out',
+    file('icecast.pem'),
+    '-days',
+    '1',
+    '-extfile',
+    file('icecast.ext'),
+  );
   return { caFile: file('ca.pem'), key: readFileSync(file('icecast.key'), 'utf8'), cert: readFileSync(file('icecast.pem'), 'utf8') };
 }
 

@@ -75,95 +75,111 @@ function countNavigations(pages: Page[]): () => number {
 }
 
 describe('ICE restart in the studio mesh', () => {
-  it('coturn dies and comes back: the pages hear each other again by an ICE restart, without a reload or a click', { timeout: 240_000 }, async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'openstudio-ice-restart-'));
-    const turnSecret = randomBytes(24).toString('hex');
-    const turnPort = await freePort(true);
-    const coturnSettings = { runDir: join(dir, 'infra'), turnPort, turnMinPort: RELAY_MIN_PORT, turnMaxPort: RELAY_MAX_PORT, turnSecret };
-    let coturnPid: number | undefined;
-    let dev: RunningWorker | undefined;
-    const browsers: Browser[] = [];
-    const timeline: string[] = [];
-    let watching = false;
-    let watch: Promise<void> | undefined;
-    // Everything this test started goes, however it ends (passed, failed or timed out: then
-    // its body may still be running, so what it starts after this is stopped at once).
-    let finished = false;
-    const release = async () => {
-      watching = false;
-      await watch;
-      if (timeline.length) console.log(`ICE restart timeline:\n  ${timeline.splice(0).join('\n  ')}`);
-      await Promise.all(browsers.map((b) => b.close()));
-      await dev?.stop();
-      if (coturnPid !== undefined) await killCoturn(coturnPid);
-      rmSync(dir, { recursive: true, force: true });
-    };
-    onTestFinished(async () => {
-      finished = true;
-      await release();
-    });
-    const startCoturn = async () => {
-      coturnPid = (await startCoturnOnly(coturnSettings)).pid;
+  it(
+    'coturn dies and comes back: the pages hear each other again by an ICE restart, without a reload or a click',
+    { timeout: 240_000 },
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'openstudio-ice-restart-'));
+      const turnSecret = randomBytes(24).toString('hex');
+      const turnPort = await freePort(true);
+      const coturnSettings = { runDir: join(dir, 'infra'), turnPort, turnMinPort: RELAY_MIN_PORT, turnMaxPort: RELAY_MAX_PORT, turnSecret };
+      let coturnPid: number | undefined;
+      let dev: RunningWorker | undefined;
+      const browsers: Browser[] = [];
+      const timeline: string[] = [];
+      let watching = false;
+      let watch: Promise<void> | undefined;
+      // Everything this test started goes, however it ends (passed, failed or timed out: then
+      // its body may still be running, so what it starts after this is stopped at once).
+      let finished = false;
+      const release = async () => {
+        watching = false;
+        await watch;
+        if (timeline.length) console.log(`ICE restart timeline:\n  ${timeline.splice(0).join('\n  ')}`);
+        await Promise.all(browsers.map((b) => b.close()));
+        await dev?.stop();
+        if (coturnPid !== undefined) await killCoturn(coturnPid);
+        rmSync(dir, { recursive: true, force: true });
+      };
+      onTestFinished(async () => {
+        finished = true;
+        await release();
+      });
+      const startCoturn = async () => {
+        coturnPid = (await startCoturnOnly(coturnSettings)).pid;
+        if (finished) await release();
+      };
+      await startCoturn();
+      const turnHost = `127.0.0.1:${turnPort}`;
+      dev = await startWorker(
+        {
+          TOKEN_SECRET: randomBytes(24).toString('hex'),
+          TURN_SECRET: turnSecret,
+          ICECAST_SOURCE_PASSWORD: randomBytes(24).toString('hex'),
+          STUN_URLS: `stun:${turnHost}`,
+          TURN_URLS: `turn:${turnHost}?transport=udp,turn:${turnHost}?transport=tcp`,
+        },
+        dir,
+      );
+      browsers.push(...(await Promise.all([launchBrowser(toneFile(dir, 440)), launchBrowser(toneFile(dir, 660))])));
       if (finished) await release();
-    };
-    await startCoturn();
-    const turnHost = `127.0.0.1:${turnPort}`;
-    dev = await startWorker(
-      {
-        TOKEN_SECRET: randomBytes(24).toString('hex'),
-        TURN_SECRET: turnSecret,
-        ICECAST_SOURCE_PASSWORD: randomBytes(24).toString('hex'),
-        STUN_URLS: `stun:${turnHost}`,
-        TURN_URLS: `turn:${turnHost}?transport=udp,turn:${turnHost}?transport=tcp`,
-      },
-      dir,
-    );
-    browsers.push(...(await Promise.all([launchBrowser(toneFile(dir, 440)), launchBrowser(toneFile(dir, 660))])));
-    if (finished) await release();
-    const [hostBrowser, callerBrowser] = browsers as [Browser, Browser];
+      const [hostBrowser, callerBrowser] = browsers as [Browser, Browser];
 
-    const { host, caller } = await startShow(dev.url, hostBrowser, callerBrowser);
+      const { host, caller } = await startShow(dev.url, hostBrowser, callerBrowser);
 
-    // From here on nobody touches the pages.
-    const navigations = countNavigations([host, caller]);
+      // From here on nobody touches the pages.
+      const navigations = countNavigations([host, caller]);
 
-    // What the strips show from here on, as it changes (printed at the end, for the record).
-    const killedAt = Date.now();
-    watching = true;
-    watch = (async () => {
-      let last = '';
-      while (watching) {
-        const now = `host→Walt ${await connectionTo(host, 'Walt')} (${await iceRestartsTo(host, 'Walt')} restarts), caller→Hanna ${await connectionTo(caller, 'Hanna')} (${await iceRestartsTo(caller, 'Hanna')} restarts)`;
-        if (now !== last) timeline.push(`${((Date.now() - killedAt) / 1000).toFixed(1)} s: ${(last = now)}`);
-        await new Promise((r) => setTimeout(r, 250));
-      }
-    })().catch(() => {}); // the pages closed under it
-    const mark = (what: string) => timeline.push(`${((Date.now() - killedAt) / 1000).toFixed(1)} s: ${what}`);
+      // What the strips show from here on, as it changes (printed at the end, for the record).
+      const killedAt = Date.now();
+      watching = true;
+      watch = (async () => {
+        let last = '';
+        while (watching) {
+          const now = `host→Walt ${await connectionTo(host, 'Walt')} (${await iceRestartsTo(host, 'Walt')} restarts), caller→Hanna ${await connectionTo(caller, 'Hanna')} (${await iceRestartsTo(caller, 'Hanna')} restarts)`;
+          if (now !== last) timeline.push(`${((Date.now() - killedAt) / 1000).toFixed(1)} s: ${(last = now)}`);
+          await new Promise((r) => setTimeout(r, 250));
+        }
+      })().catch(() => {}); // the pages closed under it
+      const mark = (what: string) => timeline.push(`${((Date.now() - killedAt) / 1000).toFixed(1)} s: ${what}`);
 
-    // coturn dies: the only path between the pages is gone.
-    await killCoturn(coturnPid!);
-    mark('coturn killed');
-    await Promise.all([expectMeterSilent(host, 'Walt level'), expectMeterSilent(caller, 'Hanna level')]);
-    const down = ['disconnected', 'failed', 'connecting'];
-    await expect.poll(() => connectionTo(host, 'Walt'), { timeout: 20_000, message: 'the host sees its connection down' }).toBeOneOf(down);
-    await expect.poll(() => connectionTo(caller, 'Hanna'), { timeout: 20_000, message: 'the caller sees its connection down' }).toBeOneOf(down);
+      // coturn dies: the only path between the pages is gone.
+      await killCoturn(coturnPid!);
+      mark('coturn killed');
+      await Promise.all([expectMeterSilent(host, 'Walt level'), expectMeterSilent(caller, 'Hanna level')]);
+      const down = ['disconnected', 'failed', 'connecting'];
+      await expect
+        .poll(() => connectionTo(host, 'Walt'), { timeout: 20_000, message: 'the host sees its connection down' })
+        .toBeOneOf(down);
+      await expect
+        .poll(() => connectionTo(caller, 'Hanna'), { timeout: 20_000, message: 'the caller sees its connection down' })
+        .toBeOneOf(down);
 
-    // It stays down until a page has restarted ICE, which cannot work without coturn, and
-    // tried again. One side restarts; the other answers (their offers would cross).
-    const restarts = async () => [await iceRestartsTo(host, 'Walt'), await iceRestartsTo(caller, 'Hanna')];
-    await expect.poll(async () => Math.max(...(await restarts())), { timeout: 40_000, interval: 250, message: 'a page restarts ICE, and again, while coturn is down' }).toBeGreaterThanOrEqual(2);
-    expect(Math.min(...(await restarts())), 'ICE restarts offered by the other side').toBe(0);
-    expect([await connectionTo(host, 'Walt'), await connectionTo(caller, 'Hanna')], 'still down without coturn').not.toContain('connected');
+      // It stays down until a page has restarted ICE, which cannot work without coturn, and
+      // tried again. One side restarts; the other answers (their offers would cross).
+      const restarts = async () => [await iceRestartsTo(host, 'Walt'), await iceRestartsTo(caller, 'Hanna')];
+      await expect
+        .poll(async () => Math.max(...(await restarts())), {
+          timeout: 40_000,
+          interval: 250,
+          message: 'a page restarts ICE, and again, while coturn is down',
+        })
+        .toBeGreaterThanOrEqual(2);
+      expect(Math.min(...(await restarts())), 'ICE restarts offered by the other side').toBe(0);
+      expect([await connectionTo(host, 'Walt'), await connectionTo(caller, 'Hanna')], 'still down without coturn').not.toContain(
+        'connected',
+      );
 
-    // coturn is back on the same ports (with no memory of the old allocations).
-    await startCoturn();
-    mark('coturn started again');
-    await Promise.all([expectMeterMoves(host, 'Walt level', -40, 30_000), expectMeterMoves(caller, 'Hanna level', -40, 30_000)]);
-    mark('both meters above -40 dBFS');
-    expect([await connectionTo(host, 'Walt'), await connectionTo(caller, 'Hanna')]).toEqual(['connected', 'connected']);
-    for (const page of [host, caller]) expect(await page.locator('#console').getAttribute('data-peer-connections')).toBe('1');
-    expect(navigations(), 'page navigations (reloads) since the show started').toBe(0);
-  });
+      // coturn is back on the same ports (with no memory of the old allocations).
+      await startCoturn();
+      mark('coturn started again');
+      await Promise.all([expectMeterMoves(host, 'Walt level', -40, 30_000), expectMeterMoves(caller, 'Hanna level', -40, 30_000)]);
+      mark('both meters above -40 dBFS');
+      expect([await connectionTo(host, 'Walt'), await connectionTo(caller, 'Hanna')]).toEqual(['connected', 'connected']);
+      for (const page of [host, caller]) expect(await page.locator('#console').getAttribute('data-peer-connections')).toBe('1');
+      expect(navigations(), 'page navigations (reloads) since the show started').toBe(0);
+    },
+  );
 });
 
 describe('ICE restart when the browser comes back online', () => {
@@ -184,7 +200,9 @@ describe('ICE restart when the browser comes back online', () => {
     await caller.context().setOffline(true);
     await new Promise((r) => setTimeout(r, 2_000));
     await caller.context().setOffline(false);
-    await expect.poll(() => iceRestartsTo(caller, 'Hanna'), { timeout: 5_000, message: 'the caller restarts ICE when back online' }).toBe(1);
+    await expect
+      .poll(() => iceRestartsTo(caller, 'Hanna'), { timeout: 5_000, message: 'the caller restarts ICE when back online' })
+      .toBe(1);
     await new Promise((r) => setTimeout(r, 3_000));
     expect([await iceRestartsTo(caller, 'Hanna'), await iceRestartsTo(host, 'Walt')], 'ICE restarts (caller, host)').toEqual([1, 0]);
     expect([await connectionTo(host, 'Walt'), await connectionTo(caller, 'Hanna')]).toEqual(['connected', 'connected']);

@@ -50,16 +50,20 @@ const connect = (mount: string) => {
   expect(run.status).toBe(0);
 };
 const connectAsync = (mount: string) =>
-  new Promise<number | null>((resolve) => spawn(join(dir, 'icecast-show-fallback.sh'), [mount], { env: {}, stdio: 'ignore' }).on('exit', resolve));
+  new Promise<number | null>((resolve) =>
+    spawn(join(dir, 'icecast-show-fallback.sh'), [mount], { env: {}, stdio: 'ignore' }).on('exit', resolve),
+  );
 /** The show mounts with a block of their own, in config order, and their fills. */
 const showBlocks = () =>
-  [...config().matchAll(/<mount-name>(\/show-[^<*]+)<\/mount-name>\s*<fallback-mount>([^<]+)<\/fallback-mount>/g)].map(([, show, fill]) => ({ show: show!, fill: fill! }));
+  [...config().matchAll(/<mount-name>(\/show-[^<*]+)<\/mount-name>\s*<fallback-mount>([^<]+)<\/fallback-mount>/g)].map(
+    ([, show, fill]) => ({ show: show!, fill: fill! }),
+  );
 const waitForHups = async (n: number) => {
   for (let i = 0; i < 40 && hups() < n; i++) await new Promise((r) => setTimeout(r, 50));
   return hups();
 };
 
-describe('icecast-show-fallback.sh (the show mounts\' <on-connect> hook)', () => {
+describe("icecast-show-fallback.sh (the show mounts' <on-connect> hook)", () => {
   beforeEach(setUpHookDir);
   afterEach(removeHookDir);
 
@@ -77,7 +81,9 @@ describe('icecast-show-fallback.sh (the show mounts\' <on-connect> hook)', () =>
     expect(showBlock).toContain(`<on-connect>${dir}/icecast-show-fallback.sh</on-connect>`);
     expect(text).toContain(`<mount type="normal">\n    <mount-name>${block!.fill}</mount-name>\n  </mount>`);
     expect(text).toMatch(
-      new RegExp(`<relay>\\s*<server>127\\.0\\.0\\.1</server>\\s*<port>${PORT}</port>\\s*<mount>/station-fill\\.ogg</mount>\\s*<local-mount>${block!.fill.replace(/\./g, '\\.')}</local-mount>\\s*<on-demand>1</on-demand>`),
+      new RegExp(
+        `<relay>\\s*<server>127\\.0\\.0\\.1</server>\\s*<port>${PORT}</port>\\s*<mount>/station-fill\\.ogg</mount>\\s*<local-mount>${block!.fill.replace(/\./g, '\\.')}</local-mount>\\s*<on-demand>1</on-demand>`,
+      ),
     );
     expect(await waitForHups(1)).toBe(1);
 
@@ -96,7 +102,17 @@ describe('icecast-show-fallback.sh (the show mounts\' <on-connect> hook)', () =>
 
   it('leaves anything else alone: other mounts, and names that could inject into the config', async () => {
     const before = config();
-    for (const mount of ['/station-fill.ogg', '/fill-00.ogg', '/show-x.webm', '/show-a"b.ogg', '/show-a<b>.ogg', '/show-a b.ogg', '/show-a/../b.ogg', '']) connect(mount);
+    for (const mount of [
+      '/station-fill.ogg',
+      '/fill-00.ogg',
+      '/show-x.webm',
+      '/show-a"b.ogg',
+      '/show-a<b>.ogg',
+      '/show-a b.ogg',
+      '/show-a/../b.ogg',
+      '',
+    ])
+      connect(mount);
     expect(config()).toBe(before);
     await new Promise((r) => setTimeout(r, 300));
     expect(hups()).toBe(0);
@@ -105,7 +121,11 @@ describe('icecast-show-fallback.sh (the show mounts\' <on-connect> hook)', () =>
   it('two shows at once: both get their block (one rewrite at a time)', async () => {
     const mounts = Array.from({ length: 8 }, (_, i) => `/show-together-${i}.ogg`);
     expect(await Promise.all(mounts.map(connectAsync))).toEqual(mounts.map(() => 0));
-    expect(showBlocks().map((b) => b.show).sort()).toEqual([...mounts].sort());
+    expect(
+      showBlocks()
+        .map((b) => b.show)
+        .sort(),
+    ).toEqual([...mounts].sort());
   });
 
   it('keeps the 64 shows that connected last: the config does not grow without bound', () => {
@@ -122,12 +142,16 @@ describe('icecast-show-fallback.sh (the show mounts\' <on-connect> hook)', () =>
   });
 });
 
-describe('icecast-show-gone.sh (the show mounts\' <on-disconnect> hook), with a real Icecast', () => {
+describe("icecast-show-gone.sh (the show mounts' <on-disconnect> hook), with a real Icecast", () => {
   const FILL_SECONDS = 5;
   let infraEnv: Record<string, string>;
   let runDir: string;
   const native = (command: string) =>
-    spawnSync(process.execPath, [fileURLToPath(new URL('../../local-infra/native.mjs', import.meta.url)), command], { env: { ...process.env, ...infraEnv }, encoding: 'utf8', timeout: 60_000 });
+    spawnSync(process.execPath, [fileURLToPath(new URL('../../local-infra/native.mjs', import.meta.url)), command], {
+      env: { ...process.env, ...infraEnv },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
   beforeEach(async () => {
     runDir = mkdtempSync(join(tmpdir(), 'openstudio-gone-'));
     const secret = () => randomBytes(16).toString('hex');
@@ -150,37 +174,62 @@ describe('icecast-show-gone.sh (the show mounts\' <on-disconnect> hook), with a 
     rmSync(runDir, { recursive: true, force: true });
   });
 
-  it('a show that does not come back within the fill time loses its listeners; one that comes back and goes again gets the full time again', { timeout: 60_000 }, async () => {
-    const url = `http://127.0.0.1:${infraEnv.ICECAST_PORT}`;
-    const mount = '/show-gone-test.ogg';
-    const source = () =>
-      spawn('ffmpeg', ['-nostdin', '-v', 'error', '-re', '-f', 'lavfi', '-i', 'sine=frequency=660', '-c:a', 'libopus', '-b:a', '64k',
-        '-content_type', 'application/ogg', '-f', 'ogg', `icecast://source:${infraEnv.ICECAST_SOURCE_PASSWORD}@127.0.0.1:${infraEnv.ICECAST_PORT}${mount}`], { stdio: 'ignore' });
-    let show = source();
-    const onAir = async () => (await icecastMounts(url, infraEnv.ICECAST_ADMIN_PASSWORD)).get(mount)?.fallback.startsWith('/fill-');
-    try {
-      await until(async () => ((await onAir()) ? true : undefined), 'the show with its own fill', 15_000);
-      const listener = new Listener(`${url}${mount}`);
-      await until(() => (listener.bytesSince(0) > 8_000 ? true : undefined), 'the listener hearing the show');
-      // Gone, back after 1 s, gone again 1 s later: the first gap's time ends during the
-      // second gap, and must not end the fill.
-      show.kill('SIGKILL');
-      const firstGoneAt = Date.now();
-      await new Promise((r) => setTimeout(r, 1_000));
-      show = source();
-      await until(async () => ((await onAir()) ? true : undefined), 'the show back');
-      await new Promise((r) => setTimeout(r, 1_000));
-      show.kill('SIGKILL');
-      const goneAt = Date.now();
-      const firstGapEnds = firstGoneAt + FILL_SECONDS * 1_000;
-      expect(firstGapEnds + 1_000).toBeLessThan(goneAt + FILL_SECONDS * 1_000 - 500); // the two overlap
-      await new Promise((r) => setTimeout(r, firstGapEnds + 1_000 - Date.now()));
-      expect(listener.ended).toBe(false); // on the fill, past the end of the first gap's time
-      expect(listener.bytesSince(goneAt + 1_000)).toBeGreaterThan(0);
-      await until(() => (listener.ended ? true : undefined), 'the listener dropped with the fill', (FILL_SECONDS + 5) * 1_000);
-      console.log(`fill ended ${Date.now() - goneAt} ms after the show's source went (fill time ${FILL_SECONDS} s)`);
-    } finally {
-      show.kill('SIGKILL');
-    }
-  });
+  it(
+    'a show that does not come back within the fill time loses its listeners; one that comes back and goes again gets the full time again',
+    { timeout: 60_000 },
+    async () => {
+      const url = `http://127.0.0.1:${infraEnv.ICECAST_PORT}`;
+      const mount = '/show-gone-test.ogg';
+      const source = () =>
+        spawn(
+          'ffmpeg',
+          [
+            '-nostdin',
+            '-v',
+            'error',
+            '-re',
+            '-f',
+            'lavfi',
+            '-i',
+            'sine=frequency=660',
+            '-c:a',
+            'libopus',
+            '-b:a',
+            '64k',
+            '-content_type',
+            'application/ogg',
+            '-f',
+            'ogg',
+            `icecast://source:${infraEnv.ICECAST_SOURCE_PASSWORD}@127.0.0.1:${infraEnv.ICECAST_PORT}${mount}`,
+          ],
+          { stdio: 'ignore' },
+        );
+      let show = source();
+      const onAir = async () => (await icecastMounts(url, infraEnv.ICECAST_ADMIN_PASSWORD)).get(mount)?.fallback.startsWith('/fill-');
+      try {
+        await until(async () => ((await onAir()) ? true : undefined), 'the show with its own fill', 15_000);
+        const listener = new Listener(`${url}${mount}`);
+        await until(() => (listener.bytesSince(0) > 8_000 ? true : undefined), 'the listener hearing the show');
+        // Gone, back after 1 s, gone again 1 s later: the first gap's time ends during the
+        // second gap, and must not end the fill.
+        show.kill('SIGKILL');
+        const firstGoneAt = Date.now();
+        await new Promise((r) => setTimeout(r, 1_000));
+        show = source();
+        await until(async () => ((await onAir()) ? true : undefined), 'the show back');
+        await new Promise((r) => setTimeout(r, 1_000));
+        show.kill('SIGKILL');
+        const goneAt = Date.now();
+        const firstGapEnds = firstGoneAt + FILL_SECONDS * 1_000;
+        expect(firstGapEnds + 1_000).toBeLessThan(goneAt + FILL_SECONDS * 1_000 - 500); // the two overlap
+        await new Promise((r) => setTimeout(r, firstGapEnds + 1_000 - Date.now()));
+        expect(listener.ended).toBe(false); // on the fill, past the end of the first gap's time
+        expect(listener.bytesSince(goneAt + 1_000)).toBeGreaterThan(0);
+        await until(() => (listener.ended ? true : undefined), 'the listener dropped with the fill', (FILL_SECONDS + 5) * 1_000);
+        console.log(`fill ended ${Date.now() - goneAt} ms after the show's source went (fill time ${FILL_SECONDS} s)`);
+      } finally {
+        show.kill('SIGKILL');
+      }
+    },
+  );
 });

@@ -46,10 +46,23 @@ function pushSine(password: string, seconds: number) {
   const child = spawn(
     'ffmpeg',
     [
-      '-hide_banner', '-nostdin', '-loglevel', 'error',
-      '-re', '-f', 'lavfi', '-i', `sine=frequency=440:duration=${seconds}`,
-      '-c:a', 'libopus', '-b:a', '64k',
-      '-content_type', 'application/ogg', '-f', 'ogg',
+      '-hide_banner',
+      '-nostdin',
+      '-loglevel',
+      'error',
+      '-re',
+      '-f',
+      'lavfi',
+      '-i',
+      `sine=frequency=440:duration=${seconds}`,
+      '-c:a',
+      'libopus',
+      '-b:a',
+      '64k',
+      '-content_type',
+      'application/ogg',
+      '-f',
+      'ogg',
       `icecast://source:${password}@127.0.0.1:${port}${MOUNT}`,
     ],
     { stdio: ['ignore', 'ignore', 'pipe'] },
@@ -97,7 +110,11 @@ describe('Icecast (real icecast2, the shared config)', () => {
       expect(audio.subarray(0, 4).toString()).toBe('OggS');
       expect(audio.includes(Buffer.from('OpusHead'))).toBe(true);
 
-      const decode = spawnSync('ffmpeg', ['-v', 'error', '-i', '-', '-f', 'null', '-'], { input: audio, encoding: 'utf8', timeout: 20_000 });
+      const decode = spawnSync('ffmpeg', ['-v', 'error', '-i', '-', '-f', 'null', '-'], {
+        input: audio,
+        encoding: 'utf8',
+        timeout: 20_000,
+      });
       expect(decode.stderr).toBe('');
       expect(decode.status).toBe(0);
       // From a file: ffprobe cannot tell the duration of a pipe.

@@ -34,13 +34,18 @@ const strip = (page: Page, name: string) => page.getByRole('group', { name, exac
 /** Waits until `page`'s connection to `name` is connected (the strip's RTCPeerConnection state). */
 async function expectConnected(page: Page, name: string): Promise<void> {
   await expectVisible(strip(page, name), 20_000);
-  await expect.poll(() => strip(page, name).getAttribute('data-connection'), { timeout: 30_000, message: `connection to ${name}` }).toBe('connected');
+  await expect
+    .poll(() => strip(page, name).getAttribute('data-connection'), { timeout: 30_000, message: `connection to ${name}` })
+    .toBe('connected');
 }
 
 /** What the page holds open: peer connections and voices in its mix (its own included). */
 async function held(page: Page): Promise<{ connections: number; voices: number }> {
   const section = page.locator('#console');
-  return { connections: Number(await section.getAttribute('data-peer-connections')), voices: Number(await section.getAttribute('data-mix-voices')) };
+  return {
+    connections: Number(await section.getAttribute('data-peer-connections')),
+    voices: Number(await section.getAttribute('data-mix-voices')),
+  };
 }
 
 describe('the audio mesh of the studio page', () => {
@@ -58,31 +63,35 @@ describe('the audio mesh of the studio page', () => {
     for (const page of [host, ann, walt]) await page.context().close();
   });
 
-  it('a caller whose microphone opens only after Join show is heard once it does, on the same connection', { timeout: 120_000 }, async () => {
-    const dir = mkdtempSync(joinPath(tmpdir(), 'openstudio-mesh-late-mic-'));
-    const asking = await launchBrowser(toneFile(dir, 660), { askForMicrophone: true });
-    try {
-      const { host, callerLink } = await createShow();
-      // The browser refuses the microphone: the caller joins listening only.
-      const mia = await joinShow(asking, callerLink, 'Mia');
-      await expectText(mia.getByRole('alert'), 'Your microphone could not be opened. Check that the browser may use it, then reload.');
-      await expectConnected(mia, 'Hanna');
-      await expectMeterMoves(mia, 'Hanna level');
-      expect(await held(mia)).toEqual({ connections: 1, voices: 1 });
+  it(
+    'a caller whose microphone opens only after Join show is heard once it does, on the same connection',
+    { timeout: 120_000 },
+    async () => {
+      const dir = mkdtempSync(joinPath(tmpdir(), 'openstudio-mesh-late-mic-'));
+      const asking = await launchBrowser(toneFile(dir, 660), { askForMicrophone: true });
+      try {
+        const { host, callerLink } = await createShow();
+        // The browser refuses the microphone: the caller joins listening only.
+        const mia = await joinShow(asking, callerLink, 'Mia');
+        await expectText(mia.getByRole('alert'), 'Your microphone could not be opened. Check that the browser may use it, then reload.');
+        await expectConnected(mia, 'Hanna');
+        await expectMeterMoves(mia, 'Hanna level');
+        expect(await held(mia)).toEqual({ connections: 1, voices: 1 });
 
-      // Allowed now, and studio mode picked: the microphone opens inside the show, and the
-      // connection made at Join show carries it (no second connection).
-      await mia.context().grantPermissions(['microphone'], { origin: new URL(workerUrl()).origin });
-      await mia.getByRole('checkbox', { name: 'Studio mode' }).check();
-      await expectMeterMoves(host, 'Mia level');
-      await expectMeterMoves(mia, 'My level');
-      expect(await held(mia)).toEqual({ connections: 1, voices: 2 });
-      for (const page of [host, mia]) await page.context().close();
-    } finally {
-      await asking.close();
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
+        // Allowed now, and studio mode picked: the microphone opens inside the show, and the
+        // connection made at Join show carries it (no second connection).
+        await mia.context().grantPermissions(['microphone'], { origin: new URL(workerUrl()).origin });
+        await mia.getByRole('checkbox', { name: 'Studio mode' }).check();
+        await expectMeterMoves(host, 'Mia level');
+        await expectMeterMoves(mia, 'My level');
+        expect(await held(mia)).toEqual({ connections: 1, voices: 2 });
+        for (const page of [host, mia]) await page.context().close();
+      } finally {
+        await asking.close();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
 
   it('a refused resume followed by a refused join stops: the sentence, and no reconnect loop', { timeout: 150_000 }, async () => {
     const { host, callerLink } = await createShow();
@@ -104,12 +113,16 @@ describe('the audio mesh of the studio page', () => {
     await current!.close({ code: 4000, reason: 'network down' });
     await host.getByRole('button', { name: 'New caller link' }).click();
     await expect.poll(() => host.getByRole('textbox', { name: 'Caller link' }).inputValue()).not.toBe(callerLink);
-    await expect.poll(() => strip(host, 'Walt').count(), { timeout: 60_000, interval: 500, message: 'the room forgets Walt after its grace period' }).toBe(0);
+    await expect
+      .poll(() => strip(host, 'Walt').count(), { timeout: 60_000, interval: 500, message: 'the room forgets Walt after its grace period' })
+      .toBe(0);
 
     attempts = 0;
     down = false;
     // One resume (refused: too late), one fresh join (refused: revoked), then nothing more.
-    await expectText(walt.getByRole('alert'), 'This invite link has been replaced by a new one. Ask the host for the new link.', { timeout: 20_000 });
+    await expectText(walt.getByRole('alert'), 'This invite link has been replaced by a new one. Ask the host for the new link.', {
+      timeout: 20_000,
+    });
     await new Promise((r) => setTimeout(r, 8_000));
     expect(attempts, 'WebSocket attempts after the network came back').toBe(2);
     await expectText(walt.getByRole('alert'), 'This invite link has been replaced by a new one. Ask the host for the new link.');
@@ -153,39 +166,43 @@ describe('the audio mesh of the studio page', () => {
     for (const page of [host, ann, walt, ben]) await page.context().close();
   });
 
-  it('TURN credentials are refreshed before they expire: a peer joining after the first ones expired connects through TURN', { timeout: 180_000 }, async () => {
-    // A Worker of this test's own whose TURN credentials live 30 s (the page refreshes them
-    // every 10 s then); every page is relay-only, so a connection needs valid credentials.
-    const dir = mkdtempSync(joinPath(tmpdir(), 'openstudio-mesh-ttl-'));
-    const random = () => randomBytes(24).toString('hex');
-    const turnHost = `127.0.0.1:${inject('turnPort')}`;
-    let dev: RunningWorker | undefined;
-    try {
-      dev = await startWorker(
-        {
-          TOKEN_SECRET: random(),
-          TURN_SECRET: inject('turnSecret'),
-          ICECAST_SOURCE_PASSWORD: random(),
-          STUN_URLS: `stun:${turnHost}`,
-          TURN_URLS: `turn:${turnHost}?transport=udp,turn:${turnHost}?transport=tcp`,
-          TURN_TTL_SECONDS: '30',
-        },
-        dir,
-      );
-      const { host, callerLink } = await createShow(dev.url);
-      const walt = await join(callerLink, 'Walt');
-      await expectConnected(walt, 'Hanna');
-      // The credentials Walt's page started with expire.
-      await new Promise((r) => setTimeout(r, 40_000));
-      const ben = await join(callerLink, 'Ben');
-      await expectConnected(ben, 'Hanna');
-      await expectConnected(walt, 'Ben');
-      for (const page of [host, walt, ben]) await page.context().close();
-    } finally {
-      await dev?.stop();
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
+  it(
+    'TURN credentials are refreshed before they expire: a peer joining after the first ones expired connects through TURN',
+    { timeout: 180_000 },
+    async () => {
+      // A Worker of this test's own whose TURN credentials live 30 s (the page refreshes them
+      // every 10 s then); every page is relay-only, so a connection needs valid credentials.
+      const dir = mkdtempSync(joinPath(tmpdir(), 'openstudio-mesh-ttl-'));
+      const random = () => randomBytes(24).toString('hex');
+      const turnHost = `127.0.0.1:${inject('turnPort')}`;
+      let dev: RunningWorker | undefined;
+      try {
+        dev = await startWorker(
+          {
+            TOKEN_SECRET: random(),
+            TURN_SECRET: inject('turnSecret'),
+            ICECAST_SOURCE_PASSWORD: random(),
+            STUN_URLS: `stun:${turnHost}`,
+            TURN_URLS: `turn:${turnHost}?transport=udp,turn:${turnHost}?transport=tcp`,
+            TURN_TTL_SECONDS: '30',
+          },
+          dir,
+        );
+        const { host, callerLink } = await createShow(dev.url);
+        const walt = await join(callerLink, 'Walt');
+        await expectConnected(walt, 'Hanna');
+        // The credentials Walt's page started with expire.
+        await new Promise((r) => setTimeout(r, 40_000));
+        const ben = await join(callerLink, 'Ben');
+        await expectConnected(ben, 'Hanna');
+        await expectConnected(walt, 'Ben');
+        for (const page of [host, walt, ben]) await page.context().close();
+      } finally {
+        await dev?.stop();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
 
   it('a caller renaming itself many times a second cannot move the Kick button from under a press', { timeout: 90_000 }, async () => {
     const { host, callerLink } = await createShow();
@@ -217,7 +234,9 @@ describe('the audio mesh of the studio page', () => {
       const pressedLabel = await before!.textContent();
       await expect.poll(() => kick.textContent(), { timeout: 15_000, message: 'a rename reaches the host page' }).not.toBe(pressedLabel);
       const after = await kick.elementHandle();
-      expect.soft(await host.evaluate(([a, b]) => a === b && a.isConnected, [before!, after!] as const), 'the same Kick button after a rename').toBe(true);
+      expect
+        .soft(await host.evaluate(([a, b]) => a === b && a.isConnected, [before!, after!] as const), 'the same Kick button after a rename')
+        .toBe(true);
       await host.mouse.up();
       await expect.poll(() => closedWith, { timeout: 15_000, message: 'Ann is kicked' }).toBe(4003);
     } finally {
@@ -244,11 +263,15 @@ describe('the audio mesh of the studio page', () => {
     /** Candidate lines from staff: in trickled candidates and in any SDP. */
     const candidates = () => [
       ...fromHost('ice-candidate').flatMap((f) => (f.candidate?.candidate ? [f.candidate.candidate as string] : [])),
-      ...[...fromHost('answer'), ...fromHost('offer')].flatMap((f) => (f.sdp as string).split(/\r?\n/).filter((line) => line.startsWith('a=candidate'))),
+      ...[...fromHost('answer'), ...fromHost('offer')].flatMap((f) =>
+        (f.sdp as string).split(/\r?\n/).filter((line) => line.startsWith('a=candidate')),
+      ),
     ];
     const notRelay = () => candidates().filter((c) => !/ typ relay( |$)/.test(c));
     // The host answered and finished gathering (end of candidates) while Wendy waits.
-    await expect.poll(() => fromHost('ice-candidate').some((f) => f.candidate === null), { timeout: 30_000, message: 'the host finished gathering' }).toBe(true);
+    await expect
+      .poll(() => fromHost('ice-candidate').some((f) => f.candidate === null), { timeout: 30_000, message: 'the host finished gathering' })
+      .toBe(true);
     expect(notRelay(), 'staff candidates a waiting caller received').toEqual([]);
     expect(candidates().length, 'relay candidates from the host').toBeGreaterThan(0);
 

@@ -21,10 +21,26 @@ import type { FeedFormat } from '../../protocol/handoff';
 import { decodes, logicalStreams, toneLevel } from './feed-client';
 
 function record(format: FeedFormat, frequency: number, seconds: number, channels = 1): Buffer {
-  const container = format === 'ogg' ? ['-page_duration', '200000', '-f', 'ogg'] : ['-cluster_time_limit', '200', '-live', '1', '-f', 'webm'];
+  const container =
+    format === 'ogg' ? ['-page_duration', '200000', '-f', 'ogg'] : ['-cluster_time_limit', '200', '-live', '1', '-f', 'webm'];
   const out = spawnSync(
     'ffmpeg',
-    ['-v', 'error', '-f', 'lavfi', '-i', `sine=frequency=${frequency}:sample_rate=48000:duration=${seconds}`, '-ac', String(channels), '-c:a', 'libopus', '-b:a', '64k', ...container, '-'],
+    [
+      '-v',
+      'error',
+      '-f',
+      'lavfi',
+      '-i',
+      `sine=frequency=${frequency}:sample_rate=48000:duration=${seconds}`,
+      '-ac',
+      String(channels),
+      '-c:a',
+      'libopus',
+      '-b:a',
+      '64k',
+      ...container,
+      '-',
+    ],
     { maxBuffer: 64 * 1024 * 1024 },
   );
   if (out.status !== 0) throw new Error(`ffmpeg: ${out.stderr}`);
@@ -69,13 +85,19 @@ function wellFramed(flags: number[]): boolean {
 
 /** Seconds of audio a decoder gets out of it (decoded to 48 kHz mono 16-bit, counted). */
 function duration(ogg: Buffer): number {
-  const pcm = spawnSync('ffmpeg', ['-v', 'error', '-i', '-', '-ac', '1', '-ar', '48000', '-f', 's16le', '-'], { input: ogg, maxBuffer: 64 * 1024 * 1024 });
+  const pcm = spawnSync('ffmpeg', ['-v', 'error', '-i', '-', '-ac', '1', '-ar', '48000', '-f', 's16le', '-'], {
+    input: ogg,
+    maxBuffer: 64 * 1024 * 1024,
+  });
   return pcm.stdout.length / 2 / 48_000;
 }
 
 /** Decode to raw samples and cut a piece, to look at one part of the stream. */
 function part(ogg: Buffer, fromS: number, seconds: number): Buffer {
-  const out = spawnSync('ffmpeg', ['-v', 'error', '-i', '-', '-ss', String(fromS), '-t', String(seconds), '-f', 'wav', '-'], { input: ogg, maxBuffer: 64 * 1024 * 1024 });
+  const out = spawnSync('ffmpeg', ['-v', 'error', '-i', '-', '-ss', String(fromS), '-t', String(seconds), '-f', 'wav', '-'], {
+    input: ogg,
+    maxBuffer: 64 * 1024 * 1024,
+  });
   return out.stdout;
 }
 
@@ -106,7 +128,10 @@ describe('the feed’s Ogg/Opus stream', () => {
     expect(decodes(ogg)).toBe(true);
     expect(duration(ogg)).toBeGreaterThan(4.9);
     expect(duration(ogg)).toBeLessThan(5.1);
-    const volume = spawnSync('ffmpeg', ['-v', 'info', '-nostats', '-i', '-', '-af', 'volumedetect', '-f', 'null', '-'], { input: ogg, encoding: 'utf8' });
+    const volume = spawnSync('ffmpeg', ['-v', 'info', '-nostats', '-i', '-', '-af', 'volumedetect', '-f', 'null', '-'], {
+      input: ogg,
+      encoding: 'utf8',
+    });
     expect(/max_volume: (-inf|-[0-9.]+) dB/.exec(volume.stderr)?.[1]).toMatch(/^-(inf|9\d|1\d\d)/);
   });
 
@@ -119,7 +144,10 @@ describe('the feed’s Ogg/Opus stream', () => {
     for (const stream of streams) expect(wellFramed(stream.pages.map((p) => p.flags))).toBe(true);
     // Each logical stream is a whole Ogg/Opus file on its own: decoded without a complaint, its own tone only.
     const [mono, stereo] = streams.map((stream) => Buffer.concat(stream.pages.map((p) => p.bytes)));
-    for (const [part, tone, other] of [[mono!, 440, 880], [stereo!, 880, 440]] as const) {
+    for (const [part, tone, other] of [
+      [mono!, 440, 880],
+      [stereo!, 880, 440],
+    ] as const) {
       expect(decodes(part)).toBe(true);
       expect(duration(part)).toBeGreaterThan(1.9);
       expect(toneLevel(part, tone)).toBeGreaterThan(-35);

@@ -59,7 +59,9 @@ describe('StudioClient', () => {
     const attempts: number[] = [];
     server.on('connection', (socket) => {
       attempts.push(Date.now());
-      socket.send(JSON.stringify({ type: 'error', code: 'rate-limited', message: 'too many joins; try again in 2 s', retryAfterSeconds: 2 }));
+      socket.send(
+        JSON.stringify({ type: 'error', code: 'rate-limited', message: 'too many joins; try again in 2 s', retryAfterSeconds: 2 }),
+      );
       socket.close(1013, 'try again later');
     });
     try {

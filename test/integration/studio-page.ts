@@ -13,7 +13,9 @@ import { describePage, meterReading } from '../page-driver.mjs';
  * so every reading the page made in the window is covered.
  */
 export async function expectMeterSilent(page: Page, name: string, ms = 2_000, db = -55): Promise<void> {
-  await expect.poll(async () => (await meterReading(page, name)).peak, { timeout: 5_000, interval: 250, message: `${name} should fall silent` }).toBeLessThanOrEqual(db);
+  await expect
+    .poll(async () => (await meterReading(page, name)).peak, { timeout: 5_000, interval: 250, message: `${name} should fall silent` })
+    .toBeLessThanOrEqual(db);
   const peaks: number[] = [];
   const end = Date.now() + ms;
   while (Date.now() < end) {
@@ -86,7 +88,23 @@ export async function listen(url: string, seconds = 5, keepSeconds = 2): Promise
 export function bandLevel(pcm: Buffer, hz: number): number {
   const out = spawnSync(
     'ffmpeg',
-    ['-v', 'info', '-f', 'f32le', '-ar', '48000', '-ac', '1', '-i', '-', '-af', `${Array(3).fill(`bandpass=f=${hz}:width_type=q:w=30`).join(',')},volumedetect`, '-f', 'null', '-'],
+    [
+      '-v',
+      'info',
+      '-f',
+      'f32le',
+      '-ar',
+      '48000',
+      '-ac',
+      '1',
+      '-i',
+      '-',
+      '-af',
+      `${Array(3).fill(`bandpass=f=${hz}:width_type=q:w=30`).join(',')},volumedetect`,
+      '-f',
+      'null',
+      '-',
+    ],
     { input: pcm, encoding: 'buffer' },
   );
   const match = /mean_volume: (-?[\d.]+|-inf) dB/.exec(out.stderr.toString());
@@ -102,7 +120,23 @@ export function bandLevel(pcm: Buffer, hz: number): number {
 export function bandLevels(pcm: Buffer, hz: number, windowSeconds = 0.25): number[] {
   const filtered = spawnSync(
     'ffmpeg',
-    ['-v', 'error', '-f', 'f32le', '-ar', '48000', '-ac', '1', '-i', '-', '-af', Array(3).fill(`bandpass=f=${hz}:width_type=q:w=30`).join(','), '-f', 'f32le', '-'],
+    [
+      '-v',
+      'error',
+      '-f',
+      'f32le',
+      '-ar',
+      '48000',
+      '-ac',
+      '1',
+      '-i',
+      '-',
+      '-af',
+      Array(3).fill(`bandpass=f=${hz}:width_type=q:w=30`).join(','),
+      '-f',
+      'f32le',
+      '-',
+    ],
     { input: pcm, maxBuffer: 256 * 1024 * 1024 },
   ).stdout;
   const count = Math.floor(filtered.length / 4);
@@ -118,7 +152,10 @@ export function bandLevels(pcm: Buffer, hz: number, windowSeconds = 0.25): numbe
 
 /** Decode an Ogg/WebM recording (or its first part) to f32le mono 48 kHz. */
 export function decode(recording: Buffer): Buffer {
-  return spawnSync('ffmpeg', ['-v', 'error', '-i', '-', '-f', 'f32le', '-ac', '1', '-ar', '48000', '-'], { input: recording, maxBuffer: 256 * 1024 * 1024 }).stdout;
+  return spawnSync('ffmpeg', ['-v', 'error', '-i', '-', '-f', 'f32le', '-ac', '1', '-ar', '48000', '-'], {
+    input: recording,
+    maxBuffer: 256 * 1024 * 1024,
+  }).stdout;
 }
 
 export function screenshotPath(name: string): string {

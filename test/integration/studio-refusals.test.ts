@@ -53,7 +53,11 @@ describe('refusals and a lost connection, as the page says them', () => {
   });
 
   it('room full', { timeout: 60_000 }, async () => {
-    const created = await fetch(`${workerUrl()}/rooms`, { method: 'POST', headers: { 'CF-Connecting-IP': 'refusals-full' }, body: '{"maxParticipants":2}' });
+    const created = await fetch(`${workerUrl()}/rooms`, {
+      method: 'POST',
+      headers: { 'CF-Connecting-IP': 'refusals-full' },
+      body: '{"maxParticipants":2}',
+    });
     const room = (await created.json()) as { roomId: string; tokens: Record<string, string> };
     // Callers take every seat a caller may take.
     const sockets: WebSocket[] = [];
@@ -119,7 +123,14 @@ describe('refusals and a lost connection, as the page says them', () => {
         if (typeof message !== 'string') attempt.audioFrames += 1;
       });
       const refuse = () => {
-        route.send(JSON.stringify({ type: 'error', code: 'rate-limited', message: 'too many joins from this client', retryAfterSeconds: RETRY_AFTER_S }));
+        route.send(
+          JSON.stringify({
+            type: 'error',
+            code: 'rate-limited',
+            message: 'too many joins from this client',
+            retryAfterSeconds: RETRY_AFTER_S,
+          }),
+        );
         void route.close({ code: 1013, reason: 'try again later' });
         attempt.closedAt = Date.now();
       };

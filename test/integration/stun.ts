@@ -111,7 +111,9 @@ export function encode(
     // Long-term credential key: MD5(username:realm:password); the HMAC covers the message
     // with its length already counting the 24-byte MESSAGE-INTEGRITY attribute.
     const key = createHash('md5').update(`${credentials.username}:${credentials.realm}:${credentials.password}`).digest();
-    const hmac = createHmac('sha1', key).update(Buffer.concat([header(body.length + 24), body])).digest();
+    const hmac = createHmac('sha1', key)
+      .update(Buffer.concat([header(body.length + 24), body]))
+      .digest();
     body = Buffer.concat([body, attribute(Attr.MessageIntegrity, hmac)]);
   }
   return Buffer.concat([header(body.length), body]);
@@ -122,7 +124,7 @@ export function decode(raw: Buffer): Message {
   const { method, cls } = decodeType(raw.readUInt16BE(0));
   const attrs = new Map<number, Buffer>();
   const end = 20 + raw.readUInt16BE(2);
-  for (let offset = 20; offset + 4 <= end; ) {
+  for (let offset = 20; offset + 4 <= end;) {
     const type = raw.readUInt16BE(offset);
     const length = raw.readUInt16BE(offset + 2);
     if (!attrs.has(type)) attrs.set(type, raw.subarray(offset + 4, offset + 4 + length));

@@ -60,13 +60,13 @@ beforeAll(async () => {
 });
 
 describe('STUN against the real coturn', () => {
-  it('answers a Binding request from coturn\'s own client', () => {
+  it("answers a Binding request from coturn's own client", () => {
     const run = spawnSync('turnutils_stunclient', ['-p', String(coturn().port), '127.0.0.1'], { encoding: 'utf8', timeout: 10_000 });
     expect(run.status).toBe(0);
     expect(run.stdout).toMatch(/UDP reflexive addr: 127\.0\.0\.1:\d+/);
   });
 
-  it.each(['udp', 'tcp'] as const)('reports the client\'s own address over %s (XOR-MAPPED-ADDRESS)', async (transport) => {
+  it.each(['udp', 'tcp'] as const)("reports the client's own address over %s (XOR-MAPPED-ADDRESS)", async (transport) => {
     const client = await connect(transport);
     const response = await client.request(encode(Method.Binding, 'request', []));
     expect(response.cls).toBe('success');
@@ -146,7 +146,7 @@ describe('TURN with the credentials the Worker mints', () => {
     expect(result).toMatchObject({ ok: true, relayed: { address: '127.0.0.1' } });
   });
 
-  it('coturn\'s own client (turnutils_uclient) relays with the Worker\'s credentials', () => {
+  it("coturn's own client (turnutils_uclient) relays with the Worker's credentials", () => {
     // -y: two clients of its own talk to each other through their relays; 5 messages each.
     const run = spawnSync(
       'turnutils_uclient',
@@ -190,7 +190,12 @@ describe('TURN refusals', () => {
 
   it('refuses a nonce it never issued (438 Stale Nonce)', async () => {
     const client = await connect('udp');
-    const credentials = { username: turn.username!, password: turn.credential!, realm: 'openstudio', nonce: Buffer.from('0123456789abcdef') };
+    const credentials = {
+      username: turn.username!,
+      password: turn.credential!,
+      realm: 'openstudio',
+      nonce: Buffer.from('0123456789abcdef'),
+    };
     const response = await client.request(
       encode(Method.Allocate, 'request', [[Attr.RequestedTransport, Buffer.from([17, 0, 0, 0])]], credentials),
     );

@@ -62,7 +62,13 @@ export async function startWorker(
   { port, inspectorPort, env = {} }: { port?: number; inspectorPort?: number; env?: Record<string, string> } = {},
 ): Promise<RunningWorker> {
   const envFile = join(dir, 'worker.env');
-  writeFileSync(envFile, Object.entries(vars).map(([k, v]) => `${k}=${v}\n`).join(''), { mode: 0o600 });
+  writeFileSync(
+    envFile,
+    Object.entries(vars)
+      .map(([k, v]) => `${k}=${v}\n`)
+      .join(''),
+    { mode: 0o600 },
+  );
   port ??= await freePort();
   inspectorPort ??= await freePort();
   const log = join(dir, 'wrangler.log');
@@ -76,11 +82,16 @@ export async function startWorker(
     join(bin, 'wrangler'),
     [
       'dev',
-      '--ip', '127.0.0.1',
-      '--port', String(port),
-      '--inspector-port', String(inspectorPort),
-      '--env-file', envFile,
-      '--persist-to', join(dir, 'wrangler-state'),
+      '--ip',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      '--inspector-port',
+      String(inspectorPort),
+      '--env-file',
+      envFile,
+      '--persist-to',
+      join(dir, 'wrangler-state'),
       '--show-interactive-dev-session=false',
     ],
     { cwd: root, env: childEnv, detached: true, stdio: ['ignore', logFd, logFd] },

@@ -18,7 +18,9 @@ function age(stub: DurableObjectStub<Room>, ms: number) {
 
 /** Open the program feed through the Worker, as a broadcaster does. */
 async function openFeed(roomId: string, token: string, resume?: string) {
-  const response = await call(`/rooms/${roomId}/broadcast?token=${token}${resume ? `&resume=${resume}` : ''}`, { headers: { Upgrade: 'websocket' } });
+  const response = await call(`/rooms/${roomId}/broadcast?token=${token}${resume ? `&resume=${resume}` : ''}`, {
+    headers: { Upgrade: 'websocket' },
+  });
   const ws = response.webSocket!;
   ws.accept();
   const frames: any[] = [];
@@ -59,8 +61,15 @@ describe('broadcast state in the room', () => {
     // Reports from a feed that no longer holds the room are told to stop.
     expect(await stub.broadcastChanged('someone-else', live)).toEqual({ stop: true });
     // The broadcaster of this show may take it up again after a drop (with its id), keeping the clock.
-    expect(await stub.beginBroadcast({ role: 'producer', generation: 0, lineage: [] }, begun.id)).toMatchObject({ ok: true, id: begun.id, since: 1 });
-    expect(await stub.beginBroadcast({ role: 'host', generation: 0, lineage: [] }, 'guessed-id')).toMatchObject({ ok: false, code: 'broadcast-ended' });
+    expect(await stub.beginBroadcast({ role: 'producer', generation: 0, lineage: [] }, begun.id)).toMatchObject({
+      ok: true,
+      id: begun.id,
+      since: 1,
+    });
+    expect(await stub.beginBroadcast({ role: 'host', generation: 0, lineage: [] }, 'guessed-id')).toMatchObject({
+      ok: false,
+      code: 'broadcast-ended',
+    });
 
     caller.client.send({ type: 'stop-broadcast' });
     expect(await caller.client.nextOf('error')).toMatchObject({ code: 'forbidden' });

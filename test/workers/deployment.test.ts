@@ -42,7 +42,9 @@ describe('room creation key', () => {
       for (const authorization of [undefined, `Bearer ${short}`]) {
         const response = await create(authorization, undefined, misconfigured);
         expect(response.status).toBe(500);
-        expect(await response.json()).toMatchObject({ error: { code: 'misconfigured', message: expect.stringContaining('ROOM_CREATION_KEY') } });
+        expect(await response.json()).toMatchObject({
+          error: { code: 'misconfigured', message: expect.stringContaining('ROOM_CREATION_KEY') },
+        });
       }
     }
   });
@@ -61,7 +63,10 @@ describe('a malformed setting', () => {
   const requests = [
     new Request(`${ORIGIN}/health`),
     new Request(`${ORIGIN}/rooms`, { method: 'POST' }),
-    new Request(`${ORIGIN}/rooms`, { method: 'OPTIONS', headers: { Origin: 'https://studio.example', 'Access-Control-Request-Method': 'POST' } }),
+    new Request(`${ORIGIN}/rooms`, {
+      method: 'OPTIONS',
+      headers: { Origin: 'https://studio.example', 'Access-Control-Request-Method': 'POST' },
+    }),
     new Request(`${ORIGIN}/rooms/abcdefghijkl/ws`, { headers: { Upgrade: 'websocket' } }),
   ];
   for (const request of requests) {

@@ -11,7 +11,9 @@ import { mountListeners, type IcecastTarget } from '../../durable-objects/icecas
 import { call, createRoom, join } from './helpers';
 
 async function openFeed(roomId: string, token: string, resume?: string) {
-  const response = await call(`/rooms/${roomId}/broadcast?token=${token}${resume ? `&resume=${resume}` : ''}`, { headers: { Upgrade: 'websocket' } });
+  const response = await call(`/rooms/${roomId}/broadcast?token=${token}${resume ? `&resume=${resume}` : ''}`, {
+    headers: { Upgrade: 'websocket' },
+  });
   const ws = response.webSocket!;
   ws.accept();
   const frames: any[] = [];
@@ -43,7 +45,10 @@ describe('the feed object', () => {
     const feed = await openFeed(room.roomId, room.tokens.host);
     await until(() => feed.frames.find((f) => f.type === 'feed-accepted'), 'feed-accepted');
     // Its last report: the unreachable Icecast. The next one is a heartbeat, FEED_HEARTBEAT_MS away.
-    await until(() => feed.frames.find((f) => f.type === 'broadcast-updated' && f.broadcast.reason === REASONS.unreachable), 'the unreachable report');
+    await until(
+      () => feed.frames.find((f) => f.type === 'broadcast-updated' && f.broadcast.reason === REASONS.unreachable),
+      'the unreachable report',
+    );
     host.client.send({ type: 'stop-broadcast' });
     // Budget: well under the heartbeat, which is all a stop flag alone would wait for.
     expect(await within(feed.closed, FEED_HEARTBEAT_MS / 2, 'feed close')).toBe(1000);
@@ -65,7 +70,9 @@ describe('the feed object', () => {
     feed.ws.send(new Uint8Array([0x4f, 0x67, 0x67, 0x53])); // audio for an object that no longer knows the show
     expect(await within(feed.closed, 5_000, 'feed close')).toBe(1012); // a restart: not final for a Broadcaster
     const again = await openFeed(room.roomId, room.tokens.host, accepted.broadcastId);
-    expect((await until(() => again.frames.find((f) => f.type === 'feed-accepted'), 'feed-accepted again')).broadcastId).toBe(accepted.broadcastId);
+    expect((await until(() => again.frames.find((f) => f.type === 'feed-accepted'), 'feed-accepted again')).broadcastId).toBe(
+      accepted.broadcastId,
+    );
     again.ws.close(1000);
   });
 });

@@ -12,7 +12,11 @@ function frames(peerIds: string[]) {
     fc.record({
       type: fc.constant('ice-candidate'),
       to: peer,
-      candidate: fc.oneof(fc.constant(null), fc.record({ candidate: fc.string({ maxLength: 100 }), sdpMid: fc.option(fc.string()) }), anything),
+      candidate: fc.oneof(
+        fc.constant(null),
+        fc.record({ candidate: fc.string({ maxLength: 100 }), sdpMid: fc.option(fc.string()) }),
+        anything,
+      ),
     }),
     fc.record({ type: fc.constantFrom('mute', 'kick', 'admit'), peerId: peer, muted: fc.oneof(fc.boolean(), anything) }),
     fc.record({ type: fc.constant('set-name'), name: fc.oneof(fc.string({ maxLength: 80 }), anything) }),
@@ -23,7 +27,19 @@ function frames(peerIds: string[]) {
     { weight: 6, arbitrary: message.map((m) => JSON.stringify(m)) },
     { weight: 2, arbitrary: fc.string({ maxLength: 200 }) },
     { weight: 1, arbitrary: fc.json({ maxDepth: 3 }) },
-    { weight: 1, arbitrary: fc.constantFrom('{', '[', 'null', '""', '{"type":"offer"', '\u0000', '{"type":"__proto__"}', '{"__proto__":{"type":"kick"}}') },
+    {
+      weight: 1,
+      arbitrary: fc.constantFrom(
+        '{',
+        '[',
+        'null',
+        '""',
+        '{"type":"offer"',
+        '\u0000',
+        '{"type":"__proto__"}',
+        '{"__proto__":{"type":"kick"}}',
+      ),
+    },
   );
 }
 
@@ -94,7 +110,17 @@ describe('property: random and malformed frames never break a room', () => {
     for (const client of [host.client, witness.client]) {
       for (const f of client.frames) {
         if (f.type === 'offer' || f.type === 'answer' || f.type === 'ice-candidate') expect(ids).toContain(f.from);
-        expect(['welcome', 'peer-joined', 'peer-left', 'participant-updated', 'offer', 'answer', 'ice-candidate', 'error', 'pong']).toContain(f.type);
+        expect([
+          'welcome',
+          'peer-joined',
+          'peer-left',
+          'participant-updated',
+          'offer',
+          'answer',
+          'ice-candidate',
+          'error',
+          'pong',
+        ]).toContain(f.type);
       }
     }
     // No error frame ever leaked to a bystander: errors go only to the sender.

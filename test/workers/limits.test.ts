@@ -122,7 +122,9 @@ describe('our own client fits our limits: a full room at the shipped defaults', 
     const burst = async (round: string) => {
       // Every peer answers at once as well (their own buckets).
       for (const other of others) for (const frame of callFrames(other.peerId, round)) last.client.send(frame);
-      for (const other of others) for (const frame of callFrames(last.peerId, `${round} answer`)) other.client.send({ ...frame, type: frame.type === 'offer' ? 'answer' : frame.type });
+      for (const other of others)
+        for (const frame of callFrames(last.peerId, `${round} answer`))
+          other.client.send({ ...frame, type: frame.type === 'offer' ? 'answer' : frame.type });
       await settle(last.client, ...others.map((o) => o.client));
     };
     await burst(rounds[0]!);

@@ -37,7 +37,15 @@ const MODERATION: [Member, Member, boolean][] = (['host', 'producer', 'caller'] 
 describe('the role table', () => {
   it('says what SPEC says each role may do', () => {
     expect(ROLE_TABLE).toEqual({
-      host: { staff: true, power: 2, moderates: ['host', 'producer', 'caller'], admit: true, closeRoom: true, manageInvites: true, broadcast: true },
+      host: {
+        staff: true,
+        power: 2,
+        moderates: ['host', 'producer', 'caller'],
+        admit: true,
+        closeRoom: true,
+        manageInvites: true,
+        broadcast: true,
+      },
       producer: { staff: true, power: 1, moderates: ['caller'], admit: true, closeRoom: false, manageInvites: false, broadcast: true },
       caller: { staff: false, power: 0, moderates: [], admit: false, closeRoom: false, manageInvites: false, broadcast: false },
     });

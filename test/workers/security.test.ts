@@ -35,7 +35,10 @@ describe('room tokens', () => {
     const room = await createRoom();
     const [header, payload, signature] = room.tokens.caller.split('.') as [string, string, string];
     const claims = JSON.parse(atob(payload.replaceAll('-', '+').replaceAll('_', '/')));
-    const forged = btoa(JSON.stringify({ ...claims, role: 'host' })).replaceAll('+', '-').replaceAll('/', '_').replace(/=+$/, '');
+    const forged = btoa(JSON.stringify({ ...claims, role: 'host' }))
+      .replaceAll('+', '-')
+      .replaceAll('/', '_')
+      .replace(/=+$/, '');
     await refusedUpgrade(room.roomId, `${header}.${forged}.${signature}`, 'unauthorized', 4001);
   });
 
@@ -43,7 +46,9 @@ describe('room tokens', () => {
     const room = await createRoom();
     const unsigned = [
       btoa(JSON.stringify({ alg: 'none', typ: 'JWT' })),
-      btoa(JSON.stringify({ rid: room.roomId, role: 'host', gen: 0, exp: Date.now() / 1000 + 600, iss: 'openstudio', aud: 'openstudio:room' })),
+      btoa(
+        JSON.stringify({ rid: room.roomId, role: 'host', gen: 0, exp: Date.now() / 1000 + 600, iss: 'openstudio', aud: 'openstudio:room' }),
+      ),
       '',
     ].join('.');
     await refusedUpgrade(room.roomId, unsigned, 'unauthorized', 4001);
@@ -100,7 +105,10 @@ describe('invites', () => {
     const now = () => Math.floor(Date.now() / 1000);
     // A host token that expires in ten minutes.
     const { token: shortHost } = await signToken(secret(), { roomId: room.roomId, role: 'host', generation: 0 }, 600);
-    const host = (await (await mintAs(room.roomId, shortHost, { role: 'host', ttlSeconds: month })).json()) as { token: string; expiresAt: number };
+    const host = (await (await mintAs(room.roomId, shortHost, { role: 'host', ttlSeconds: month })).json()) as {
+      token: string;
+      expiresAt: number;
+    };
     expect(host.expiresAt).toBeLessThanOrEqual(now() + 600);
     // … nor can the minted one renew itself: the chain stays within the first token's life.
     const again = (await (await mintAs(room.roomId, host.token, { role: 'host', ttlSeconds: month })).json()) as { expiresAt: number };
@@ -183,7 +191,9 @@ describe('ICE servers endpoint', () => {
     const [expiry] = turn.username!.split(':');
     expect(Number(expiry)).toBe(body.expiresAt);
     // credential = base64(HMAC-SHA1(TURN_SECRET, username)), as coturn's use-auth-secret computes it
-    const key = await crypto.subtle.importKey('raw', new TextEncoder().encode(env.TURN_SECRET), { name: 'HMAC', hash: 'SHA-1' }, false, ['sign']);
+    const key = await crypto.subtle.importKey('raw', new TextEncoder().encode(env.TURN_SECRET), { name: 'HMAC', hash: 'SHA-1' }, false, [
+      'sign',
+    ]);
     const mac = new Uint8Array(await crypto.subtle.sign('HMAC', key, new TextEncoder().encode(turn.username!)));
     expect(turn.credential).toBe(btoa(String.fromCharCode(...mac)));
   });
@@ -267,7 +277,10 @@ describe('abuse limits at the edge', () => {
     await awayFromWindowEdge();
     let refusal: Response | undefined;
     for (let i = 0; i < 61 && !refusal; i++) {
-      const response = await call(`/rooms/${room.roomId}/ice`, { headers: { Authorization: `Bearer ${room.tokens.caller}` }, ip: '203.0.113.10' });
+      const response = await call(`/rooms/${room.roomId}/ice`, {
+        headers: { Authorization: `Bearer ${room.tokens.caller}` },
+        ip: '203.0.113.10',
+      });
       if (response.status === 429) refusal = response;
     }
     expect(refusal?.headers.get('Retry-After')).toBe('60');

@@ -99,7 +99,11 @@ describe('a kick is final for staff', () => {
     await cohost.client.waitClosed();
 
     const asCohost = (path: string, body: unknown) =>
-      call(`/rooms/${room.roomId}/${path}`, { method: 'POST', headers: { Authorization: `Bearer ${cohostToken}` }, body: JSON.stringify(body) });
+      call(`/rooms/${room.roomId}/${path}`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${cohostToken}` },
+        body: JSON.stringify(body),
+      });
     const minted = await asCohost('tokens', { role: 'host' });
     expect(minted.status).toBe(403);
     expect(await minted.json()).toMatchObject({ error: { code: 'forbidden' } });

@@ -4,7 +4,11 @@
 type Props = Record<string, string | number | boolean | undefined | ((event: Event) => void)>;
 
 /** `h('button', { 'aria-label': 'Mute Ann', onclick: … }, 'Mute')` */
-export function h<K extends keyof HTMLElementTagNameMap>(tag: K, props: Props = {}, ...children: (Node | string)[]): HTMLElementTagNameMap[K] {
+export function h<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  props: Props = {},
+  ...children: (Node | string)[]
+): HTMLElementTagNameMap[K] {
   const element = document.createElement(tag);
   for (const [key, value] of Object.entries(props)) {
     if (value === undefined || value === false) continue;

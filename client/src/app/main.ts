@@ -38,7 +38,11 @@ async function openMicrophone(): Promise<boolean> {
 async function listDevices(): Promise<void> {
   const select = byId<HTMLSelectElement>('microphone');
   const devices = await microphone.devices();
-  select.replaceChildren(...devices.map((d, i) => h('option', { value: d.deviceId, selected: d.deviceId === microphone.deviceId }, d.label || `Microphone ${i + 1}`)));
+  select.replaceChildren(
+    ...devices.map((d, i) =>
+      h('option', { value: d.deviceId, selected: d.deviceId === microphone.deviceId }, d.label || `Microphone ${i + 1}`),
+    ),
+  );
 }
 
 function startMicCheck(): void {

@@ -178,7 +178,8 @@ export class Show {
     client.on('error', (error) => {
       const sentence = sentenceForError(error);
       if (sentence) this.emit('notice', (this.refusal = sentence));
-      else if (error.code === 'broadcast-busy' || error.code === 'broadcast-unavailable' || error.code === 'forbidden') this.emit('notice', error.message);
+      else if (error.code === 'broadcast-busy' || error.code === 'broadcast-unavailable' || error.code === 'forbidden')
+        this.emit('notice', error.message);
     });
     client.on('kicked', () => this.leave(SENTENCES.kicked));
     client.on('room-closed', () => this.leave(SENTENCES.roomClosed));

@@ -43,7 +43,7 @@ export class Studio {
     show.on('change', () => this.renderAll());
     show.on('connection', ({ peerId, state }) => {
       const strip = this.strips.get(peerId);
-      if (strip) (strip.state = state), this.renderStrip(peerId);
+      if (strip) ((strip.state = state), this.renderStrip(peerId));
     });
     show.on('self', (participant) => this.renderSelf(participant));
     show.on('program', () => this.renderProgram());
@@ -85,7 +85,7 @@ export class Studio {
   // ---- rendering ------------------------------------------------------------------
 
   private notice(text: string): void {
-    byId('notice').textContent = (this.shownNotice = text);
+    byId('notice').textContent = this.shownNotice = text;
     byId('notice').hidden = text === '';
   }
 
@@ -99,7 +99,8 @@ export class Studio {
     button.textContent = participant.muted ? 'Unmute me' : 'Mute me';
     button.setAttribute('aria-pressed', String(participant.muted));
     button.disabled = participant.mutedBy === 'moderator';
-    byId('my-state').textContent = participant.mutedBy === 'moderator' ? 'A moderator muted you.' : participant.muted ? 'You are muted.' : '';
+    byId('my-state').textContent =
+      participant.mutedBy === 'moderator' ? 'A moderator muted you.' : participant.muted ? 'You are muted.' : '';
   }
 
   private nameOf(p: Participant): string {
@@ -141,7 +142,10 @@ export class Studio {
       (p.waiting ? waitingList : onAirList).push(this.strips.get(p.peerId)!.element);
     }
     // Strips move only when their place changes (a strip under the pointer stays put).
-    for (const [list, elements] of [[byId('waiting-list'), waitingList], [byId('strips'), onAirList]] as const) {
+    for (const [list, elements] of [
+      [byId('waiting-list'), waitingList],
+      [byId('strips'), onAirList],
+    ] as const) {
       if (elements.some((element, i) => list.children[i] !== element)) list.append(...elements);
     }
     byId('empty').hidden = sorted.some((p) => !p.waiting);

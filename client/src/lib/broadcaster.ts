@@ -146,7 +146,10 @@ export class Broadcaster {
     this.stopRecorder();
     const socket = this.socket;
     if (!this.stream || !socket) return;
-    const recorder = new MediaRecorder(this.stream, { mimeType: this.format.mimeType, audioBitsPerSecond: this.options.audioBitsPerSecond });
+    const recorder = new MediaRecorder(this.stream, {
+      mimeType: this.format.mimeType,
+      audioBitsPerSecond: this.options.audioBitsPerSecond,
+    });
     // Slices must reach Icecast in order; reading a Blob is asynchronous, so chain them.
     let queue = Promise.resolve();
     recorder.ondataavailable = (event) => {

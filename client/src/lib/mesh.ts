@@ -265,7 +265,14 @@ export class AudioMesh {
       spare.pc.setConfiguration(this.configurationFor(peerId));
     }
     const pc = spare?.pc ?? new RTCPeerConnection(this.configurationFor(peerId));
-    const peer: Peer = { pc, sender: spare?.sender ?? null, makingOffer: false, incoming: Promise.resolve(), restartAttempts: 0, iceRestarts: 0 };
+    const peer: Peer = {
+      pc,
+      sender: spare?.sender ?? null,
+      makingOffer: false,
+      incoming: Promise.resolve(),
+      restartAttempts: 0,
+      iceRestarts: 0,
+    };
     this.peers.set(peerId, peer);
     pc.onicecandidate = (event) => {
       const init = event.candidate?.toJSON();

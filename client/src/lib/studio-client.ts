@@ -187,7 +187,8 @@ export class StudioClient {
       socket.send(this.outbox.shift()!);
     }
     clearTimeout(this.drainTimer);
-    if (this.outbox.length > 0) this.drainTimer = setTimeout(() => this.drain(), Math.ceil(((1 - budget.tokens) / budget.perSecond) * 1000));
+    if (this.outbox.length > 0)
+      this.drainTimer = setTimeout(() => this.drain(), Math.ceil(((1 - budget.tokens) / budget.perSecond) * 1000));
   }
 
   /** Fresh TURN credentials over this connection (no token needed: the session is the proof). */
