@@ -49,6 +49,8 @@ if (existsSync(report)) {
   // Pending/todo tests are not passes; a suite that failed to load counts as a failure.
   failed = results.numFailedTests + results.numPendingTests + results.numTodoTests;
   failed += results.testResults.filter((file) => file.status === 'failed' && file.assertionResults.length === 0).length;
+  // A run that failed outside any test (a global set-up that could not start) is a failure too.
+  if (!results.success && failed === 0) failed = 1;
 } else {
   failed = 1;
 }
