@@ -7,36 +7,13 @@ import { describe, expect, it } from 'vitest';
 import { REASONS } from '../../durable-objects/broadcast-state';
 import { BROADCAST_LOST_MS, BROADCAST_STALE_MS, type Room } from '../../durable-objects/room';
 import { showMount } from '../../worker/broadcast';
-import { call, createRoom, join, roomStub, settle } from './helpers';
+import { call, createRoom, join, openFeed, roomStub, settle, until } from './helpers';
 
 /** Pretend the feed's last report was `ms` longer ago than it was. */
 function age(stub: DurableObjectStub<Room>, ms: number) {
   return runInDurableObject(stub, (room: Room) => {
     (room as unknown as { broadcastSeenAt: number }).broadcastSeenAt -= ms;
   });
-}
-
-/** Open the program feed through the Worker, as a broadcaster does. */
-async function openFeed(roomId: string, token: string, resume?: string) {
-  const response = await call(`/rooms/${roomId}/broadcast?token=${token}${resume ? `&resume=${resume}` : ''}`, {
-    headers: { Upgrade: 'websocket' },
-  });
-  const ws = response.webSocket!;
-  ws.accept();
-  const frames: any[] = [];
-  ws.addEventListener('message', (e) => frames.push(JSON.parse(e.data as string)));
-  const closed = new Promise<number>((resolve) => ws.addEventListener('close', (e) => resolve(e.code)));
-  return { ws, frames, closed };
-}
-
-async function until<T>(check: () => T | undefined, what: string, timeoutMs = 5_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 describe('broadcast state in the room', () => {

@@ -8,29 +8,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { REASONS } from '../../durable-objects/broadcast-state';
 import { FEED_HEARTBEAT_MS, type Feed } from '../../durable-objects/feed';
 import { mountListeners, type IcecastTarget } from '../../durable-objects/icecast';
-import { call, createRoom, join } from './helpers';
-
-async function openFeed(roomId: string, token: string, resume?: string) {
-  const response = await call(`/rooms/${roomId}/broadcast?token=${token}${resume ? `&resume=${resume}` : ''}`, {
-    headers: { Upgrade: 'websocket' },
-  });
-  const ws = response.webSocket!;
-  ws.accept();
-  const frames: any[] = [];
-  ws.addEventListener('message', (e) => void frames.push(JSON.parse(e.data as string)));
-  const closed = new Promise<number>((resolve) => ws.addEventListener('close', (e) => resolve(e.code)));
-  return { ws, frames, closed };
-}
-
-async function until<T>(check: () => T | undefined, what: string, timeoutMs = 5_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+import { call, createRoom, join, openFeed, until } from './helpers';
 
 function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([promise, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no ${what} within ${ms} ms`)), ms))]);

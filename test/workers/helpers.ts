@@ -5,7 +5,7 @@
 import { env, exports } from 'cloudflare:workers';
 import { afterEach } from 'vitest';
 import type { Role, ServerMessage } from '../../protocol/messages';
-import { checkFrame, ServerMessageSchema } from '../../protocol/server-messages';
+import { checkFrame, FeedMessageSchema, ServerMessageSchema } from '../../protocol/server-messages';
 
 export const ORIGIN = 'https://studio.example';
 
@@ -234,4 +234,36 @@ export async function join(roomId: string, token: string) {
  */
 export async function settle(...clients: TestClient[]): Promise<void> {
   for (const client of clients) await client.roundTrip();
+}
+
+/** Open the program feed through the Worker, as a broadcaster does; every text frame is checked against the protocol. */
+export async function openFeed(roomId: string, token: string, resume?: string) {
+  const response = await call(`/rooms/${roomId}/broadcast?token=${token}${resume ? `&resume=${resume}` : ''}`, {
+    headers: { Upgrade: 'websocket' },
+  });
+  const ws = response.webSocket!;
+  ws.accept();
+  const frames: any[] = [];
+  ws.addEventListener('message', (e) => {
+    const frame = JSON.parse(e.data as string);
+    try {
+      checkFrame(FeedMessageSchema, frame);
+    } catch (error) {
+      offProtocol.push((error as Error).message);
+    }
+    frames.push(frame);
+  });
+  const closed = new Promise<number>((resolve) => ws.addEventListener('close', (e) => resolve(e.code)));
+  return { ws, frames, closed };
+}
+
+/** Wait until `check` gives a value (polling), or fail naming `what`. */
+export async function until<T>(check: () => T | undefined, what: string, timeoutMs = 5_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }

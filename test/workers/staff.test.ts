@@ -5,7 +5,7 @@ import { env } from 'cloudflare:workers';
 import { decodeJwt } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { signToken } from '../../worker/tokens';
-import { call, connect, createRoom, join, roomStub, settle } from './helpers';
+import { call, connect, createRoom, join, openFeed, roomStub, settle, until } from './helpers';
 
 const tokenIdOf = (token: string) => decodeJwt(token).jti as string;
 
@@ -19,15 +19,10 @@ async function mintInvite(roomId: string, minter: string, role: string): Promise
   return ((await response.json()) as { token: string }).token;
 }
 
-/** Open the program feed through the Worker; the first frame says accepted or why not. */
-async function openFeed(roomId: string, token: string, resume?: string) {
-  const query = `token=${token}${resume ? `&resume=${resume}` : ''}`;
-  const response = await call(`/rooms/${roomId}/broadcast?${query}`, { headers: { Upgrade: 'websocket' } });
-  const ws = response.webSocket!;
-  ws.accept();
-  const first = new Promise<any>((resolve) => ws.addEventListener('message', (e) => resolve(JSON.parse(e.data as string)), { once: true }));
-  const closed = new Promise<number>((resolve) => ws.addEventListener('close', (e) => resolve(e.code)));
-  return { ws, first: await first, closed };
+/** Open the program feed through the Worker; its first frame says accepted or why not. */
+async function openFeedFirst(roomId: string, token: string, resume?: string) {
+  const feed = await openFeed(roomId, token, resume);
+  return { ...feed, first: await until(() => feed.frames[0], 'the feed socket’s first frame') };
 }
 
 async function refused(roomId: string, token: string, closeCode: number, extra: { resume?: string } = {}) {
@@ -45,7 +40,7 @@ describe('a kick is final for staff', () => {
     host.client.send({ type: 'kick', peerId: producer.peerId });
     await producer.client.waitClosed();
 
-    const feed = await openFeed(room.roomId, room.tokens.producer);
+    const feed = await openFeedFirst(room.roomId, room.tokens.producer);
     expect(feed.first).toMatchObject({ type: 'error', code: 'forbidden', message: expect.stringContaining('kicked') });
     expect(await feed.closed).toBe(4003);
     const ice = await call(`/rooms/${room.roomId}/ice`, { headers: { Authorization: `Bearer ${room.tokens.producer}` } });
@@ -69,7 +64,7 @@ describe('a kick is final for staff', () => {
     await settle(host.client);
     expect(await stub.broadcastChanged(begun.id, live)).toEqual({ stop: true });
     // And it cannot take the show up again.
-    const back = await openFeed(room.roomId, room.tokens.producer, begun.id);
+    const back = await openFeedFirst(room.roomId, room.tokens.producer, begun.id);
     expect(back.first).toMatchObject({ type: 'error', code: 'forbidden' });
   });
 
@@ -179,7 +174,7 @@ describe('a connected staff session outlives its token', () => {
     const room = await createRoom();
     const { token } = await signToken(env.TOKEN_SECRET, { roomId: room.roomId, role: 'host', generation: 0 }, 2);
     const host = await join(room.roomId, token);
-    const feed = await openFeed(room.roomId, token);
+    const feed = await openFeedFirst(room.roomId, token);
     expect(feed.first).toMatchObject({ type: 'feed-accepted' });
     const broadcastId = feed.first.broadcastId as string;
     await new Promise((resolve) => setTimeout(resolve, 3_100)); // the token expires
@@ -193,12 +188,12 @@ describe('a connected staff session outlives its token', () => {
     expect(await back.next('welcome')).toMatchObject({ resumed: true, peerId: host.peerId, role: 'host' });
     // The feed's socket drops and takes up the same show.
     feed.ws.close(4000);
-    const again = await openFeed(room.roomId, token, broadcastId);
+    const again = await openFeedFirst(room.roomId, token, broadcastId);
     expect(again.first).toMatchObject({ type: 'feed-accepted', broadcastId });
     again.ws.close(1000);
     // No new power from an expired token: a fresh join, a new feed, HTTP calls are refused.
     expect(await refused(room.roomId, token, 4001)).toMatchObject({ code: 'unauthorized', message: expect.stringContaining('expired') });
-    expect((await openFeed(room.roomId, token)).first).toMatchObject({ type: 'error', code: 'unauthorized' });
+    expect((await openFeedFirst(room.roomId, token)).first).toMatchObject({ type: 'error', code: 'unauthorized' });
     expect((await call(`/rooms/${room.roomId}/ice`, { headers: { Authorization: `Bearer ${token}` } })).status).toBe(401);
   });
 });
