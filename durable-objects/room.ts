@@ -206,7 +206,8 @@ export class Room extends DurableObject<Env> {
 
     const auth = await this.authorize({ role, generation, lineage });
     if (!auth.ok) return rejectUpgrade(auth.code, auth.message, protocol);
-    const kicked = this.storage.barred(lineage);
+    // Staff tokens that were kicked are refused above; a kicked caller's joins the lobby.
+    const kicked = role === 'caller' && this.storage.barred(lineage);
     // A staff member joining afresh (a reloaded page) takes over its own seat still in its grace period.
     if (role !== 'caller') {
       const ghost = [...this.peers.values()].find((p) => p.tokenId === tokenId && p.role === role && !p.connected);
