@@ -35,10 +35,12 @@ export const STATION_FILL = join(here, 'station-fill.ogg');
 export const ENV_FILE = join(here, '.env');
 const SECRET_KEYS = ['TURN_SECRET', 'ICECAST_SOURCE_PASSWORD', 'ICECAST_ADMIN_PASSWORD'];
 const READY_TIMEOUT_MS = 15_000;
+const ICECAST_START_ATTEMPTS = 3;
 
 const log = (message) => console.log(`local-infra: ${message}`);
 
 export class InfraError extends Error {}
+class ExitedDuringStartUp extends InfraError {}
 
 /** Settings from the environment (which wins) and local-infra/.env. */
 export function settings(env = process.env) {
@@ -218,7 +220,7 @@ async function waitReady(name, pid, bin, logFile, probe) {
   const started = Date.now();
   while (Date.now() - started < READY_TIMEOUT_MS) {
     if (!isOurProcess(pid, bin)) {
-      throw new InfraError(`${name} exited during start-up; last lines of ${logFile}:\n${tail(logFile)}`);
+      throw new ExitedDuringStartUp(`${name} exited during start-up; last lines of ${logFile}:\n${tail(logFile)}`);
     }
     if (await probe()) return Date.now() - started;
     await new Promise((r) => setTimeout(r, 50));
@@ -366,19 +368,38 @@ export async function up(env = process.env) {
     }
     if (!keep.includes('icecast')) {
       if (previous?.icecast) stopIcecastExtras(previous.icecast);
-      log(`starting icecast on 127.0.0.1:${s.icecastPort}`);
-      const icecast = startIcecast(s);
-      state.icecast = { pid: icecast.pid, port: s.icecastPort, log: icecast.logFile, stateDir: icecast.stateDir, fillPid: icecast.fillPid };
-      save();
-      // Ready once the station fill is on the air too: the shows' fills relay it.
-      const icecastMs = await waitReady(
-        'icecast',
-        icecast.pid,
-        'icecast2',
-        icecast.logFile,
-        async () => (await icecastAnswers(s.icecastPort)) && (await stationFillOnAir(s.icecastPort)),
-      );
-      log(`icecast ready in ${icecastMs} ms (pid ${icecast.pid}): http://127.0.0.1:${s.icecastPort}/ (one mount per show, /show-….ogg)`);
+      // Debian's Icecast 2.4.4 now and then dies of a segfault in its first second (a race
+      // inside it, seen about once in a few hundred starts): that start is tried again.
+      for (let attempt = 1; ; attempt++) {
+        log(`starting icecast on 127.0.0.1:${s.icecastPort}`);
+        const icecast = startIcecast(s);
+        state.icecast = {
+          pid: icecast.pid,
+          port: s.icecastPort,
+          log: icecast.logFile,
+          stateDir: icecast.stateDir,
+          fillPid: icecast.fillPid,
+        };
+        save();
+        try {
+          // Ready once the station fill is on the air too: the shows' fills relay it.
+          const icecastMs = await waitReady(
+            'icecast',
+            icecast.pid,
+            'icecast2',
+            icecast.logFile,
+            async () => (await icecastAnswers(s.icecastPort)) && (await stationFillOnAir(s.icecastPort)),
+          );
+          log(
+            `icecast ready in ${icecastMs} ms (pid ${icecast.pid}): http://127.0.0.1:${s.icecastPort}/ (one mount per show, /show-….ogg)`,
+          );
+          break;
+        } catch (error) {
+          if (!(error instanceof ExitedDuringStartUp) || attempt === ICECAST_START_ATTEMPTS) throw error;
+          log(`icecast exited during start-up (attempt ${attempt} of ${ICECAST_START_ATTEMPTS}); starting it again`);
+          stopIcecastExtras(icecast);
+        }
+      }
     }
   } catch (error) {
     await down(env, { quiet: true });
