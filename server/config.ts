@@ -27,6 +27,10 @@ export interface Config {
   /** Icecast for the program feed: where sources push, and the base URL listeners open. */
   icecastUrl: string;
   icecastPublicUrl: string;
+  /** Stopped takes are deleted this many days after their stop (docs/recording.md). */
+  recordingRetentionDays: number;
+  /** What one room's recordings may hold in R2, in bytes; an upload past it is refused. */
+  recordingMaxBytesPerRoom: number;
 }
 
 export const DEFAULTS: Config = {
@@ -48,6 +52,8 @@ export const DEFAULTS: Config = {
   turnTtlSeconds: 3_600,
   icecastUrl: '',
   icecastPublicUrl: '',
+  recordingRetentionDays: 30,
+  recordingMaxBytesPerRoom: 5 * 1024 ** 3,
 };
 
 type Vars = Partial<Record<string, unknown>>;
@@ -118,6 +124,8 @@ export function readConfig(env: object): Config {
     turnTtlSeconds: positiveInt(vars, 'TURN_TTL_SECONDS', DEFAULTS.turnTtlSeconds),
     icecastUrl: text(vars, 'ICECAST_URL', DEFAULTS.icecastUrl),
     icecastPublicUrl: '',
+    recordingRetentionDays: positiveInt(vars, 'RECORDING_RETENTION_DAYS', DEFAULTS.recordingRetentionDays),
+    recordingMaxBytesPerRoom: positiveInt(vars, 'RECORDING_MAX_BYTES_PER_ROOM', DEFAULTS.recordingMaxBytesPerRoom),
   };
   // Every show has its own mount now: a setting naming one program mount would be ignored,
   // and a station relying on it would be surprised. Refuse it.

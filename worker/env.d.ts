@@ -2,7 +2,7 @@
 declare namespace Cloudflare {
   interface GlobalProps {
     mainModule: typeof import('./index');
-    durableNamespaces: 'Room' | 'Feed';
+    durableNamespaces: 'Room' | 'Feed' | 'Recordings';
   }
 }
 

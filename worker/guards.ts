@@ -3,6 +3,7 @@
  * rate limits, Origin checks, CORS and security headers.
  */
 import { cors } from 'itty-router';
+import { CHUNK_HEADERS } from '../protocol/recording';
 import type { Config } from '../server/config';
 import { HttpError } from './http';
 
@@ -67,8 +68,9 @@ export function corsFor(config: Config): ReturnType<typeof cors> {
     const allowed = config.allowedOrigins;
     pair = cors({
       origin: (origin: string) => (allowed.includes('*') || allowed.includes(origin) ? origin : undefined),
-      allowMethods: ['GET', 'POST', 'OPTIONS'],
-      allowHeaders: ['Authorization', 'Content-Type'],
+      allowMethods: ['GET', 'POST', 'PUT', 'DELETE', 'OPTIONS'],
+      // The recordings' chunk uploads say where a chunk sits in headers of their own.
+      allowHeaders: ['Authorization', 'Content-Type', CHUNK_HEADERS.start, CHUNK_HEADERS.final],
       maxAge: 600,
     });
     corsCache.set(config, pair);

@@ -22,6 +22,11 @@ const STATUS_OF: Partial<Record<ErrorCode, number>> = {
   'token-revoked': 401,
   forbidden: 403,
   'room-not-found': 404,
+  'invalid-request': 400,
+  'too-large': 413,
+  'recording-closed': 409,
+  'recording-active': 409,
+  'quota-exceeded': 507,
 };
 
 /** A Durable Object's refusal as the HTTP error the edge answers with. */
@@ -33,8 +38,8 @@ export function errorResponse(status: number, code: string, message: string, hea
   return json({ error: { code, message } }, status, headers);
 }
 
-/** Read a JSON body no larger than `maxBytes` (streamed, so a huge body is cut off early); an empty body reads as `{}`. */
-export async function readJsonBody(request: Request, maxBytes: number): Promise<unknown> {
+/** Read a body no larger than `maxBytes`, streamed, so a huge body is cut off early (413 `too-large`). */
+export async function readBody(request: Request, maxBytes: number): Promise<Uint8Array<ArrayBuffer>> {
   const tooLarge = () => new HttpError(413, 'too-large', `request body exceeds ${maxBytes} bytes`);
   if (Number(request.headers.get('content-length') ?? '0') > maxBytes) throw tooLarge();
   const chunks: Uint8Array[] = [];
@@ -58,7 +63,12 @@ export async function readJsonBody(request: Request, maxBytes: number): Promise<
     bytes.set(chunk, offset);
     offset += chunk.byteLength;
   }
-  const text = new TextDecoder().decode(bytes);
+  return bytes;
+}
+
+/** Read a JSON body no larger than `maxBytes`; an empty body reads as `{}`. */
+export async function readJsonBody(request: Request, maxBytes: number): Promise<unknown> {
+  const text = new TextDecoder().decode(await readBody(request, maxBytes));
   if (text.trim() === '') return {};
   try {
     return JSON.parse(text);

@@ -1,7 +1,7 @@
 /**
  * The Worker: routes, then edge guards, then the room's Durable Object. Route handlers
- * live in rooms.ts (HTTP API), upgrade.ts (signaling WebSocket) and broadcast.ts (program
- * feed); guards in guards.ts.
+ * live in rooms.ts (HTTP API), upgrade.ts (signaling WebSocket), broadcast.ts (program
+ * feed) and recordings.ts (uploads and downloads of takes); guards in guards.ts.
  */
 import { Router, type IRequest } from 'itty-router';
 import { PROTOCOL_VERSION } from '../protocol/messages';
@@ -10,9 +10,11 @@ import { corsFor, withSecurityHeaders } from './guards';
 import { errorResponse, HttpError, json } from './http';
 import { createRoom, iceServers, mintInvite, revokeInvites } from './rooms';
 import { broadcastFeed } from './broadcast';
+import { deleteRecording, downloadManifest, downloadTrack, listRecordings, putChunk, recordingState } from './recordings';
 import { upgrade } from './upgrade';
 
 export { Feed } from '../durable-objects/feed';
+export { Recordings } from '../durable-objects/recordings';
 export { Room } from '../durable-objects/room';
 
 type Args = [Env, ExecutionContext];
@@ -51,6 +53,12 @@ router
   .get('/rooms/:roomId/ice', iceServers)
   .get('/rooms/:roomId/ws', upgrade)
   .get('/rooms/:roomId/broadcast', broadcastFeed)
+  .get('/rooms/:roomId/recording', recordingState)
+  .get('/rooms/:roomId/recordings', listRecordings)
+  .put('/rooms/:roomId/recordings/:takeId/tracks/:trackId/chunks/:segment/:seq', putChunk)
+  .get('/rooms/:roomId/recordings/:takeId/manifest.json', downloadManifest)
+  .get('/rooms/:roomId/recordings/:takeId/tracks/:file', downloadTrack)
+  .delete('/rooms/:roomId/recordings/:takeId', deleteRecording)
   .all('*', () => errorResponse(404, 'not-found', 'no such endpoint'));
 
 export default {

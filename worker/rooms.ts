@@ -23,13 +23,13 @@ export function roomStub(env: Env, roomId: string): DurableObjectStub<Room> {
   return namespace.get(namespace.idFromName(roomId));
 }
 
-function roomIdOf(request: IRequest): string {
+export function roomIdOf(request: IRequest): string {
   const roomId = request.params.roomId ?? '';
   if (!ROOM_ID_PATTERN.test(roomId)) throw new HttpError(404, 'room-not-found', 'room does not exist');
   return roomId;
 }
 
-function bearer(request: Request): string | null {
+export function bearer(request: Request): string | null {
   const match = /^Bearer\s+(\S+)$/i.exec(request.headers.get('Authorization') ?? '');
   return match?.[1] ?? null;
 }
@@ -48,7 +48,7 @@ function safeEqual(a: string, b: string): boolean {
 }
 
 /** Verify a bearer room token and check its generation with the room. */
-async function authenticate(request: IRequest, env: Env, roomId: string): Promise<TokenClaims> {
+export async function authenticate(request: IRequest, env: Env, roomId: string): Promise<TokenClaims> {
   const token = bearer(request);
   if (!token) throw new HttpError(401, 'unauthorized', 'missing "Authorization: Bearer <room token>"');
   let claims: TokenClaims;

@@ -45,9 +45,28 @@ describe('the role table', () => {
         closeRoom: true,
         manageInvites: true,
         broadcast: true,
+        record: true,
       },
-      producer: { staff: true, power: 1, moderates: ['caller'], admit: true, closeRoom: false, manageInvites: false, broadcast: true },
-      caller: { staff: false, power: 0, moderates: [], admit: false, closeRoom: false, manageInvites: false, broadcast: false },
+      producer: {
+        staff: true,
+        power: 1,
+        moderates: ['caller'],
+        admit: true,
+        closeRoom: false,
+        manageInvites: false,
+        broadcast: true,
+        record: true,
+      },
+      caller: {
+        staff: false,
+        power: 0,
+        moderates: [],
+        admit: false,
+        closeRoom: false,
+        manageInvites: false,
+        broadcast: false,
+        record: false,
+      },
     });
   });
 });
