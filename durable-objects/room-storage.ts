@@ -4,6 +4,7 @@
  * state machine (room.ts) decides; this keeps, and rebuilds everything after a restart.
  */
 import type { BroadcastInfo, Participant, Role, RoomInfo } from '../protocol/messages';
+import type { RecordingInfo } from '../protocol/recording';
 import { utf8Length } from '../server/websocket';
 
 export interface RoomState extends RoomInfo {
@@ -17,6 +18,18 @@ export interface RoomState extends RoomInfo {
   broadcast?: { id: string; info: BroadcastInfo; stop?: boolean; lineage?: string[] };
   /** When the room was created or last became empty (for idle expiry). */
   activeAt: number;
+  /** Takes started in this room so far (they are numbered). */
+  takes?: number;
+  /**
+   * The running take: its word to the pages, the track of each peer recording its voice
+   * (peer id → track id; a reloaded page keeps its track), and the program's track with the
+   * peer that records it.
+   */
+  recording?: {
+    info: Extract<RecordingInfo, { state: 'recording' }>;
+    tracks: Record<string, string>;
+    program: { trackId: string; peerId: string | null };
+  };
 }
 
 export interface PeerRecord extends Participant {

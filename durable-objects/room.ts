@@ -30,12 +30,14 @@ import {
   type CreateRoomSettings,
   type TokenActor,
 } from '../protocol/handoff';
-import { isRole, ROLE_TABLE } from '../protocol/roles';
+import { isRole, isStaff, ROLE_TABLE } from '../protocol/roles';
 import { isRunning, REASONS } from './broadcast-state';
 import { canSee, canSignal, decideAdmit, decideCloseRoom, decideKick, decideMute, decideSeat } from './policy';
 import { close, exceedsBytes, rejectUpgrade, send, sendError, sendRaw, type TokenBucket } from '../server/websocket';
 import { AlarmSchedule } from './alarm';
 import { Connections, type Connection } from './room-connections';
+import type { RecordingInfo, TrackKind } from '../protocol/recording';
+import { signUpload } from '../server/credentials';
 import { RoomStorage, type PeerRecord, type RoomState } from './room-storage';
 
 /** Name and mute changes a connection may make: a burst (a "Mute all"), then a steady few a second. */
@@ -49,6 +51,11 @@ export const STATE_CHANGES_PER_SECOND = 2;
 export const BROADCAST_STALE_MS = 20_000;
 /** ...and without one for this long it is over (`error`): the state follows reality. */
 export const BROADCAST_LOST_MS = 60_000;
+
+/** A voice track is named after its participant (or its role, before it has a name). */
+function trackName(peer: PeerRecord): string {
+  return peer.name ?? peer.role;
+}
 
 function publicView(peer: PeerRecord): Participant {
   const { peerId, role, name, muted, mutedBy, connected, waiting } = peer;
@@ -193,6 +200,7 @@ export class Room extends DurableObject<Env> {
     const tokenId = request.headers.get(UPGRADE_HEADERS.tokenId);
     const lineage = (request.headers.get(UPGRADE_HEADERS.lineage) ?? '').split(',').filter(Boolean);
     const protocol = request.headers.get(UPGRADE_HEADERS.protocol);
+    const trackClaim = request.headers.get(UPGRADE_HEADERS.track);
     if (!role || !isRole(role) || !tokenId || request.headers.get('Upgrade') !== 'websocket') {
       return new Response('expected a WebSocket upgrade from the Worker', { status: 400 });
     }
@@ -238,6 +246,7 @@ export class Room extends DurableObject<Env> {
     this.savePeer(peer);
     await this.sendWelcome(peer, false);
     this.fanOut(peer, { type: 'peer-joined', participant: publicView(peer) });
+    await this.joinTake(peer, trackClaim);
     await this.scheduleAlarm();
     return response;
   }
@@ -258,6 +267,7 @@ export class Room extends DurableObject<Env> {
     this.savePeer(resumed);
     await this.sendWelcome(resumed, true);
     this.deliverHeld(resumed.peerId);
+    await this.regrant(resumed);
     if (wasDisconnected) this.fanOut(resumed, { type: 'participant-updated', participant: publicView(resumed) });
     await this.scheduleAlarm();
     return response;
@@ -286,8 +296,10 @@ export class Room extends DurableObject<Env> {
         messageBurst: this.config.rateLimitBurst,
         maxMessageBytes: this.config.maxMessageBytes,
       },
-      // A waiting caller learns nothing about the show but its own state.
+      // A waiting caller learns nothing about the show but its own state...
       ...(peer.waiting ? {} : { broadcast: this.broadcastInfo() }),
+      // ...except that it is being recorded: it is told before it is admitted.
+      recording: this.recordingInfoNow(),
     });
   }
 
@@ -388,7 +400,8 @@ export class Room extends DurableObject<Env> {
         return this.admit(peer, ws, message.peerId);
       case 'set-name':
         if (!this.allowChange(ws, connection, peer.name === message.name)) return;
-        return this.update({ ...peer, name: message.name });
+        this.update({ ...peer, name: message.name });
+        return this.renameTrack(this.peers.get(peer.peerId)!);
       case 'refresh-ice':
         return this.sendIceServers(peer, ws);
       case 'close-room':
@@ -396,6 +409,14 @@ export class Room extends DurableObject<Env> {
       case 'stop-broadcast':
         if (!ROLE_TABLE[peer.role].broadcast) return sendError(ws, 'forbidden', `a ${peer.role} cannot stop the broadcast`);
         return this.requestBroadcastStop();
+      case 'start-recording':
+        if (!ROLE_TABLE[peer.role].record) return sendError(ws, 'forbidden', `a ${peer.role} cannot start a recording`);
+        return this.startTake(peer);
+      case 'stop-recording':
+        if (!ROLE_TABLE[peer.role].record) return sendError(ws, 'forbidden', `a ${peer.role} cannot stop a recording`);
+        return this.stopTake();
+      case 'clock':
+        return send(ws, { type: 'clock', sent: message.sent, now: Date.now() });
       case 'leave':
         this.removePeer(peer, 'left');
         close(ws, CLOSE_CODES.normal, 'left');
@@ -467,7 +488,7 @@ export class Room extends DurableObject<Env> {
     return this.scheduleAlarm();
   }
 
-  private admit(actor: PeerRecord, ws: WebSocket, peerId: string): void {
+  private async admit(actor: PeerRecord, ws: WebSocket, peerId: string): Promise<void> {
     const target = this.target(actor, ws, peerId);
     if (!target) return;
     const decision = decideAdmit(actor, target);
@@ -488,11 +509,14 @@ export class Room extends DurableObject<Env> {
         sendRaw(socket, joined); // everyone else meets it now
       }
     }
+    // On the show now: its voice is recorded from here on.
+    await this.joinTake(admitted, null);
   }
 
-  private closeRoom(actor: PeerRecord, ws: WebSocket): Promise<void> | void {
+  private async closeRoom(actor: PeerRecord, ws: WebSocket): Promise<void> {
     const decision = decideCloseRoom(actor);
     if (!decision.ok) return sendError(ws, 'forbidden', decision.reason);
+    await this.stopTake();
     for (const socket of this.connections.sockets()) {
       send(socket, { type: 'room-closed' });
       close(socket, CLOSE_CODES.roomNotFound, 'room closed by the host');
@@ -515,6 +539,7 @@ export class Room extends DurableObject<Env> {
     for (const [viewerId, socket] of this.connections.entries()) {
       if (wasVisible.get(viewerId)) sendRaw(socket, frame);
     }
+    if (this.room?.recording?.program.peerId === peer.peerId) this.handOverProgram();
   }
 
   // ---- the show: its program feed to Icecast (the wire calls it the broadcast) ----------
@@ -621,6 +646,155 @@ export class Room extends DurableObject<Env> {
     for (const [peerId, ws] of this.connections.entries()) {
       if (this.peers.get(peerId)?.waiting === false) sendRaw(ws, frame);
     }
+  }
+
+  // ---- recording: takes, and who records which track ------------------------------------
+
+  /** RPC for the join page (`GET /rooms/:roomId/recording`) and every welcome. */
+  async recordingInfo(): Promise<RecordingInfo> {
+    return this.room?.recording?.info ?? { state: 'idle' };
+  }
+
+  private recordingInfoNow(): RecordingInfo {
+    return this.room?.recording?.info ?? { state: 'idle' };
+  }
+
+  private recordings(): DurableObjectStub<import('./recordings').Recordings> {
+    const namespace = this.env.RECORDINGS as DurableObjectNamespace<import('./recordings').Recordings>;
+    return namespace.get(namespace.idFromName(this.room!.roomId));
+  }
+
+  /** Everyone hears that a take runs or stopped, waiting callers too: they are asked to consent by joining. */
+  private announceRecording(): void {
+    const frame = JSON.stringify({ type: 'recording-updated', recording: this.recordingInfoNow() } satisfies ServerMessage);
+    for (const ws of this.connections.sockets()) sendRaw(ws, frame);
+  }
+
+  /**
+   * A take begins: every participant on the show records its own voice, and one staff page
+   * the program (the broadcaster's while on air, the one that pressed Start otherwise).
+   */
+  private async startTake(actor: PeerRecord): Promise<void> {
+    const room = this.room!;
+    if (room.recording) return; // already running: a second press changes nothing
+    const number = (room.takes ?? 0) + 1;
+    const info = { state: 'recording', takeId: randomId(9), title: `Take ${number}`, startedAt: Date.now(), by: actor.role } as const;
+    const programPeer = this.broadcasterPeer() ?? actor;
+    // Kept before anything is awaited: a second press meanwhile finds the take running.
+    this.saveRoom({
+      ...room,
+      takes: number,
+      recording: { info, tracks: {}, program: { trackId: randomId(9), peerId: programPeer.peerId } },
+    });
+    try {
+      await this.recordings().startTake({
+        roomId: room.roomId,
+        takeId: info.takeId,
+        title: info.title,
+        startedAt: info.startedAt,
+        by: info.by,
+      });
+    } catch (error) {
+      console.error(`room ${room.roomId}: cannot start a take`, error);
+      const { recording: _, ...rest } = this.room!;
+      this.saveRoom(rest);
+      const ws = this.connections.socketOf(actor.peerId);
+      if (ws) sendError(ws, 'broadcast-unavailable', 'the recording could not be started; try again');
+      return;
+    }
+    if (this.room?.recording?.info.takeId !== info.takeId) return; // stopped meanwhile
+    this.announceRecording();
+    await this.grantTrack(programPeer, 'program');
+    for (const peer of [...this.peers.values()]) {
+      if (peer.connected && !peer.waiting) await this.grantTrack(peer, 'voice');
+    }
+  }
+
+  private async stopTake(): Promise<void> {
+    const recording = this.room?.recording;
+    if (!recording) return;
+    const { recording: _, ...rest } = this.room!;
+    this.saveRoom(rest);
+    this.announceRecording();
+    await this.recordings().stopTake(recording.info.takeId, Date.now());
+  }
+
+  /** The staff page that runs the broadcast, if it is here: it records the program as it goes to air. */
+  private broadcasterPeer(): PeerRecord | undefined {
+    const owner = this.room?.broadcast;
+    if (!owner || !isRunning(owner.info) || !owner.lineage?.[0]) return undefined;
+    return [...this.peers.values()].find((p) => p.connected && p.tokenId === owner.lineage![0]);
+  }
+
+  /**
+   * A peer that is on the show during a take gets its track: the one its credential names
+   * (a reloaded page), or its own (a new one the first time).
+   */
+  private async joinTake(peer: PeerRecord, trackClaims: string | null): Promise<void> {
+    if (!this.room?.recording || peer.waiting) return;
+    for (const claim of trackClaims?.split(',') ?? []) {
+      const recording = this.room.recording;
+      const [takeId, trackId] = claim.split(':');
+      if (takeId !== recording.info.takeId || !trackId) continue;
+      if (trackId === recording.program.trackId && isStaff(peer.role)) {
+        this.saveRoom({ ...this.room, recording: { ...recording, program: { trackId, peerId: peer.peerId } } });
+        await this.grantTrack(peer, 'program');
+      } else if (Object.values(recording.tracks).includes(trackId)) {
+        this.saveRoom({ ...this.room, recording: { ...recording, tracks: { ...recording.tracks, [peer.peerId]: trackId } } });
+      }
+    }
+    // Nobody records the program (its page left): the first staff page back takes it up.
+    const program = this.room.recording.program;
+    if (program.peerId === null && isStaff(peer.role)) {
+      this.saveRoom({ ...this.room, recording: { ...this.room.recording, program: { ...program, peerId: peer.peerId } } });
+      await this.grantTrack(peer, 'program');
+    }
+    await this.grantTrack(peer, 'voice');
+  }
+
+  /** Tell `peer` which track it records (making the track the first time), with its upload credential. */
+  private async grantTrack(peer: PeerRecord, kind: TrackKind): Promise<void> {
+    const recording = this.room?.recording;
+    const ws = this.connections.socketOf(peer.peerId);
+    if (!recording) return;
+    let trackId: string;
+    if (kind === 'program') {
+      trackId = recording.program.trackId;
+    } else {
+      trackId = recording.tracks[peer.peerId] ?? randomId(9);
+      if (!recording.tracks[peer.peerId]) {
+        this.saveRoom({ ...this.room!, recording: { ...recording, tracks: { ...recording.tracks, [peer.peerId]: trackId } } });
+      }
+    }
+    const { takeId, startedAt } = recording.info;
+    await this.recordings().grantTrack({ takeId, trackId, kind, name: kind === 'program' ? 'Program' : trackName(peer), role: peer.role });
+    if (!ws) return;
+    const credential = await signUpload(requireSecret(this.env, 'TOKEN_SECRET'), { roomId: this.room!.roomId, takeId, trackId });
+    send(ws, { type: 'recording-track', takeId, trackId, kind, startedAt, credential });
+  }
+
+  /** A resumed page hears again which tracks it records (it may have missed the grant). */
+  private async regrant(peer: PeerRecord): Promise<void> {
+    const recording = this.room?.recording;
+    if (!recording) return;
+    if (recording.program.peerId === peer.peerId) await this.grantTrack(peer, 'program');
+    if (recording.tracks[peer.peerId]) await this.grantTrack(peer, 'voice');
+    else await this.joinTake(peer, null);
+  }
+
+  private async renameTrack(peer: PeerRecord): Promise<void> {
+    const recording = this.room?.recording;
+    const trackId = recording?.tracks[peer.peerId];
+    if (!recording || !trackId) return;
+    await this.recordings().grantTrack({ takeId: recording.info.takeId, trackId, kind: 'voice', name: trackName(peer), role: peer.role });
+  }
+
+  /** The page recording the program left: another staff page on the show takes it up (a new segment of the same track). */
+  private handOverProgram(): void {
+    const recording = this.room!.recording!;
+    const next = [...this.peers.values()].find((p) => p.connected && !p.waiting && isStaff(p.role));
+    this.saveRoom({ ...this.room!, recording: { ...recording, program: { ...recording.program, peerId: next?.peerId ?? null } } });
+    if (next) void this.grantTrack(next, 'program');
   }
 
   // ---- disconnects, grace period, expiry --------------------------------------------

@@ -14,6 +14,8 @@ export const UPGRADE_HEADERS = {
   /** The token's lineage (its id and its minters' ids), comma-separated. */
   lineage: 'X-OpenStudio-Lineage',
   protocol: 'X-OpenStudio-Protocol',
+  /** A reloaded page's track of the running take (`<takeId>:<trackId>`, from its verified upload credential). */
+  track: 'X-OpenStudio-Track',
 } as const;
 
 /** Who presents a token (already signature-checked by the Worker). */

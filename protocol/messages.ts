@@ -4,6 +4,7 @@
  * client and the tests all import from here.
  */
 import * as v from 'valibot';
+import type { RecordingInfo, TrackGrant } from './recording';
 
 export const PROTOCOL_VERSION = 1;
 /** Offered by clients in `Sec-WebSocket-Protocol` (next to the token) and echoed by the server. */
@@ -56,6 +57,11 @@ export const ClientMessages = {
   'refresh-ice': v.object({ type: v.literal('refresh-ice') }),
   leave: v.object({ type: v.literal('leave') }),
   ping: v.object({ type: v.literal('ping') }),
+  /** Staff: start a take (every voice and the program), or stop the running one. */
+  'start-recording': v.object({ type: v.literal('start-recording') }),
+  'stop-recording': v.object({ type: v.literal('stop-recording') }),
+  /** Ask for the room's clock (answered with `clock`): recordings are aligned on it. */
+  clock: v.object({ type: v.literal('clock'), sent: v.pipe(v.number(), v.finite()) }),
 } as const;
 
 export type ClientMessageType = keyof typeof ClientMessages;
@@ -144,6 +150,14 @@ export const ERROR_CODES = [
   'broadcast-unavailable',
   /** A broadcaster tried to resume a show that is no longer running (stopped or ended). */
   'broadcast-ended',
+  /** HTTP: a request that is not what the endpoint takes (docs/recording.md). */
+  'invalid-request',
+  /** A chunk for a take that stopped longer than the upload grace ago, or was deleted. */
+  'recording-closed',
+  /** The running take cannot be deleted. */
+  'recording-active',
+  /** The room's recordings would exceed RECORDING_MAX_BYTES_PER_ROOM. */
+  'quota-exceeded',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
@@ -199,6 +213,8 @@ export type ServerMessage =
       limits: { messagesPerSecond: number; messageBurst: number; maxMessageBytes: number };
       /** Absent for a caller waiting in the lobby: it learns nothing about the show. */
       broadcast?: BroadcastInfo;
+      /** Whether a take runs: told to everyone, waiting callers too (consent before admission). */
+      recording: RecordingInfo;
     }
   | { type: 'peer-joined'; participant: Participant }
   | { type: 'peer-left'; peerId: string; reason: LeaveReason }
@@ -212,7 +228,12 @@ export type ServerMessage =
   | { type: 'room-closed' }
   | { type: 'broadcast-updated'; broadcast: BroadcastInfo }
   | { type: 'ice-servers'; iceServers: IceServersInfo['iceServers']; iceExpiresAt: number }
-  | { type: 'pong' };
+  | { type: 'pong' }
+  | { type: 'recording-updated'; recording: RecordingInfo }
+  /** This page records a track of the running take (its voice, or the program). */
+  | ({ type: 'recording-track' } & TrackGrant)
+  /** The room's clock (`now`, epoch ms) when it read the `clock` frame sent at `sent`. */
+  | { type: 'clock'; sent: number; now: number };
 
 // ---- HTTP bodies -------------------------------------------------------------------
 

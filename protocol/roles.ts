@@ -16,6 +16,8 @@ export interface RolePermissions {
   closeRoom: boolean;
   manageInvites: boolean;
   broadcast: boolean;
+  /** Start and stop takes, list, download and delete recordings. */
+  record: boolean;
 }
 
 export const ROLE_TABLE: Readonly<Record<Role, RolePermissions>> = {
@@ -27,9 +29,19 @@ export const ROLE_TABLE: Readonly<Record<Role, RolePermissions>> = {
     closeRoom: true,
     manageInvites: true,
     broadcast: true,
+    record: true,
   },
-  producer: { staff: true, power: 1, moderates: ['caller'], admit: true, closeRoom: false, manageInvites: false, broadcast: true },
-  caller: { staff: false, power: 0, moderates: [], admit: false, closeRoom: false, manageInvites: false, broadcast: false },
+  producer: {
+    staff: true,
+    power: 1,
+    moderates: ['caller'],
+    admit: true,
+    closeRoom: false,
+    manageInvites: false,
+    broadcast: true,
+    record: true,
+  },
+  caller: { staff: false, power: 0, moderates: [], admit: false, closeRoom: false, manageInvites: false, broadcast: false, record: false },
 };
 
 export const isRole = (role: unknown): role is Role => typeof role === 'string' && Object.hasOwn(ROLE_TABLE, role);

@@ -17,6 +17,7 @@ import {
   type RoomInfo,
   type ServerMessage,
 } from './messages';
+import type { RecordingInfo } from './recording';
 
 const Text = v.string();
 const Id = v.pipe(v.string(), v.minLength(1), v.maxLength(64));
@@ -48,6 +49,11 @@ export const BroadcastInfoSchema: v.GenericSchema<unknown, BroadcastInfo> = v.st
   since: v.optional(Count),
   listeners: v.optional(v.strictObject({ current: Count, peak: Count })),
 });
+
+export const RecordingInfoSchema: v.GenericSchema<unknown, RecordingInfo> = v.variant('state', [
+  v.strictObject({ state: v.literal('idle') }),
+  v.strictObject({ state: v.literal('recording'), takeId: Id, title: Text, startedAt: Count, by: Role }),
+]);
 
 const IceServers: v.GenericSchema<unknown, IceServersInfo['iceServers']> = v.array(
   v.strictObject({ urls: v.array(Text), username: v.optional(Text), credential: v.optional(Text) }),
@@ -84,6 +90,7 @@ export const ServerMessageSchema: v.GenericSchema<unknown, ServerMessage> = v.va
     room: RoomInfoSchema,
     limits: v.strictObject({ messagesPerSecond: Count, messageBurst: Count, maxMessageBytes: Count }),
     broadcast: v.optional(BroadcastInfoSchema),
+    recording: RecordingInfoSchema,
   }),
   v.strictObject({ type: v.literal('peer-joined'), participant: ParticipantSchema }),
   v.strictObject({ type: v.literal('peer-left'), peerId: Id, reason: v.picklist(['left', 'kicked', 'timeout', 'room-closed']) }),
@@ -98,6 +105,16 @@ export const ServerMessageSchema: v.GenericSchema<unknown, ServerMessage> = v.va
   v.strictObject({ type: v.literal('broadcast-updated'), broadcast: BroadcastInfoSchema }),
   v.strictObject({ type: v.literal('ice-servers'), iceServers: IceServers, iceExpiresAt: Count }),
   v.strictObject({ type: v.literal('pong') }),
+  v.strictObject({ type: v.literal('recording-updated'), recording: RecordingInfoSchema }),
+  v.strictObject({
+    type: v.literal('recording-track'),
+    takeId: Id,
+    trackId: Id,
+    kind: v.picklist(['voice', 'program']),
+    startedAt: Count,
+    credential: v.pipe(v.string(), v.minLength(1), v.maxLength(2_000)),
+  }),
+  v.strictObject({ type: v.literal('clock'), sent: v.number(), now: Count }),
 ]);
 
 export const FeedMessageSchema: v.GenericSchema<unknown, FeedMessage> = v.variant('type', [

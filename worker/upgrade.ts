@@ -4,6 +4,7 @@
  * accepted socket carrying an `error` frame and a close code, so browsers can show why.
  */
 import type { IRequest } from 'itty-router';
+import { verifyUpload } from '../server/credentials';
 import { UPGRADE_HEADERS } from '../protocol/handoff';
 import { rejectUpgrade } from '../server/websocket';
 import { ROOM_ID_PATTERN, SUBPROTOCOL } from '../protocol/messages';
@@ -88,6 +89,16 @@ export async function upgrade(request: IRequest, env: Env): Promise<Response> {
     [UPGRADE_HEADERS.lineage]: claims.lineage.join(','),
   });
   if (protocol) headers.set(UPGRADE_HEADERS.protocol, protocol);
+  // A reloaded page takes up its own track of the running take: it proves it with the
+  // upload credential the room granted it (the room checks the take still runs).
+  // (Two at most: its voice, and the program if it recorded that.)
+  const credentials = ([] as unknown[]).concat(request.query.track ?? []).slice(0, 2);
+  const tracks: string[] = [];
+  for (const credential of credentials) {
+    const grant = typeof credential === 'string' ? await verifyUpload(requireSecret(env, 'TOKEN_SECRET'), credential) : null;
+    if (grant && grant.roomId === roomId) tracks.push(`${grant.takeId}:${grant.trackId}`);
+  }
+  if (tracks.length) headers.set(UPGRADE_HEADERS.track, tracks.join(','));
   const forward = new URL(`https://room/${roomId}/ws`);
   const resume = typeof request.query.resume === 'string' ? request.query.resume : null;
   if (resume) forward.searchParams.set('resume', resume);

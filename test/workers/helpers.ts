@@ -203,12 +203,15 @@ export interface ConnectOptions {
   resume?: string;
   roomId?: string;
   ip?: string;
+  /** Upload credentials a reloaded page presents to keep its tracks (`?track=`). */
+  tracks?: string[];
 }
 
 export async function connect(roomId: string, options: ConnectOptions): Promise<TestClient> {
   const url = new URL(`${ORIGIN}/rooms/${roomId}/ws`);
   if (options.token) url.searchParams.set('token', options.token);
   if (options.resume) url.searchParams.set('resume', options.resume);
+  for (const track of options.tracks ?? []) url.searchParams.append('track', track);
   const headers: Record<string, string> = { Upgrade: 'websocket', 'CF-Connecting-IP': options.ip ?? clientIp() };
   if (options.protocol) headers['Sec-WebSocket-Protocol'] = options.protocol.join(', ');
   if (options.origin) headers.Origin = options.origin;
@@ -220,8 +223,8 @@ export async function connect(roomId: string, options: ConnectOptions): Promise<
 }
 
 /** Join and read the welcome. */
-export async function join(roomId: string, token: string) {
-  const client = await connect(roomId, { token });
+export async function join(roomId: string, token: string, tracks?: string[]) {
+  const client = await connect(roomId, { token, ...(tracks ? { tracks } : {}) });
   const welcome = await client.next('welcome');
   return { client, welcome, peerId: welcome.peerId };
 }
