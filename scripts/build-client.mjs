@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Builds the studio into client/dist/, the Worker's static assets: the studio app
-// (studio.js), the client library as one ES module (lib/openstudio.js) for anyone building
+// (studio.js), the recorder's audio worklet (pcm-capture.js), the client library as one ES module (lib/openstudio.js) for anyone building
 // another studio, and the files of client/public/. wrangler.toml's [build] runs this for
 // `wrangler dev` (again on every change) and `wrangler deploy`; `npm test` runs it too.
 import { build } from 'esbuild';
@@ -19,6 +19,13 @@ export async function buildClient() {
   const common = { bundle: true, format: 'esm', target: 'es2022', sourcemap: true, minify: true, logLevel: 'warning' };
   await build({ ...common, entryPoints: [join(client, 'src/app/main.ts')], outfile: join(dist, 'studio.js') });
   await build({ ...common, entryPoints: [join(client, 'src/lib/index.ts')], outfile: join(dist, 'lib/openstudio.js') });
+  // The recorder's AudioWorklet: a module of its own, loaded from this origin (the CSP allows no other).
+  await build({
+    ...common,
+    format: 'iife',
+    entryPoints: [join(client, 'src/worklets/pcm-capture.ts')],
+    outfile: join(dist, 'pcm-capture.js'),
+  });
 }
 
 if (process.argv[1] === import.meta.filename) {

@@ -1,14 +1,16 @@
 // The studio page: create a show (and land in its console as host), or open an invite link
 // (`#room=<id>&token=<token>`), check the microphone, and join. `?relay` forces TURN.
-import { HttpError, ProgramMix, createRoom } from '../lib';
+import { HttpError, ProgramMix, UploadQueue, createRoom, recordingState } from '../lib';
 import type { CreatedRoom, Role } from '../lib';
 import { byId, h, showLevel } from './dom';
 import { Microphone } from './microphone';
 import { SENTENCES } from './sentences';
-import { Studio, inviteLink } from './studio';
+import { Studio, inviteLink, recordingSentence } from './studio';
 
 const relay = new URLSearchParams(location.search).has('relay');
 const microphone = new Microphone();
+// At once, on every page of this origin: chunks an earlier page recorded and kept upload now.
+const uploads = new UploadQueue();
 let mix: ProgramMix | null = null;
 let studio: Studio | null = null;
 let checkTimer: ReturnType<typeof setInterval> | undefined;
@@ -83,8 +85,9 @@ function enterConsole(options: { roomId: string; token: string; name: string; in
   byId('join-view').hidden = true;
   byId('self-controls').hidden = false;
   byId('panels').prepend(byId('mic-panel'));
-  studio = new Studio({ ...options, microphone, mix, relay });
+  studio = new Studio({ ...options, microphone, mix, relay, uploads });
   byId('go-live').addEventListener('click', () => void studio?.toggleBroadcast());
+  byId('record').addEventListener('click', () => studio?.toggleRecording());
   byId('leave').addEventListener('click', () => studio?.leaveShow());
   byId('end-show').addEventListener('click', () => studio?.endShow());
   for (const role of ['producer', 'caller'] as const) {
@@ -130,6 +133,12 @@ function showJoin(roomId: string, token: string): void {
   const nameField = byId<HTMLInputElement>('your-name');
   nameField.value = localStorage.getItem('openstudio:name') ?? '';
   performance.mark('openstudio:join-form');
+  // Consent: a caller knows the show is being recorded before pressing Join show.
+  void recordingState(roomId, token)
+    .then(({ recording }) => {
+      if (!studio) byId('recording-status').textContent = recordingSentence(recording, true);
+    })
+    .catch(() => {}); // the join itself says what is wrong with the link
   void openMicrophone().then((ok) => {
     if (ok) startMicCheck();
   });

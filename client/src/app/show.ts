@@ -3,8 +3,8 @@
 // the program feed, and the actions (mute, kick, admit, talk, go live). What each voice may
 // reach comes from the library's reach rules, applied to the mix and the mesh on every
 // change. The console (studio.ts) renders it and listens to its events.
-import { AudioMesh, Broadcaster, StudioClient, ownVoiceInProgram, voiceReach } from '../lib';
-import type { BroadcastInfo, Channel, Participant, ProgramMix, ReachInput, Welcome } from '../lib';
+import { AudioMesh, Broadcaster, RoomClock, StudioClient, TrackRecorder, loadCapture, ownVoiceInProgram, voiceReach } from '../lib';
+import type { BroadcastInfo, Channel, Participant, ProgramMix, ReachInput, RecordingInfo, TrackGrant, UploadQueue, Welcome } from '../lib';
 import type { Microphone } from './microphone';
 import { SENTENCES, sentenceForClose, sentenceForError } from './sentences';
 
@@ -22,7 +22,13 @@ export interface ShowOptions {
   mix: ProgramMix;
   /** Force TURN relay (hides this page's address from peers). */
   relay?: boolean;
+  /** Where this page's recorded chunks wait for the server (one per page). */
+  uploads: UploadQueue;
 }
+
+/** Clock round trips asked for at each welcome (the shortest one counts). */
+const CLOCK_SAMPLES = 5;
+const CLOCK_SPACING_MS = 150;
 
 export interface ShowEvents {
   /** The people, their state, this page's own state or the private talk changed. */
@@ -33,6 +39,8 @@ export interface ShowEvents {
   self: Participant;
   /** The program feed's state changed (the room's word or this page's broadcaster). */
   program: void;
+  /** A take started or stopped, or this page started recording a track. */
+  recording: void;
   /** A sentence for the page; null: what it said about the connection no longer holds. */
   notice: string | null;
   /** This page is out of the show (left, removed, ended, refused), with the sentence why. */
@@ -55,6 +63,14 @@ export class Show {
   broadcaster: Broadcaster | null = null;
   /** This page's own voice in its mix, once the microphone is open. */
   ownVoice: Channel | null = null;
+  /** Whether a take runs (the room's word). */
+  recording: RecordingInfo = { state: 'idle' };
+  /** The tracks this page records for the running take, by track id. */
+  readonly recorders = new Map<string, TrackRecorder>();
+  readonly clock = new RoomClock();
+  /** The microphone as the recorder hears it (in the mix's context). */
+  private voiceSource: MediaStreamAudioSourceNode | null = null;
+  private pendingVoice: TrackGrant | null = null;
   private selfMuted = false;
   private ended = false;
   /** Why the room refused us last (an error frame comes before its close). */
@@ -64,7 +80,10 @@ export class Show {
   constructor(private options: ShowOptions) {
     const { roomId, token } = options;
     this.mix = options.mix;
-    this.client = new StudioClient({ url: `${location.origin.replace(/^http/, 'ws')}/rooms/${encodeURIComponent(roomId)}/ws`, token });
+    // A reloaded page takes up the tracks it recorded (docs/recording.md).
+    const url = new URL(`${location.origin.replace(/^http/, 'ws')}/rooms/${encodeURIComponent(roomId)}/ws`);
+    for (const grant of keptGrants(roomId)) url.searchParams.append('track', grant.credential);
+    this.client = new StudioClient({ url: url.toString(), token });
     // Before the mesh's handlers: a welcome or an admission has updated who is waiting or
     // muted before the mesh calls or answers anyone (what it sends, and over which path).
     this.listen();
@@ -90,6 +109,10 @@ export class Show {
       this.attachOwnVoice();
     });
     this.attachOwnVoice();
+    // A reload or a closed tab keeps what was cut; the next page of this origin uploads it.
+    addEventListener('pagehide', () => {
+      for (const recorder of this.recorders.values()) recorder.abandon();
+    });
   }
 
   on<K extends keyof ShowEvents>(type: K, handler: (value: ShowEvents[K]) => void): void {
@@ -130,6 +153,7 @@ export class Show {
     for (const peerId of this.people.keys()) this.applyReach(peerId);
     this.ownVoice?.setOnAir(ownVoiceInProgram(this.reachInput));
     this.mesh.refreshSending();
+    this.applyVoiceGate();
   }
 
   private attachOwnVoice(): void {
@@ -137,6 +161,21 @@ export class Show {
     if (!stream) return;
     this.ownVoice = this.mix.addChannel('me', stream);
     this.ownVoice.setOnAir(ownVoiceInProgram(this.reachInput));
+    // The very node the program hears this voice from: one source, so the track and the
+    // program line up to the sample (two sources of one stream are each buffered their own way).
+    this.voiceSource = this.ownVoice.source;
+    for (const recorder of this.recorders.values()) if (recorder.grant.kind === 'voice') recorder.setSource(this.voiceSource);
+    if (this.pendingVoice) void this.recordTrack(this.pendingVoice);
+    this.pendingVoice = null;
+  }
+
+  /** This page's voice is on the show: admitted, not muted by anyone, not in a private talk. */
+  private get voiceOnShow(): boolean {
+    return this.me !== null && !this.me.waiting && !this.selfMuted && ownVoiceInProgram(this.reachInput);
+  }
+
+  private applyVoiceGate(): void {
+    for (const recorder of this.recorders.values()) if (recorder.grant.kind === 'voice') recorder.setGate(this.voiceOnShow);
   }
 
   // ---- the room's word ------------------------------------------------------------
@@ -152,6 +191,8 @@ export class Show {
       if (welcome.role !== 'caller' || welcome.waiting === false) this.emit('notice', null);
       if (!welcome.resumed && this.options.name) client.setName(this.options.name);
       this.setBroadcast(welcome.broadcast ?? { state: 'idle' }); // a waiting caller is told nothing
+      this.setRecording(welcome.recording);
+      for (let i = 0; i < CLOCK_SAMPLES; i++) setTimeout(() => client.askClock(), i * CLOCK_SPACING_MS);
       // Every gate to the room's state now: mutes, admissions and leaves we missed while away.
       this.applyAll();
       this.emit('change', undefined);
@@ -175,6 +216,9 @@ export class Show {
       this.emit('change', undefined);
     });
     client.on('broadcast-updated', ({ broadcast }) => this.setBroadcast(broadcast));
+    client.on('clock', ({ sent, now }) => this.clock.sample(sent, now));
+    client.on('recording-updated', ({ recording }) => this.setRecording(recording));
+    client.on('recording-track', ({ type: _, ...grant }) => void this.recordTrack(grant));
     client.on('error', (error) => {
       const sentence = sentenceForError(error);
       if (sentence) this.emit('notice', (this.refusal = sentence));
@@ -207,6 +251,7 @@ export class Show {
     this.selfMuted = participant.muted;
     // Honour every mute at the source too (receivers enforce it regardless).
     this.options.microphone.setEnabled(!participant.muted);
+    this.applyVoiceGate();
     this.emit('self', participant);
     if (wasWaiting !== participant.waiting) this.emit('change', undefined);
   }
@@ -247,11 +292,60 @@ export class Show {
     if (this.ended) return;
     this.ended = true;
     this.stopFeed();
+    void this.stopRecorders(); // what was recorded still uploads
     this.client.leave();
     this.mesh.close();
     this.mix.close();
     this.options.microphone.close();
     this.emit('ended', sentence);
+  }
+
+  // ---- recording ------------------------------------------------------------------
+
+  startRecording(): void {
+    this.client.send({ type: 'start-recording' });
+  }
+
+  stopRecording(): void {
+    this.client.send({ type: 'stop-recording' });
+  }
+
+  private setRecording(recording: RecordingInfo): void {
+    this.recording = recording;
+    if (recording.state === 'idle' || [...this.recorders.values()].some((r) => r.grant.takeId !== recording.takeId)) {
+      void this.stopRecorders();
+    }
+    if (recording.state === 'idle') forgetGrants(this.options.roomId);
+    this.emit('recording', undefined);
+  }
+
+  /** The room asks this page to record a track (its voice, or the program) of the running take. */
+  private async recordTrack(grant: TrackGrant): Promise<void> {
+    if (this.recorders.has(grant.trackId) || this.ended) return;
+    keepGrant(this.options.roomId, grant);
+    await loadCapture(this.mix.context);
+    const source = grant.kind === 'program' ? this.mix.bus : this.voiceSource;
+    // No microphone yet: its track starts when it opens.
+    if (!source && grant.kind === 'voice') this.pendingVoice = grant;
+    if (!source || this.recorders.has(grant.trackId) || this.recording.state !== 'recording' || this.recording.takeId !== grant.takeId)
+      return;
+    const recorder = new TrackRecorder({
+      roomId: this.options.roomId,
+      grant,
+      context: this.mix.context,
+      source,
+      clockOffset: () => this.clock.offset,
+      queue: this.options.uploads,
+    });
+    this.recorders.set(grant.trackId, recorder);
+    if (grant.kind === 'voice') recorder.setGate(this.voiceOnShow);
+    this.emit('recording', undefined);
+  }
+
+  private async stopRecorders(): Promise<void> {
+    const recorders = [...this.recorders.values()];
+    this.recorders.clear();
+    await Promise.all(recorders.map((recorder) => recorder.stop()));
   }
 
   // ---- the program feed -----------------------------------------------------------
@@ -308,4 +402,24 @@ export class Show {
     this.broadcaster?.stop();
     this.broadcaster = null;
   }
+}
+
+// The grants of the running take, per room, for this tab only: a reload presents them again.
+const grantsKey = (roomId: string) => `openstudio:tracks:${roomId}`;
+
+function keptGrants(roomId: string): TrackGrant[] {
+  try {
+    return JSON.parse(sessionStorage.getItem(grantsKey(roomId)) ?? '[]') as TrackGrant[];
+  } catch {
+    return [];
+  }
+}
+
+function keepGrant(roomId: string, grant: TrackGrant): void {
+  const grants = keptGrants(roomId).filter((g) => g.takeId === grant.takeId && g.trackId !== grant.trackId);
+  sessionStorage.setItem(grantsKey(roomId), JSON.stringify([...grants, grant].slice(-2)));
+}
+
+function forgetGrants(roomId: string): void {
+  sessionStorage.removeItem(grantsKey(roomId));
 }

@@ -3,8 +3,9 @@
 // the DOM: strips with their buttons updated in place, the program panel, the meters.
 import { ROLE_TABLE, isStaff, moderatesRole } from '../../../protocol/roles';
 import { HttpError, revokeInvites } from '../lib';
-import type { Participant, Role } from '../lib';
+import type { Participant, RecordingInfo, Role } from '../lib';
 import { byId, h, meterElement, showLevel } from './dom';
+import { RecordingsPanel } from './recordings-panel';
 import { SENTENCES } from './sentences';
 import { Show } from './show';
 import type { ShowOptions } from './show';
@@ -35,6 +36,8 @@ export class Studio {
   readonly show: Show;
   private strips = new Map<string, Strip>();
   private meterTimer: ReturnType<typeof setInterval>;
+  /** Staff only: the takes of this show. */
+  private recordings: RecordingsPanel | null = null;
   /** The last notice this console showed. */
   private shownNotice = '';
 
@@ -47,9 +50,11 @@ export class Studio {
     });
     show.on('self', (participant) => this.renderSelf(participant));
     show.on('program', () => this.renderProgram());
+    show.on('recording', () => this.renderRecording());
     show.on('notice', (text) => (text === null ? this.clearNotice() : this.notice(text)));
     show.on('ended', (sentence) => {
       clearInterval(this.meterTimer);
+      this.recordings?.stop();
       byId('console').hidden = true;
       this.notice(sentence);
     });
@@ -71,6 +76,12 @@ export class Studio {
 
   toggleBroadcast(): Promise<void> {
     return this.show.toggleBroadcast();
+  }
+
+  /** Start a take, or stop the running one. */
+  toggleRecording(): void {
+    if (this.show.recording.state === 'recording') this.show.stopRecording();
+    else this.show.startRecording();
   }
 
   /** Host: close the room for everyone. */
@@ -118,6 +129,10 @@ export class Studio {
     if (!me) return;
     const staff = isStaff(me.role);
     byId('program').hidden = !staff;
+    if (staff && !this.recordings) {
+      this.recordings = new RecordingsPanel(this.options.roomId, this.options.token, (text) => this.notice(text));
+      this.recordings.start();
+    }
     byId('invites').hidden = me.role !== 'host';
     byId('end-show').hidden = me.role !== 'host';
     byId('show-title').textContent = me.room.name ?? '';
@@ -287,6 +302,14 @@ export class Studio {
     this.renderClock();
   }
 
+  private renderRecording(): void {
+    const { recording, me } = this.show;
+    byId('recording-status').textContent = recordingSentence(recording, me?.role === 'caller');
+    document.body.classList.toggle('recording', recording.state === 'recording');
+    byId('record').textContent = recording.state === 'recording' ? 'Stop recording' : 'Start recording';
+    void this.recordings?.refresh();
+  }
+
   private renderClock(): void {
     const clock = byId('on-air-clock');
     const { liveSince } = this.show;
@@ -338,4 +361,10 @@ export class Studio {
 
 export function inviteLink(roomId: string, token: string): string {
   return `${location.origin}/#room=${encodeURIComponent(roomId)}&token=${encodeURIComponent(token)}`;
+}
+
+/** What the page says about recording: "Recording …" while a take runs, nothing otherwise. */
+export function recordingSentence(recording: RecordingInfo, caller: boolean): string {
+  if (recording.state !== 'recording') return '';
+  return caller ? 'Recording: this show is being recorded.' : `Recording ${recording.title}`;
 }

@@ -2,6 +2,7 @@
 // invites. Every refusal the Worker answers is `{"error": {code, message}}`; here it becomes
 // an `HttpError`. A studio that cannot be reached rejects with fetch's own error.
 import type { CreateRoomBody, ErrorCode, MintTokenBody, Role, RoomInfo } from '../../../protocol/messages';
+import type { RecordingInfo, TakeListing } from '../../../protocol/recording';
 
 /** A refusal by the studio: the HTTP status, and the error's code and message when it sent them. */
 export class HttpError extends Error {
@@ -41,10 +42,21 @@ export interface HttpOptions {
   base?: string;
 }
 
-async function post<T>(path: string, body: unknown, authorization: string | undefined, { base = '' }: HttpOptions): Promise<T> {
-  const headers: Record<string, string> = { 'Content-Type': 'application/json' };
+async function post<T>(path: string, body: unknown, authorization: string | undefined, options: HttpOptions): Promise<T> {
+  return call('POST', path, body, authorization, options);
+}
+
+async function call<T>(
+  method: string,
+  path: string,
+  body: unknown,
+  authorization: string | undefined,
+  { base = '' }: HttpOptions,
+): Promise<T> {
+  const headers: Record<string, string> = body === undefined ? {} : { 'Content-Type': 'application/json' };
   if (authorization) headers.Authorization = `Bearer ${authorization}`;
-  const response = await fetch(`${base}${path}`, { method: 'POST', headers, body: JSON.stringify(body) });
+  const response = await fetch(`${base}${path}`, { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+  if (response.status === 204) return undefined as T;
   const answer = await response.json().catch(() => null);
   if (response.ok && answer !== null) return answer as T;
   const error = answer?.error;
@@ -65,4 +77,19 @@ export function mintInvite(roomId: string, hostToken: string, body: MintTokenBod
 /** `POST /rooms/:roomId/revoke` with a host token: every invite of `role` stops working; returns the one that replaces them. */
 export function revokeInvites(roomId: string, hostToken: string, role: Role, options: HttpOptions = {}): Promise<ReplacementInvite> {
   return post(`/rooms/${encodeURIComponent(roomId)}/revoke`, { role }, hostToken, options);
+}
+
+/** `GET /rooms/:roomId/recording` with any token of the room: whether a take runs now (the join page says so). */
+export function recordingState(roomId: string, token: string, options: HttpOptions = {}): Promise<{ recording: RecordingInfo }> {
+  return call('GET', `/rooms/${encodeURIComponent(roomId)}/recording`, undefined, token, options);
+}
+
+/** `GET /rooms/:roomId/recordings` with a staff token: every take, its tracks and download links. */
+export function listRecordings(roomId: string, token: string, options: HttpOptions = {}): Promise<{ takes: TakeListing[] }> {
+  return call('GET', `/rooms/${encodeURIComponent(roomId)}/recordings`, undefined, token, options);
+}
+
+/** `DELETE /rooms/:roomId/recordings/:takeId` with a staff token: the take and its files go. */
+export function deleteTake(roomId: string, token: string, takeId: string, options: HttpOptions = {}): Promise<void> {
+  return call('DELETE', `/rooms/${encodeURIComponent(roomId)}/recordings/${encodeURIComponent(takeId)}`, undefined, token, options);
 }

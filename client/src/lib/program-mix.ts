@@ -6,6 +6,8 @@
 //   stream → gate → meter ┬→ fader (× on-air) → program bus → program stream (+ meter, loudness)
 //                         └→ speakers (remote voices only)
 
+import { SAMPLE_RATE } from '../../../protocol/recording';
+
 /** Silence as the meters report it (dBFS); meters range from here to 0. */
 export const METER_FLOOR_DB = -60;
 /** Time constant of fader changes: no clicks, and silent within about 50 ms. */
@@ -81,7 +83,8 @@ export interface ChannelOptions {
 /** One voice in the page's audio. */
 export class Channel {
   readonly meter: LevelMeter;
-  private source: MediaStreamAudioSourceNode;
+  /** The voice as it enters this page's audio: a recorder taps it here, in step with the program. */
+  readonly source: MediaStreamAudioSourceNode;
   private gate: GainNode;
   private fader: GainNode;
   private speakers: GainNode | null = null;
@@ -161,7 +164,8 @@ export class ProgramMix {
   readonly loudness: LoudnessMeter;
   private channels = new Map<string, Channel>();
 
-  constructor(context = new AudioContext()) {
+  // At the recordings' rate: a page's tracks are captured in this context, sample-exact.
+  constructor(context = new AudioContext({ sampleRate: SAMPLE_RATE })) {
     this.context = context;
     this.bus = new GainNode(context, { gain: 1 });
     this.output = context.createMediaStreamDestination();

@@ -210,6 +210,17 @@ export class StudioClient {
     });
   }
 
+  /**
+   * Ask for the room's clock (answered with a `clock` frame). Sent at once, past the pacing
+   * queue: the time it was sent is its content.
+   */
+  askClock(): void {
+    const socket = this.socket;
+    if (socket?.readyState !== WebSocket.OPEN) return;
+    this.budget.tokens -= 1;
+    socket.send(JSON.stringify({ type: 'clock', sent: performance.timeOrigin + performance.now() } satisfies ClientMessage));
+  }
+
   offer(to: string, sdp: string): void {
     this.send({ type: 'offer', to, sdp });
   }

@@ -1,0 +1,28 @@
+// This page's estimate of the room's clock, from `clock` round trips (NTP's rule, simply):
+// the room read its clock somewhere inside the round trip, most likely in its middle, and
+// the sample with the shortest round trip bounds the error best (± half of it).
+export class RoomClock {
+  private best: { offset: number; roundTrip: number } | null = null;
+
+  /** This page's clock now (epoch ms, sub-millisecond, monotonic within the page). */
+  static local(): number {
+    return performance.timeOrigin + performance.now();
+  }
+
+  /** One answer: sent at `sent` (this page's clock), the room read `now`, back at `received`. */
+  sample(sent: number, now: number, received = RoomClock.local()): void {
+    const roundTrip = received - sent;
+    if (roundTrip < 0) return;
+    if (!this.best || roundTrip < this.best.roundTrip) this.best = { offset: now - (sent + roundTrip / 2), roundTrip };
+  }
+
+  /** Room clock minus this page's clock (ms); 0 until the first answer. */
+  get offset(): number {
+    return this.best?.offset ?? 0;
+  }
+
+  /** Half the best round trip: how far off the offset may be (ms); Infinity before any answer. */
+  get uncertainty(): number {
+    return this.best ? this.best.roundTrip / 2 : Number.POSITIVE_INFINITY;
+  }
+}
