@@ -4,7 +4,7 @@
 // clock, kept in IndexedDB and uploaded (upload-queue.ts). While its voice is not on the
 // show (waiting, muted, in a private talk) the track records silence, to the sample.
 import { CHUNK_SAMPLES, SAMPLE_RATE, type TrackGrant } from '../../../protocol/recording';
-import type { UploadQueue } from './upload-queue';
+import type { QueuedChunk, UploadQueue } from './upload-queue';
 
 export const WORKLET_URL = '/pcm-capture.js';
 
@@ -132,45 +132,58 @@ export class TrackRecorder {
     if (this.stopping && this.segmentStart === null) return;
     readContextClock(this.options.context);
     this.segmentStart ??= frame;
+    const before = this.filled;
     for (let i = 0; i < samples.length; i++) {
       const s = Math.max(-1, Math.min(1, samples[i]!));
       this.chunk[this.filled++] = s < 0 ? s * 0x8000 : s * 0x7fff;
       if (this.filled === CHUNK_SAMPLES) this.cut(false);
     }
+    // Every second, what the chunk holds so far is kept too: a reload loses at most that.
+    if (this.filled > 0 && Math.floor(this.filled / SAMPLE_RATE) !== Math.floor(before / SAMPLE_RATE)) this.saveDraft();
+  }
+
+  private chunkOf(samples: number, final: boolean): QueuedChunk {
+    const { roomId, grant } = this.options;
+    return {
+      path: `/rooms/${encodeURIComponent(roomId)}/recordings/${grant.takeId}/tracks/${grant.trackId}/chunks/${this.segment}/${this.seq}`,
+      credential: grant.credential,
+      start: this.roomTimeOf(this.segmentStart! + this.seq * CHUNK_SAMPLES),
+      final,
+      body: this.chunk.slice(0, samples).buffer,
+      takeId: grant.takeId,
+      trackId: grant.trackId,
+    };
+  }
+
+  private saveDraft(): void {
+    const draft = this.chunkOf(this.filled, true);
+    const { queue } = this.options;
+    this.writes = this.writes.then(() => queue.saveDraft(this.segment, draft)).catch(() => {});
   }
 
   /** Hand the chunk so far to the queue (kept in IndexedDB before the next is cut). */
   private cut(final: boolean): void {
     if (this.segmentStart === null) return;
     // A final chunk is never empty: one sample of silence ends a segment cut at a boundary.
-    const samples = final ? Math.max(1, this.filled) : CHUNK_SAMPLES;
-    const body = this.chunk.slice(0, samples).buffer;
-    const { roomId, grant } = this.options;
-    const seq = this.seq++;
-    const chunk = {
-      path: `/rooms/${encodeURIComponent(roomId)}/recordings/${grant.takeId}/tracks/${grant.trackId}/chunks/${this.segment}/${seq}`,
-      credential: grant.credential,
-      start: this.roomTimeOf(this.segmentStart + seq * CHUNK_SAMPLES),
-      final,
-      body,
-      takeId: grant.takeId,
-      trackId: grant.trackId,
-    };
+    const chunk = this.chunkOf(final ? Math.max(1, this.filled) : CHUNK_SAMPLES, final);
+    this.seq += 1;
+    const { queue } = this.options;
     this.writes = this.writes
-      .then(() => this.options.queue.put(chunk))
+      .then(() => queue.put(chunk))
+      .then(() => queue.dropDraft(this.segment))
       .catch((error) => console.error('recording: a chunk could not be kept', error));
     this.chunk = new Int16Array(CHUNK_SAMPLES);
     this.filled = 0;
   }
 
   /**
-   * The page is going away (a reload, a closed tab): keep what was cut so far, at once,
-   * without waiting for the audio thread. The next page uploads it.
+   * The page is going away (a reload, a closed tab): what the chunk holds stays kept as a
+   * draft, which the next page of this origin uploads as this segment's last chunk.
    */
   abandon(): void {
     if (this.stopping) return;
     this.stopping = Promise.resolve();
-    this.cut(true);
+    if (this.segmentStart !== null && this.filled > 0) this.saveDraft();
   }
 
   /** End the segment: what the audio thread still holds, then the final chunk. */

@@ -21,9 +21,13 @@ export interface QueuedChunk {
 
 interface Schema extends DBSchema {
   chunks: { key: number; value: QueuedChunk };
+  /** The chunk each live recorder is filling, saved every second, keyed by its segment. */
+  drafts: { key: string; value: { chunk: QueuedChunk; savedAt: number } };
 }
 
 const DB_NAME = 'openstudio-recordings';
+/** A draft not saved again for this long belongs to a page that is gone: it becomes that segment's last chunk. */
+const DRAFT_ABANDONED_MS = 5_000;
 const PARALLEL = 2;
 const MAX_BACKOFF_MS = 10_000;
 
@@ -46,12 +50,41 @@ export class UploadQueue {
   readonly progress: UploadProgress = { pending: 0, uploaded: 0, refused: [] };
 
   constructor(private readonly fetcher: typeof fetch = (...args) => fetch(...args)) {
-    this.db = openDB<Schema>(DB_NAME, 1, {
+    this.db = openDB<Schema>(DB_NAME, 2, {
       upgrade(db) {
-        db.createObjectStore('chunks', { autoIncrement: true });
+        if (!db.objectStoreNames.contains('chunks')) db.createObjectStore('chunks', { autoIncrement: true });
+        if (!db.objectStoreNames.contains('drafts')) db.createObjectStore('drafts');
       },
     });
     addEventListener('online', () => this.retryNow());
+    void this.pump();
+    this.draftTimer = setInterval(() => void this.adoptAbandonedDrafts(), DRAFT_ABANDONED_MS);
+    void this.adoptAbandonedDrafts();
+  }
+
+  private draftTimer: ReturnType<typeof setInterval>;
+
+  /** Keep the chunk a recorder is filling (it replaces the last save of that segment). */
+  async saveDraft(segment: string, chunk: QueuedChunk): Promise<void> {
+    await (await this.db).put('drafts', { chunk, savedAt: Date.now() }, segment);
+  }
+
+  async dropDraft(segment: string): Promise<void> {
+    await (await this.db).delete('drafts', segment);
+  }
+
+  /** A reloaded or closed page left its last chunk as a draft: upload it as its segment's end. */
+  private async adoptAbandonedDrafts(): Promise<void> {
+    const db = await this.db;
+    const tx = db.transaction(['drafts', 'chunks'], 'readwrite');
+    const drafts = tx.objectStore('drafts');
+    for (const segment of await drafts.getAllKeys()) {
+      const draft = await drafts.get(segment);
+      if (!draft || Date.now() - draft.savedAt < DRAFT_ABANDONED_MS) continue;
+      await tx.objectStore('chunks').add({ ...draft.chunk, final: true });
+      await drafts.delete(segment);
+    }
+    await tx.done;
     void this.pump();
   }
 
@@ -78,6 +111,7 @@ export class UploadQueue {
   close(): void {
     this.stopped = true;
     clearTimeout(this.timer);
+    clearInterval(this.draftTimer);
   }
 
   private report(pending: number): void {
