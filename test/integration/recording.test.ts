@@ -225,3 +225,78 @@ describe('nothing lost', () => {
     for (const page of [host, ann]) await page.context().close();
   });
 });
+
+describe('what is not on the show is not on the tape', () => {
+  it(
+    'a waiting caller, a muted caller and a private talk are silence in the tracks and the program; who left before the take has no track',
+    { timeout: 240_000 },
+    async () => {
+      const { host, callerLink } = await createShow(browsers.host!, workerUrl(), { show: 'Screened', screening: true });
+      // Eve is let in and leaves before the take: she never consented, she has no track.
+      const eve = await joinShow(browsers.bob!, callerLink, 'Eve');
+      await host.getByRole('button', { name: 'Admit Eve' }).click();
+      await expectText(eve.locator('#my-role'), 'You are in the show as caller.');
+      await eve.getByRole('button', { name: 'Leave show' }).click();
+      await expect.poll(() => host.getByRole('group', { name: 'Eve', exact: true }).count(), { timeout: 15_000 }).toBe(0);
+      const ann = await joinShow(browsers.ann!, callerLink, 'Ann');
+      await host.getByRole('button', { name: 'Admit Ann' }).click();
+      await expectConnected(host, 'Ann');
+      // Bob waits in the lobby the whole take (he hears that it records).
+      const bob = await joinShow(browsers.bob!, callerLink, 'Bob');
+      await expectVisible(host.getByRole('button', { name: 'Admit Bob' }));
+      await expectConnected(host, 'Bob');
+
+      await host.getByRole('button', { name: 'Start recording' }).click();
+      await expectText(bob.getByRole('status', { name: 'Recording status' }), 'Recording', { contains: true });
+      const at: Record<string, number> = {};
+      const step = async (name: string, button: string, waitMs: number) => {
+        await host.getByRole('button', { name: button, exact: true }).click();
+        at[name] = Date.now();
+        await new Promise((r) => setTimeout(r, waitMs));
+      };
+      await new Promise((r) => setTimeout(r, 3_000));
+      await step('muted', 'Mute Ann', 3_000);
+      await step('unmuted', 'Unmute Ann', 2_000);
+      await step('talk', 'Talk to Bob', 3_000);
+      await step('talkEnded', 'End talk with Bob', 2_000);
+      await host.getByRole('button', { name: 'Stop recording' }).click();
+      for (const name of ['Hanna', 'Ann', 'Program']) await expectText(trackStatus(host, name), 'complete', { timeout: 30_000 });
+
+      const [take] = await takes(host);
+      expect(take!.tracks.map((t) => (t.kind === 'program' ? 'Program' : t.name)).sort()).toEqual(['Ann', 'Hanna', 'Program']);
+      const pcmOf = async (name: string) => {
+        const track = take!.tracks.find((t) => (name === 'Program' ? t.kind === 'program' : t.name === name))!;
+        return samplesOf(await fetchWav(take!.links.tracks[track.trackId]!.wav)).pcm;
+      };
+      const [hanna, annTrack, program] = [await pcmOf('Hanna'), await pcmOf('Ann'), await pcmOf('Program')];
+      // Quarter seconds of the take between two moments (ms on this clock), a margin inside each end.
+      const span = (levels: number[], from: number, to: number) =>
+        levels.slice(Math.ceil((from + 500 - take!.startedAt) / 250), Math.floor((to - 300 - take!.startedAt) / 250));
+      const loudest = (levels: number[]) => Math.max(...levels);
+      const ann660 = bandLevels(annTrack, TONES.ann);
+      const program660 = bandLevels(program, TONES.ann);
+      const hanna440 = bandLevels(hanna, TONES.host);
+      const program440 = bandLevels(program, TONES.host);
+      // On the show: heard (the check that the silences below are not silence all along).
+      expect(Math.min(...span(ann660, take!.startedAt + 500, at.muted!)), 'Ann before her mute').toBeGreaterThan(-60);
+      expect(Math.min(...span(program660, at.unmuted! + 500, at.talk!)), 'Ann in the program after her unmute').toBeGreaterThan(-60);
+      // Muted by the studio: silence in her own track and in the program.
+      expect(loudest(span(ann660, at.muted!, at.unmuted!)), "Ann's track while muted").toBeLessThan(-80);
+      expect(loudest(span(program660, at.muted!, at.unmuted!)), 'Ann in the program while muted').toBeLessThan(-80);
+      // The host talking privately with a waiting caller: not in the host's track, not in the program.
+      expect(loudest(span(hanna440, at.talk!, at.talkEnded!)), "the host's track during the private talk").toBeLessThan(-80);
+      expect(loudest(span(program440, at.talk!, at.talkEnded!)), 'the host in the program during the private talk').toBeLessThan(-80);
+      expect(Math.min(...span(hanna440, at.talkEnded!, take!.stoppedAt!)), 'the host after the private talk').toBeGreaterThan(-60);
+      // The waiting caller, talked with or not, is on no tape at all (his tone would be about
+      // -37 dB; -70 leaves room for the clicks of the gates around it).
+      for (const [name, pcm] of [
+        ['Hanna', hanna],
+        ['Ann', annTrack],
+        ['Program', program],
+      ] as const) {
+        expect(loudest(bandLevels(pcm, TONES.bob)), `Bob (waiting) in ${name}'s track`).toBeLessThan(-70);
+      }
+      for (const page of [host, ann, bob, eve]) await page.context().close();
+    },
+  );
+});
