@@ -157,3 +157,28 @@ export function wavPieces(chunks: readonly PlacedChunk[], base: number, total: n
   }
   return pieces;
 }
+
+/**
+ * The pieces without the spans (samples into the file, `to` exclusive) where the voice was
+ * off the show by the room's word: they become silence, whatever the page sent.
+ */
+export function withoutSpans<T extends { at: number; skip: number; samples: number }>(
+  pieces: readonly T[],
+  spans: readonly { from: number; to: number }[],
+): T[] {
+  let result = [...pieces];
+  for (const span of spans) {
+    const next: T[] = [];
+    for (const piece of result) {
+      const end = piece.at + piece.samples;
+      if (span.to <= piece.at || span.from >= end) {
+        next.push(piece);
+        continue;
+      }
+      if (span.from > piece.at) next.push({ ...piece, samples: span.from - piece.at });
+      if (span.to < end) next.push({ ...piece, at: span.to, skip: piece.skip + (span.to - piece.at), samples: end - span.to });
+    }
+    result = next;
+  }
+  return result;
+}

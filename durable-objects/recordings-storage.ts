@@ -48,6 +48,10 @@ const SCHEMA = `
     start REAL NOT NULL, bytes INTEGER NOT NULL, final INTEGER NOT NULL, pending INTEGER NOT NULL,
     PRIMARY KEY (take_id, track_id, segment, seq)
   ) WITHOUT ROWID;
+  CREATE TABLE IF NOT EXISTS off_air (
+    take_id TEXT NOT NULL, track_id TEXT NOT NULL, from_ms REAL NOT NULL, to_ms REAL,
+    PRIMARY KEY (take_id, track_id, from_ms)
+  ) WITHOUT ROWID;
   CREATE TABLE IF NOT EXISTS usage (id INTEGER PRIMARY KEY CHECK (id = 1), bytes INTEGER NOT NULL);
   INSERT OR IGNORE INTO usage (id, bytes) VALUES (1, 0);
 `;
@@ -112,6 +116,39 @@ export class RecordingsStorage {
     );
   }
 
+  /**
+   * The room's word on a voice: off the show (waiting, muted) from `atMs`, or back on it.
+   * Spans are in ms from the take's start; an open one lasts to the take's end.
+   */
+  setOnShow(takeId: string, trackId: string, onShow: boolean, atMs: number): void {
+    const open = this.sql
+      .exec<{ from_ms: number }>('SELECT from_ms FROM off_air WHERE take_id = ? AND track_id = ? AND to_ms IS NULL', takeId, trackId)
+      .toArray()[0];
+    if (!onShow && !open) {
+      this.sql.exec('INSERT OR IGNORE INTO off_air (take_id, track_id, from_ms) VALUES (?, ?, ?)', takeId, trackId, atMs);
+    } else if (onShow && open) {
+      this.sql.exec(
+        'UPDATE off_air SET to_ms = ? WHERE take_id = ? AND track_id = ? AND from_ms = ?',
+        Math.max(atMs, open.from_ms),
+        takeId,
+        trackId,
+        open.from_ms,
+      );
+    }
+  }
+
+  /** The spans (ms from the take's start) a voice was off the show; `to` null: to the end. */
+  offAir(takeId: string, trackId: string): { fromMs: number; toMs: number | null }[] {
+    return this.sql
+      .exec<{ from_ms: number; to_ms: number | null }>(
+        'SELECT from_ms, to_ms FROM off_air WHERE take_id = ? AND track_id = ? ORDER BY from_ms',
+        takeId,
+        trackId,
+      )
+      .toArray()
+      .map((r) => ({ fromMs: r.from_ms, toMs: r.to_ms }));
+  }
+
   stopTake(takeId: string, stoppedAt: number): void {
     this.sql.exec('UPDATE takes SET stopped_at = ? WHERE take_id = ? AND stopped_at IS NULL', stoppedAt, takeId);
   }
@@ -136,6 +173,7 @@ export class RecordingsStorage {
     this.sql.exec('DELETE FROM tracks WHERE take_id = ?', takeId);
     this.sql.exec('DELETE FROM chunks WHERE take_id = ?', takeId);
     this.addBytes(-(bytes ?? 0));
+    this.sql.exec('DELETE FROM off_air WHERE take_id = ?', takeId);
   }
 
   /** Add a track, or rename it (a participant granted again after a rename). */

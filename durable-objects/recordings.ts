@@ -23,7 +23,7 @@ import {
   type TrackSummary,
 } from '../protocol/recording';
 import { readConfig } from '../server/config';
-import { layoutTrack, msOf, samplesAt, spansInMs, wavPieces, type TrackLayout } from './recordings-layout';
+import { layoutTrack, msOf, samplesAt, spansInMs, wavPieces, withoutSpans, type TrackLayout } from './recordings-layout';
 import { RecordingsStorage, type TakeRow, type TrackRow } from './recordings-storage';
 
 export type StoreChunkResult = { ok: true; stored: boolean } | Refusal;
@@ -84,6 +84,13 @@ export class Recordings extends DurableObject<Env> {
   }
 
   /** End a take: uploads go on for UPLOAD_GRACE_SECONDS, and its retention starts. */
+  /** A voice track's peer went off the show (waiting, muted) or came back, at `at` (room clock). */
+  async setOnShow(takeId: string, trackId: string, onShow: boolean, at: number): Promise<void> {
+    const take = this.storage.take(takeId);
+    if (!take || take.deleted || !this.storage.track(takeId, trackId)) return;
+    this.storage.setOnShow(takeId, trackId, onShow, Math.max(0, at - take.startedAt));
+  }
+
   async stopTake(takeId: string, stoppedAt: number): Promise<void> {
     this.storage.stopTake(takeId, stoppedAt);
     await this.scheduleRetention();
@@ -174,7 +181,12 @@ export class Recordings extends DurableObject<Env> {
     const layout = this.layout(take, this.storage.chunks(takeId).get(trackId) ?? [], now);
     const base = aligned ? 0 : layout.first;
     const totalSamples = aligned ? Math.max(0, this.takeLength(take, now)) : layout.end - layout.first;
-    const pieces = wavPieces(layout.chunks, base, totalSamples).map(({ segment, seq, ...piece }) => ({
+    // Off the show by the room's word (waiting, muted): silence, whatever the page sent.
+    const offAir = this.storage.offAir(takeId, trackId).map(({ fromMs, toMs }) => ({
+      from: samplesAt(fromMs) - base,
+      to: toMs === null ? Number.POSITIVE_INFINITY : samplesAt(toMs) - base,
+    }));
+    const pieces = withoutSpans(wavPieces(layout.chunks, base, totalSamples), offAir).map(({ segment, seq, ...piece }) => ({
       key: chunkKey(take.roomId, takeId, trackId, segment, seq),
       ...piece,
     }));

@@ -77,6 +77,8 @@ export class Room extends DurableObject<Env> {
    * delays the staleness verdict by one period.
    */
   private broadcastSeenAt = Date.now();
+  /** Calls telling the recordings who is on the show, kept in order. */
+  private onShowCalls: Promise<void> = Promise.resolve();
   /** Frames this instance has handled; shows that pings never wake a hibernated room. */
   framesHandled = 0;
 
@@ -467,6 +469,7 @@ export class Room extends DurableObject<Env> {
   private update(peer: PeerRecord): void {
     this.savePeer(peer);
     this.fanOut(peer, { type: 'participant-updated', participant: publicView(peer) }, true);
+    this.noteOnShow(peer);
   }
 
   private async kick(actor: PeerRecord, ws: WebSocket, peerId: string): Promise<void> {
@@ -768,9 +771,25 @@ export class Room extends DurableObject<Env> {
     }
     const { takeId, startedAt } = recording.info;
     await this.recordings().grantTrack({ takeId, trackId, kind, name: kind === 'program' ? 'Program' : trackName(peer), role: peer.role });
+    if (kind === 'voice') this.noteOnShow(this.peers.get(peer.peerId) ?? peer);
     if (!ws) return;
     const credential = await signUpload(requireSecret(this.env, 'TOKEN_SECRET'), { roomId: this.room!.roomId, takeId, trackId });
     send(ws, { type: 'recording-track', takeId, trackId, kind, startedAt, credential });
+  }
+
+  /**
+   * The recordings hear, in order, whenever a voice with a track goes off the show (waiting,
+   * muted by anyone) or comes back: those spans are silence in its track, whatever its page
+   * sends (the page gates them too, to the sample; this holds for a page that does not).
+   */
+  private noteOnShow(peer: PeerRecord): void {
+    const recording = this.room?.recording;
+    const trackId = recording?.tracks[peer.peerId];
+    if (!recording || !trackId) return;
+    const [takeId, onShow, at, recordings] = [recording.info.takeId, !peer.waiting && !peer.muted, Date.now(), this.recordings()];
+    this.onShowCalls = this.onShowCalls
+      .then(() => recordings.setOnShow(takeId, trackId, onShow, at))
+      .catch((error) => console.error(`room ${this.room?.roomId}: cannot tell the recordings`, error));
   }
 
   /** A resumed page hears again which tracks it records (it may have missed the grant). */

@@ -157,3 +157,45 @@ describe('a take, through the room', () => {
     expect(await host.client.nextOf('error')).toMatchObject({ code: 'invalid-message' });
   });
 });
+
+describe('what the room says is off the show is silence on the tape', () => {
+  it('a voice muted during the take is silence in its WAV for that span, whatever its page uploaded', async () => {
+    const room = await createRoom();
+    const host = await join(room.roomId, room.tokens.host);
+    const caller = await join(room.roomId, room.tokens.caller);
+    host.client.send({ type: 'start-recording' });
+    const grant = (await caller.client.nextOf('recording-track')) as Grant;
+    await new Promise((r) => setTimeout(r, 300));
+    const mutedAt = Date.now();
+    host.client.send({ type: 'mute', peerId: caller.peerId, muted: true });
+    await caller.client.nextOf('participant-updated');
+    await new Promise((r) => setTimeout(r, 400));
+    const unmutedAt = Date.now();
+    host.client.send({ type: 'mute', peerId: caller.peerId, muted: false });
+    await caller.client.nextOf('participant-updated');
+    await new Promise((r) => setTimeout(r, 300));
+    // A page that ignores its mute: a full chunk of a loud constant from the take's start.
+    const loud = new Int16Array(CHUNK_BYTES / 2).fill(1000);
+    const put = await call(`/rooms/${room.roomId}/recordings/${grant.takeId}/tracks/${grant.trackId}/chunks/seg0/0`, {
+      method: 'PUT',
+      headers: { Authorization: `Bearer ${grant.credential}`, 'X-Chunk-Start': String(grant.startedAt), 'X-Chunk-Final': '1' },
+      body: loud,
+    });
+    expect(put.status).toBe(201);
+    host.client.send({ type: 'stop-recording' });
+    await host.client.nextOf('recording-updated');
+    await new Promise((r) => setTimeout(r, 100));
+    const { takes } = (await (
+      await call(`/rooms/${room.roomId}/recordings`, { headers: { Authorization: `Bearer ${room.tokens.host}` } })
+    ).json()) as {
+      takes: { links: { tracks: Record<string, { wav: string }> } }[];
+    };
+    const wav = new Uint8Array(await (await call(takes[0]!.links.tracks[grant.trackId]!.wav)).arrayBuffer());
+    const sample = (ms: number) => new DataView(wav.buffer).getInt16(44 + Math.round((ms * 48_000) / 1000) * 2, true);
+    const from = mutedAt - grant.startedAt;
+    const to = unmutedAt - grant.startedAt;
+    expect(sample(from - 100), 'before the mute').toBe(1000);
+    for (let ms = from + 30; ms < to - 30; ms += 20) expect(sample(ms), `${ms} ms: muted`).toBe(0);
+    expect(sample(to + 100), 'after the unmute').toBe(1000);
+  });
+});
