@@ -17,7 +17,7 @@ export const SYSTEM_PACKAGES = {
   infra,
   compose,
   /** Integration tests: both ways of running the infra, decoding listeners' audio, real browsers. */
-  integration: [...infra, ...compose, 'ffmpeg', 'chromium', 'fonts-dejavu-core', 'gettext-base'],
+  integration: [...infra, ...compose, 'ffmpeg', 'chromium', 'fonts-dejavu-core', 'gettext-base', 'unzip'],
 };
 
 export class SystemPackagesError extends Error {}

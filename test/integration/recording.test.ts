@@ -154,6 +154,32 @@ describe('recording a take', () => {
       // And where: the unmutes came about 3 s and 5 s into the take.
       expect(onsetMs(tracks.Hanna.pcm, TONES.host)).toBeGreaterThan(2_000);
       expect(onsetMs(tracks.Ann.pcm, TONES.ann)).toBeGreaterThan(onsetMs(tracks.Hanna.pcm, TONES.host) + 1_000);
+
+      // Download all: one archive with every track, aligned, and the manifest.
+      const [archive] = await Promise.all([
+        host.waitForEvent('download'),
+        host.getByRole('link', { name: 'Download all', exact: true }).click(),
+      ]);
+      const zip = (await archive.path())!;
+      const entries = spawnSync('unzip', ['-Z1', zip], { encoding: 'utf8' }).stdout.trim().split('\n').sort();
+      expect(entries).toHaveLength(5);
+      expect(entries).toContain('manifest.json');
+      expect(entries.filter((name) => name.endsWith('.wav'))).toHaveLength(4);
+      const manifest = JSON.parse(spawnSync('unzip', ['-p', zip, 'manifest.json'], { encoding: 'utf8' }).stdout) as {
+        tracks: { name: string; offsetMs: number; durationMs: number; missing: unknown[] }[];
+      };
+      expect(manifest.tracks.map((t) => t.name).sort()).toEqual(['Ann', 'Bob', 'Hanna', 'Program']);
+      for (const track of manifest.tracks) expect(track.missing).toEqual([]);
+      const programEntry = entries.find((name) => name.startsWith('program'))!;
+      const archived = spawnSync('unzip', ['-p', zip, programEntry], { maxBuffer: 256 * 1024 * 1024 }).stdout;
+      expect(samplesOf(archived).samples).toBe(tracks.Program.samples);
+
+      // Delete the take: gone from the panel and from the server, its files too.
+      const programLink = take!.links.tracks[take!.tracks.find((t) => t.kind === 'program')!.trackId]!.wav;
+      await host.getByRole('button', { name: 'Delete Take 1', exact: true }).click();
+      await expect.poll(() => host.getByRole('group', { name: 'Take 1' }).count(), { timeout: 10_000 }).toBe(0);
+      expect(await takes(host)).toEqual([]);
+      expect((await fetch(`${workerUrl()}${programLink}`)).status).toBe(404);
       for (const page of [host, ann, bob]) await page.context().close();
     },
   );

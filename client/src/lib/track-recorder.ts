@@ -133,6 +133,13 @@ export class TrackRecorder {
     readContextClock(this.options.context);
     this.segmentStart ??= frame;
     const before = this.filled;
+    // Frames the audio thread skipped (it fell behind under load) are silence in their place:
+    // the track's sample count stays the context's frame count, so its samples stay in time.
+    const skipped = Math.max(0, frame - (this.segmentStart + this.seq * CHUNK_SAMPLES + this.filled));
+    for (let i = 0; i < skipped; i++) {
+      this.chunk[this.filled++] = 0;
+      if (this.filled === CHUNK_SAMPLES) this.cut(false);
+    }
     for (let i = 0; i < samples.length; i++) {
       const s = Math.max(-1, Math.min(1, samples[i]!));
       this.chunk[this.filled++] = s < 0 ? s * 0x8000 : s * 0x7fff;
