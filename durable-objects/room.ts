@@ -153,11 +153,12 @@ export class Room extends DurableObject<Env> {
   /**
    * Is this token (already signature-checked) still good here? Staff tokens that were
    * kicked, or minted from one that was, are refused everywhere; a kicked caller's may still
-   * join, into the lobby.
+   * join, into the lobby. `closedRoomToo`: for the recordings, which outlive the show.
    */
-  async authorize(actor: TokenActor): Promise<AuthorizeResult> {
+  async authorize(actor: TokenActor, { closedRoomToo = false } = {}): Promise<AuthorizeResult> {
     const room = this.room;
-    if (!room || room.closed) {
+    // A show that ended keeps its recordings within reach of its staff until the room expires.
+    if (!room || (room.closed && !closedRoomToo)) {
       return { ok: false, code: 'room-not-found', message: 'room does not exist or was closed' };
     }
     if (room.generations[actor.role] !== actor.generation) {
@@ -702,7 +703,7 @@ export class Room extends DurableObject<Env> {
       const { recording: _, ...rest } = this.room!;
       this.saveRoom(rest);
       const ws = this.connections.socketOf(actor.peerId);
-      if (ws) sendError(ws, 'broadcast-unavailable', 'the recording could not be started; try again');
+      if (ws) sendError(ws, 'recording-unavailable', 'the recording could not be started; try again');
       return;
     }
     if (this.room?.recording?.info.takeId !== info.takeId) return; // stopped meanwhile

@@ -158,6 +158,8 @@ export const ERROR_CODES = [
   'recording-active',
   /** The room's recordings would exceed RECORDING_MAX_BYTES_PER_ROOM. */
   'quota-exceeded',
+  /** A take could not be started (its recordings could not be reached); nothing changed: try again. */
+  'recording-unavailable',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 

@@ -44,7 +44,8 @@ function takeIdOf(request: IRequest): string {
 
 /** A staff token of this room that may manage recordings. */
 async function staff(request: IRequest, env: Env, roomId: string): Promise<TokenClaims> {
-  const claims = await authenticate(request, env, roomId);
+  // Also once the show has ended: the tape is what is left of it.
+  const claims = await authenticate(request, env, roomId, { closedRoomToo: true });
   if (!ROLE_TABLE[claims.role].record) throw new HttpError(403, 'forbidden', `a ${claims.role} cannot see or manage recordings`);
   return claims;
 }
@@ -143,7 +144,10 @@ async function downloader(request: IRequest, env: Env, roomId: string, takeId: s
   if (!grant) throw new HttpError(401, 'unauthorized', 'download key is invalid or expired; list the recordings again for a new one');
   if (grant.roomId !== roomId || grant.takeId !== takeId) throw new HttpError(403, 'forbidden', 'this key opens another take');
   if (!ROLE_TABLE[grant.role].record) throw new HttpError(403, 'forbidden', `a ${grant.role} cannot download recordings`);
-  const check = await roomStub(env, roomId).authorize({ role: grant.role, generation: grant.generation, lineage: grant.lineage });
+  const check = await roomStub(env, roomId).authorize(
+    { role: grant.role, generation: grant.generation, lineage: grant.lineage },
+    { closedRoomToo: true },
+  );
   if (!check.ok) throw refused(check);
 }
 

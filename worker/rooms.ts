@@ -48,7 +48,7 @@ function safeEqual(a: string, b: string): boolean {
 }
 
 /** Verify a bearer room token and check its generation with the room. */
-export async function authenticate(request: IRequest, env: Env, roomId: string): Promise<TokenClaims> {
+export async function authenticate(request: IRequest, env: Env, roomId: string, { closedRoomToo = false } = {}): Promise<TokenClaims> {
   const token = bearer(request);
   if (!token) throw new HttpError(401, 'unauthorized', 'missing "Authorization: Bearer <room token>"');
   let claims: TokenClaims;
@@ -58,7 +58,7 @@ export async function authenticate(request: IRequest, env: Env, roomId: string):
     if (error instanceof TokenError) throw new HttpError(401, error.code, error.message);
     throw error;
   }
-  const check = await roomStub(env, roomId).authorize(claims);
+  const check = await roomStub(env, roomId).authorize(claims, { closedRoomToo });
   if (!check.ok) throw refused(check);
   return claims;
 }

@@ -199,3 +199,30 @@ describe('what the room says is off the show is silence on the tape', () => {
     expect(sample(to + 100), 'after the unmute').toBe(1000);
   });
 });
+
+describe('the tape outlives the show', () => {
+  it('after End show, staff still list and download the takes; callers still cannot', async () => {
+    const room = await createRoom();
+    const host = await join(room.roomId, room.tokens.host);
+    host.client.send({ type: 'start-recording' });
+    const grant = (await host.client.nextOf('recording-track')) as Grant;
+    expect((await upload(grant, room.roomId)).status).toBe(201);
+    host.client.send({ type: 'close-room' });
+    await host.client.nextOf('room-closed');
+    const listing = await call(`/rooms/${room.roomId}/recordings`, { headers: { Authorization: `Bearer ${room.tokens.host}` } });
+    expect(listing.status).toBe(200);
+    const { takes } = (await listing.json()) as {
+      takes: { stoppedAt: number | null; links: { tracks: Record<string, { wav: string }> } }[];
+    };
+    // Ending the show stopped the take.
+    expect(takes[0]!.stoppedAt).not.toBeNull();
+    const wav = await call(takes[0]!.links.tracks[grant.trackId]!.wav);
+    expect(wav.status).toBe(200);
+    expect((await wav.arrayBuffer()).byteLength).toBeGreaterThan(44);
+    const asCaller = await call(`/rooms/${room.roomId}/recordings`, { headers: { Authorization: `Bearer ${room.tokens.caller}` } });
+    expect(asCaller.status).toBe(403);
+    // The room itself stays closed to everything else.
+    const ice = await call(`/rooms/${room.roomId}/ice`, { headers: { Authorization: `Bearer ${room.tokens.host}` } });
+    expect(ice.status).toBe(404);
+  });
+});
