@@ -9,8 +9,10 @@ import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { TakeListing } from '../../protocol/recording';
+import { randomBytes } from 'node:crypto';
 import { createShow, joinShow, launchBrowser, toneFile } from '../page-driver.mjs';
 import { bandLevel, bandLevels, expectText, expectVisible } from './studio-page';
+import { freePort, startWorker, type RunningWorker } from './worker';
 
 const workerUrl = () => inject('workerUrl');
 const TONES = { host: 440, ann: 660, bob: 880 } as const;
@@ -32,9 +34,9 @@ function hostLink(host: Page): { roomId: string; token: string } {
   return { roomId: params.get('room')!, token: params.get('token')! };
 }
 
-async function takes(host: Page): Promise<TakeListing[]> {
+async function takes(host: Page, base = workerUrl()): Promise<TakeListing[]> {
   const { roomId, token } = hostLink(host);
-  const response = await fetch(`${workerUrl()}/rooms/${roomId}/recordings`, { headers: { Authorization: `Bearer ${token}` } });
+  const response = await fetch(`${base}/rooms/${roomId}/recordings`, { headers: { Authorization: `Bearer ${token}` } });
   expect(response.status).toBe(200);
   return ((await response.json()) as { takes: TakeListing[] }).takes;
 }
@@ -51,8 +53,8 @@ function samplesOf(wav: Buffer): { pcm: Buffer; samples: number } {
   return { pcm, samples: pcm.length / 4 };
 }
 
-async function fetchWav(path: string): Promise<Buffer> {
-  const response = await fetch(`${workerUrl()}${path}`);
+async function fetchWav(path: string, base = workerUrl()): Promise<Buffer> {
+  const response = await fetch(`${base}${path}`);
   expect(response.status, path).toBe(200);
   expect(response.headers.get('content-type')).toBe('audio/wav');
   return Buffer.from(await response.arrayBuffer());
@@ -325,4 +327,53 @@ describe('what is not on the show is not on the tape', () => {
       for (const page of [host, ann, bob, eve]) await page.context().close();
     },
   );
+});
+
+describe('the studio restarts', () => {
+  it('wrangler dev restarted mid-take: nothing lost', { timeout: 240_000 }, async () => {
+    // A Worker of this test's own, started again on the same port and state (as a deploy does).
+    const stateDir = mkdtempSync(join(tmpdir(), 'openstudio-recording-restart-'));
+    const random = () => randomBytes(24).toString('hex');
+    const turnHost = `127.0.0.1:${inject('turnPort')}`;
+    const vars = {
+      TOKEN_SECRET: random(),
+      TURN_SECRET: inject('turnSecret'),
+      ICECAST_SOURCE_PASSWORD: random(),
+      STUN_URLS: `stun:${turnHost}`,
+      TURN_URLS: `turn:${turnHost}?transport=udp,turn:${turnHost}?transport=tcp`,
+    };
+    const ports = { port: await freePort(), inspectorPort: await freePort() };
+    let dev: RunningWorker | undefined = await startWorker(vars, stateDir, ports);
+    try {
+      const { host, callerLink } = await createShow(browsers.host!, dev.url, { show: 'Restart' });
+      const ann = await joinShow(browsers.ann!, callerLink, 'Ann');
+      await expectConnected(host, 'Ann');
+      await host.getByRole('button', { name: 'Start recording' }).click();
+      await expectText(trackStatus(host, 'Ann'), 'recording');
+      await new Promise((r) => setTimeout(r, 6_000));
+      await dev.stop();
+      dev = undefined;
+      // Down for a while: the pages keep recording and keep what they cut.
+      await new Promise((r) => setTimeout(r, 8_000));
+      dev = await startWorker(vars, stateDir, ports);
+      await expectText(host.getByRole('status', { name: 'Recording status' }), 'Recording', { contains: true });
+      await expect.poll(() => host.getByRole('button', { name: 'Stop recording' }).isEnabled(), { timeout: 30_000 }).toBe(true);
+      // Back on the room's socket (the studio resumes the session by itself).
+      await new Promise((r) => setTimeout(r, 8_000));
+      await host.getByRole('button', { name: 'Stop recording' }).click();
+      for (const name of ['Hanna', 'Ann', 'Program']) await expectText(trackStatus(host, name), 'complete', { timeout: 60_000 });
+      const [take] = await takes(host, dev.url);
+      for (const track of take!.tracks) expect(track.missing, `${track.name}: ${JSON.stringify(track.missing)}`).toEqual([]);
+      const ann660 = bandLevels(
+        samplesOf(await fetchWav(take!.links.tracks[take!.tracks.find((t) => t.name === 'Ann')!.trackId]!.wav, dev.url)).pcm,
+        TONES.ann,
+      );
+      const from = Math.ceil(take!.tracks.find((t) => t.name === 'Ann')!.offsetMs / 250) + 4;
+      expect(Math.min(...ann660.slice(from, -4)), "the quietest quarter second of Ann's track, through the restart").toBeGreaterThan(-60);
+      for (const page of [host, ann]) await page.context().close();
+    } finally {
+      await dev?.stop();
+      rmSync(stateDir, { recursive: true, force: true });
+    }
+  });
 });
