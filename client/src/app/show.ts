@@ -29,6 +29,7 @@ export interface ShowOptions {
 /** Clock round trips asked for at each welcome (the shortest one counts). */
 const CLOCK_SAMPLES = 5;
 const CLOCK_SPACING_MS = 150;
+const CLOCK_REFRESH_MS = 10_000;
 
 export interface ShowEvents {
   /** The people, their state, this page's own state or the private talk changed. */
@@ -68,6 +69,7 @@ export class Show {
   /** The tracks this page records for the running take, by track id. */
   readonly recorders = new Map<string, TrackRecorder>();
   readonly clock = new RoomClock();
+  private clockTimer: ReturnType<typeof setInterval> | undefined;
   /** The microphone as the recorder hears it (in the mix's context). */
   private voiceSource: MediaStreamAudioSourceNode | null = null;
   private pendingVoice: TrackGrant | null = null;
@@ -192,7 +194,9 @@ export class Show {
       if (!welcome.resumed && this.options.name) client.setName(this.options.name);
       this.setBroadcast(welcome.broadcast ?? { state: 'idle' }); // a waiting caller is told nothing
       this.setRecording(welcome.recording);
+      // A few answers now; more over time, while the page is quieter than at its join.
       for (let i = 0; i < CLOCK_SAMPLES; i++) setTimeout(() => client.askClock(), i * CLOCK_SPACING_MS);
+      this.clockTimer ??= setInterval(() => client.askClock(), CLOCK_REFRESH_MS);
       // Every gate to the room's state now: mutes, admissions and leaves we missed while away.
       this.applyAll();
       this.emit('change', undefined);
@@ -291,6 +295,7 @@ export class Show {
   leave(sentence: string = SENTENCES.left): void {
     if (this.ended) return;
     this.ended = true;
+    clearInterval(this.clockTimer);
     this.stopFeed();
     void this.stopRecorders(); // what was recorded still uploads
     this.client.leave();

@@ -2,6 +2,8 @@
 // the room read its clock somewhere inside the round trip, most likely in its middle, and
 // the sample with the shortest round trip bounds the error best (± half of it).
 export class RoomClock {
+  /** The latest answers (the clocks drift apart over a long show: old answers age out). */
+  private samples: { offset: number; roundTrip: number }[] = [];
   private best: { offset: number; roundTrip: number } | null = null;
 
   /** This page's clock now (epoch ms, sub-millisecond, monotonic within the page). */
@@ -13,7 +15,8 @@ export class RoomClock {
   sample(sent: number, now: number, received = RoomClock.local()): void {
     const roundTrip = received - sent;
     if (roundTrip < 0) return;
-    if (!this.best || roundTrip < this.best.roundTrip) this.best = { offset: now - (sent + roundTrip / 2), roundTrip };
+    this.samples = [...this.samples.slice(-(KEPT_SAMPLES - 1)), { offset: now - (sent + roundTrip / 2), roundTrip }];
+    this.best = this.samples.reduce((a, b) => (b.roundTrip < a.roundTrip ? b : a));
   }
 
   /** Room clock minus this page's clock (ms); 0 until the first answer. */
@@ -26,3 +29,5 @@ export class RoomClock {
     return this.best ? this.best.roundTrip / 2 : Number.POSITIVE_INFINITY;
   }
 }
+
+const KEPT_SAMPLES = 12;

@@ -4,7 +4,7 @@
 // clock, kept in IndexedDB and uploaded (upload-queue.ts). While its voice is not on the
 // show (waiting, muted, in a private talk) the track records silence, to the sample.
 import { CHUNK_SAMPLES, SAMPLE_RATE, type TrackGrant } from '../../../protocol/recording';
-import type { QueuedChunk, UploadQueue } from './upload-queue';
+import { segmentLock, type QueuedChunk, type UploadQueue } from './upload-queue';
 
 export const WORKLET_URL = '/pcm-capture.js';
 
@@ -103,7 +103,11 @@ export class TrackRecorder {
     }: MessageEvent<{ type: 'samples'; frame: number; samples: Float32Array } | { type: 'stopped' }>) => {
       if (data.type === 'samples') this.take(data.frame, data.samples);
     };
+    // Held while this segment records: its draft is this page's, no other page's to upload.
+    void navigator.locks.request(segmentLock(this.segment), () => new Promise<void>((release) => (this.releaseLock = release)));
   }
+
+  private releaseLock: () => void = () => {};
 
   /** Let the voice in (on the show) or record silence (not on the show). */
   setGate(open: boolean): void {
@@ -204,7 +208,10 @@ export class TrackRecorder {
           // already disconnected
         }
         this.node.disconnect();
-        void this.writes.then(resolve);
+        void this.writes.then(() => {
+          this.releaseLock();
+          resolve();
+        });
       };
       const timer = setTimeout(done, 1_000); // a suspended context never answers
       this.node.port.onmessage = ({ data }) => {

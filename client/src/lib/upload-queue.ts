@@ -26,8 +26,13 @@ interface Schema extends DBSchema {
 }
 
 const DB_NAME = 'openstudio-recordings';
-/** A draft not saved again for this long belongs to a page that is gone: it becomes that segment's last chunk. */
-const DRAFT_ABANDONED_MS = 5_000;
+/**
+ * A live recorder holds a Web Lock named after its segment for as long as it records (the
+ * browser releases it when its page goes away, however it goes): a draft whose lock nobody
+ * holds belongs to a page that is gone, and becomes that segment's last chunk.
+ */
+export const segmentLock = (segment: string) => `openstudio-recording:${segment}`;
+const DRAFT_CHECK_MS = 2_000;
 const PARALLEL = 2;
 const MAX_BACKOFF_MS = 10_000;
 
@@ -58,7 +63,7 @@ export class UploadQueue {
     });
     addEventListener('online', () => this.retryNow());
     void this.pump();
-    this.draftTimer = setInterval(() => void this.adoptAbandonedDrafts(), DRAFT_ABANDONED_MS);
+    this.draftTimer = setInterval(() => void this.adoptAbandonedDrafts(), DRAFT_CHECK_MS);
     void this.adoptAbandonedDrafts();
   }
 
@@ -76,11 +81,13 @@ export class UploadQueue {
   /** A reloaded or closed page left its last chunk as a draft: upload it as its segment's end. */
   private async adoptAbandonedDrafts(): Promise<void> {
     const db = await this.db;
+    if ((await db.count('drafts')) === 0) return;
+    const held = new Set(((await navigator.locks.query()).held ?? []).map((lock) => lock.name));
     const tx = db.transaction(['drafts', 'chunks'], 'readwrite');
     const drafts = tx.objectStore('drafts');
     for (const segment of await drafts.getAllKeys()) {
       const draft = await drafts.get(segment);
-      if (!draft || Date.now() - draft.savedAt < DRAFT_ABANDONED_MS) continue;
+      if (!draft || held.has(segmentLock(segment))) continue;
       await tx.objectStore('chunks').add({ ...draft.chunk, final: true });
       await drafts.delete(segment);
     }
