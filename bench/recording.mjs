@@ -116,7 +116,7 @@ async function timedTake(host, expectedTracks) {
     if (take?.stoppedAt && take.tracks.length === expectedTracks && take.tracks.every((t) => t.state === 'complete')) {
       return { ms: performance.now() - stopped, take };
     }
-    if (performance.now() - stopped > 60_000) throw new Error(`tracks not complete 60 s after Stop: ${JSON.stringify(take?.tracks)}`);
+    if (performance.now() - stopped > 180_000) throw new Error(`tracks not complete 180 s after Stop: ${JSON.stringify(take?.tracks)}`);
     await sleep(50);
   }
 }
