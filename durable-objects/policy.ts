@@ -58,6 +58,14 @@ export function decideKick(actor: Participant & { lineage: readonly string[] }, 
   return allow;
 }
 
+/** Hold: who admits callers may put an on-air caller back into the waiting list. */
+export function decideHold(actor: Participant, target: Participant): Decision {
+  if (!ROLE_TABLE[actor.role].admit) return deny(`a ${actor.role} cannot hold callers`);
+  if (target.role !== 'caller') return deny('only callers are put on hold');
+  if (target.waiting) return deny('that caller is waiting already');
+  return allow;
+}
+
 export function decideAdmit(actor: Participant, target: Participant): Decision {
   if (!ROLE_TABLE[actor.role].admit) return deny(`a ${actor.role} cannot admit callers`);
   if (!target.waiting) return deny('that peer is not waiting in the lobby');

@@ -3,7 +3,7 @@
  * invites a kick barred, and the relayed frames held for peers that are reconnecting. The
  * state machine (room.ts) decides; this keeps, and rebuilds everything after a restart.
  */
-import type { BroadcastInfo, Participant, Role, RoomInfo } from '../protocol/messages';
+import type { BroadcastInfo, ChatMessage, Participant, Role, RoomInfo } from '../protocol/messages';
 import type { RecordingInfo } from '../protocol/recording';
 import { utf8Length } from '../server/websocket';
 
@@ -40,6 +40,10 @@ export interface PeerRecord extends Participant {
   lineage?: string[];
   /** Set while the socket is gone and the grace period runs. */
   disconnectedAt: number | null;
+  /** A staff member talking back: to one participant, or to everyone on air (`null`). */
+  talkingBack?: { to: string | null } | null;
+  /** The screener's note on this caller (staff only ever see it). */
+  note?: string;
 }
 
 const SCHEMA = `
@@ -48,6 +52,7 @@ const SCHEMA = `
   CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, peer_id TEXT NOT NULL, frame TEXT NOT NULL);
   CREATE INDEX IF NOT EXISTS outbox_peer ON outbox (peer_id, seq);
   CREATE TABLE IF NOT EXISTS kicked (token_id TEXT PRIMARY KEY) WITHOUT ROWID;
+  CREATE TABLE IF NOT EXISTS chat (seq INTEGER PRIMARY KEY AUTOINCREMENT, data TEXT NOT NULL);
 `;
 
 export class RoomStorage {
@@ -115,5 +120,16 @@ export class RoomStorage {
     this.sql.exec('DELETE FROM outbox WHERE peer_id = ?', peerId);
     this.held.delete(peerId);
     return frames;
+  }
+
+  /** Keep a desk message; the oldest go beyond `kept`. */
+  addChat(message: ChatMessage, kept: number): void {
+    this.sql.exec('INSERT INTO chat (data) VALUES (?)', JSON.stringify(message));
+    this.sql.exec('DELETE FROM chat WHERE seq <= (SELECT MAX(seq) FROM chat) - ?', kept);
+  }
+
+  /** The desk's messages, oldest first. */
+  chat(): ChatMessage[] {
+    return [...this.sql.exec<{ data: string }>('SELECT data FROM chat ORDER BY seq')].map(({ data }) => JSON.parse(data) as ChatMessage);
   }
 }

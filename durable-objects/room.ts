@@ -8,10 +8,12 @@
  */
 import { DurableObject } from 'cloudflare:workers';
 import {
+  CHAT_KEPT,
   CLOSE_CODES,
   PROTOCOL_VERSION,
   parseClientMessage,
   type BroadcastInfo,
+  type ChatMessage,
   type ClientMessage,
   type LeaveReason,
   type Participant,
@@ -30,9 +32,9 @@ import {
   type CreateRoomSettings,
   type TokenActor,
 } from '../protocol/handoff';
-import { isRole, isStaff, ROLE_TABLE } from '../protocol/roles';
+import { isRole, isStaff, moderatesRole, ROLE_TABLE } from '../protocol/roles';
 import { isRunning, REASONS } from './broadcast-state';
-import { canSee, canSignal, decideAdmit, decideCloseRoom, decideKick, decideMute, decideSeat } from './policy';
+import { canSee, canSignal, decideAdmit, decideCloseRoom, decideHold, decideKick, decideMute, decideSeat } from './policy';
 import { close, exceedsBytes, rejectUpgrade, send, sendError, sendRaw, type TokenBucket } from '../server/websocket';
 import { AlarmSchedule } from './alarm';
 import { Connections, type Connection } from './room-connections';
@@ -57,11 +59,26 @@ function trackName(peer: PeerRecord): string {
   return peer.name ?? peer.role;
 }
 
-function publicView(peer: PeerRecord): Participant {
+/**
+ * What `viewer` may know of `peer`: its public record, and, for staff, since when a caller
+ * waits; a talkback as this viewer hears it (in its ears, or away from the show).
+ */
+function publicView(peer: PeerRecord, viewer?: PeerRecord): Participant {
   const { peerId, role, name, muted, mutedBy, connected, waiting } = peer;
-  return name === undefined
-    ? { peerId, role, muted, mutedBy, connected, waiting }
-    : { peerId, role, name, muted, mutedBy, connected, waiting };
+  const view: Participant =
+    name === undefined ? { peerId, role, muted, mutedBy, connected, waiting } : { peerId, role, name, muted, mutedBy, connected, waiting };
+  if (waiting && peer.waitingSince !== undefined && viewer && isStaff(viewer.role)) view.waitingSince = peer.waitingSince;
+  // A waiting caller learns nothing of the show: not that someone talks back.
+  if (peer.talkingBack && viewer && viewer.peerId !== peerId && !viewer.waiting)
+    view.talkback = talkbackReaches(peer, viewer) ? 'to-you' : 'away';
+  return view;
+}
+
+/** Does `speaker`'s talkback reach `listener`'s ears (one target, or everyone on air)? */
+function talkbackReaches(speaker: PeerRecord, listener: PeerRecord): boolean {
+  const to = speaker.talkingBack?.to;
+  if (to === undefined || listener.peerId === speaker.peerId || listener.waiting) return false;
+  return to === null || to === listener.peerId;
 }
 
 export class Room extends DurableObject<Env> {
@@ -240,6 +257,7 @@ export class Room extends DurableObject<Env> {
       connected: true,
       // A caller whose invite was kicked waits in the lobby until staff admit it again.
       waiting: role === 'caller' && (room.lobby || kicked),
+      waitingSince: Date.now(),
       resumeToken: randomId(24),
       tokenId,
       lineage,
@@ -248,7 +266,7 @@ export class Room extends DurableObject<Env> {
     const response = this.connections.accept(peer.peerId, protocol);
     this.savePeer(peer);
     await this.sendWelcome(peer, false);
-    this.fanOut(peer, { type: 'peer-joined', participant: publicView(peer) });
+    this.fanOutView(peer, 'peer-joined');
     await this.joinTake(peer, trackClaim);
     await this.scheduleAlarm();
     return response;
@@ -271,7 +289,7 @@ export class Room extends DurableObject<Env> {
     await this.sendWelcome(resumed, true);
     this.deliverHeld(resumed.peerId);
     await this.regrant(resumed);
-    if (wasDisconnected) this.fanOut(resumed, { type: 'participant-updated', participant: publicView(resumed) });
+    if (wasDisconnected) this.fanOutView(resumed, 'participant-updated');
     await this.scheduleAlarm();
     return response;
   }
@@ -303,6 +321,8 @@ export class Room extends DurableObject<Env> {
       ...(peer.waiting ? {} : { broadcast: this.broadcastInfo() }),
       // ...except that it is being recorded: it is told before it is admitted.
       recording: this.recordingInfoNow(),
+      ...(isStaff(peer.role) ? { notes: this.notes() } : {}),
+      chat: this.chatFor(peer),
     });
   }
 
@@ -315,9 +335,33 @@ export class Room extends DurableObject<Env> {
   private visibleTo(viewer: PeerRecord): Participant[] {
     const list: Participant[] = [];
     for (const other of this.peers.values()) {
-      if (other.peerId !== viewer.peerId && canSee(viewer, other)) list.push(publicView(other));
+      if (other.peerId !== viewer.peerId && canSee(viewer, other)) list.push(publicView(other, viewer));
     }
     return list;
+  }
+
+  /**
+   * `{type, participant}` about `subject` to every connected peer allowed to see it (itself
+   * too, with `includeSubject`), each with its own view of it (a talkback, a caller's wait).
+   */
+  private fanOutView(subject: PeerRecord, type: 'peer-joined' | 'participant-updated', includeSubject = false): void {
+    const frames = new Map<string, string>();
+    for (const [peerId, ws] of this.connections.entries()) {
+      if (peerId === subject.peerId && !includeSubject) continue;
+      const viewer = this.peers.get(peerId);
+      if (!viewer || !canSee(viewer, subject)) continue;
+      const view = publicView(subject, viewer);
+      const key = `${view.talkback ?? ''}:${view.waitingSince ?? ''}`;
+      let frame = frames.get(key);
+      if (frame === undefined) frames.set(key, (frame = JSON.stringify({ type, participant: view } satisfies ServerMessage)));
+      sendRaw(ws, frame);
+    }
+  }
+
+  /** Frames for staff only (notes, the desk's messages to the staff). */
+  private toStaff(message: ServerMessage): void {
+    const frame = JSON.stringify(message);
+    for (const [peerId, ws] of this.connections.entries()) if (isStaff(this.peers.get(peerId)?.role)) sendRaw(ws, frame);
   }
 
   /** A resumed peer gets what was relayed to it while it was away, in order. */
@@ -325,16 +369,6 @@ export class Room extends DurableObject<Env> {
     const ws = this.connections.socketOf(peerId);
     if (!ws) return;
     for (const frame of this.storage.takeHeld(peerId)) sendRaw(ws, frame);
-  }
-
-  /** Tell every connected peer allowed to see `subject` about it (not itself, unless asked). */
-  private fanOut(subject: Participant, message: ServerMessage, includeSubject = false): void {
-    const frame = JSON.stringify(message);
-    for (const [peerId, ws] of this.connections.entries()) {
-      if (peerId === subject.peerId && !includeSubject) continue;
-      const viewer = this.peers.get(peerId);
-      if (viewer && canSee(viewer, subject)) sendRaw(ws, frame);
-    }
   }
 
   // ---- messages ---------------------------------------------------------------------
@@ -420,6 +454,16 @@ export class Room extends DurableObject<Env> {
         return this.stopTake();
       case 'clock':
         return send(ws, { type: 'clock', sent: message.sent, now: Date.now() });
+      case 'talkback':
+        return this.talkback(peer, ws, message.to, message.on);
+      case 'hold':
+        return this.hold(peer, ws, message.peerId);
+      case 'set-note':
+        return this.setNote(peer, ws, message.peerId, message.note, connection);
+      case 'chat':
+        return this.chat(peer, ws, message.to, message.text, connection);
+      case 'mute-all':
+        return this.muteAll(peer, ws, connection);
       case 'leave':
         this.removePeer(peer, 'left');
         close(ws, CLOSE_CODES.normal, 'left');
@@ -469,7 +513,7 @@ export class Room extends DurableObject<Env> {
 
   private update(peer: PeerRecord): void {
     this.savePeer(peer);
-    this.fanOut(peer, { type: 'participant-updated', participant: publicView(peer) }, true);
+    this.fanOutView(peer, 'participant-updated', true);
     this.noteOnShow(peer);
   }
 
@@ -497,7 +541,8 @@ export class Room extends DurableObject<Env> {
     if (!target) return;
     const decision = decideAdmit(actor, target);
     if (!decision.ok) return sendError(ws, 'forbidden', decision.reason);
-    const admitted: PeerRecord = { ...target, waiting: false };
+    const { waitingSince: _, ...rest } = target;
+    const admitted: PeerRecord = { ...rest, waiting: false };
     this.savePeer(admitted);
     const participant = publicView(admitted);
     const updated = JSON.stringify({ type: 'participant-updated', participant } satisfies ServerMessage);
@@ -513,6 +558,7 @@ export class Room extends DurableObject<Env> {
         sendRaw(socket, joined); // everyone else meets it now
       }
     }
+    this.noteOnShow(admitted);
     // On the show now: its voice is recorded from here on.
     await this.joinTake(admitted, null);
   }
@@ -544,6 +590,7 @@ export class Room extends DurableObject<Env> {
       if (wasVisible.get(viewerId)) sendRaw(socket, frame);
     }
     if (this.room?.recording?.program.peerId === peer.peerId) this.handOverProgram();
+    this.endTalkbacksTo(peer.peerId);
   }
 
   // ---- the show: its program feed to Icecast (the wire calls it the broadcast) ----------
@@ -650,6 +697,113 @@ export class Room extends DurableObject<Env> {
     for (const [peerId, ws] of this.connections.entries()) {
       if (this.peers.get(peerId)?.waiting === false) sendRaw(ws, frame);
     }
+  }
+
+  // ---- the producer's desk: talkback, hold, notes, messages, mute all -----------------
+
+  /** Staff talk into an on-air participant's ears (or everyone's); their voice leaves the show meanwhile. */
+  private talkback(actor: PeerRecord, ws: WebSocket, to: string | null, on: boolean): void {
+    if (!isStaff(actor.role)) return sendError(ws, 'forbidden', `a ${actor.role} cannot talk back`);
+    if (!on) {
+      if (actor.talkingBack) this.update({ ...actor, talkingBack: null });
+      return;
+    }
+    if (to !== null) {
+      const target = this.target(actor, ws, to);
+      if (!target) return;
+      if (target.peerId === actor.peerId || target.waiting) {
+        return sendError(ws, 'forbidden', 'talk back to someone on the show (a waiting caller is talked with privately)');
+      }
+    }
+    if (actor.talkingBack?.to === to) return;
+    this.update({ ...actor, talkingBack: { to } });
+  }
+
+  /** A talkback whose listener left or went back to waiting ends. */
+  private endTalkbacksTo(peerId: string): void {
+    for (const peer of [...this.peers.values()]) {
+      if (peer.talkingBack?.to === peerId) this.update({ ...peer, talkingBack: null });
+    }
+  }
+
+  /** Staff take an on-air caller back into the waiting list: same connection, same seat. */
+  private hold(actor: PeerRecord, ws: WebSocket, peerId: string): void {
+    const target = this.target(actor, ws, peerId);
+    if (!target) return;
+    const decision = decideHold(actor, target);
+    if (!decision.ok) return sendError(ws, 'forbidden', decision.reason);
+    const wasVisible = new Map<string, boolean>();
+    for (const [viewerId] of this.connections.entries()) {
+      const viewer = this.peers.get(viewerId);
+      if (viewer) wasVisible.set(viewerId, canSee(viewer, target));
+    }
+    const held: PeerRecord = { ...target, waiting: true, waitingSince: Date.now(), talkingBack: null };
+    this.savePeer(held);
+    const left = JSON.stringify({ type: 'peer-left', peerId: held.peerId, reason: 'held' } satisfies ServerMessage);
+    for (const [viewerId, socket] of this.connections.entries()) {
+      const viewer = this.peers.get(viewerId);
+      if (!viewer) continue;
+      if (viewerId === held.peerId) send(socket, { type: 'held', participants: this.visibleTo(held) });
+      else if (canSee(viewer, held)) send(socket, { type: 'participant-updated', participant: publicView(held, viewer) });
+      else if (wasVisible.get(viewerId)) sendRaw(socket, left); // callers on air no longer see it
+    }
+    this.endTalkbacksTo(held.peerId);
+    this.noteOnShow(held);
+  }
+
+  /** The screener's note on a caller: kept with it, shown to staff only. */
+  private setNote(actor: PeerRecord, ws: WebSocket, peerId: string, note: string, connection: Connection): void {
+    if (!isStaff(actor.role)) return sendError(ws, 'forbidden', `a ${actor.role} cannot write notes`);
+    const target = this.target(actor, ws, peerId);
+    if (!target) return;
+    if (target.role !== 'caller') return sendError(ws, 'forbidden', 'notes are on callers');
+    if (!this.allowChange(ws, connection, (target.note ?? '') === note)) return;
+    const { note: _, ...rest } = target;
+    this.savePeer(note === '' ? rest : { ...target, note });
+    this.toStaff({ type: 'note-updated', peerId, note });
+  }
+
+  private notes(): Record<string, string> {
+    return Object.fromEntries([...this.peers.values()].filter((p) => p.note).map((p) => [p.peerId, p.note!]));
+  }
+
+  /** A desk message: staff to the staff, or staff to one caller (who sees only its own). Text only. */
+  private chat(actor: PeerRecord, ws: WebSocket, to: string, text: string, connection: Connection): void {
+    if (!isStaff(actor.role)) return sendError(ws, 'forbidden', `a ${actor.role} cannot send messages`);
+    let recipient: PeerRecord | undefined;
+    if (to !== 'staff') {
+      recipient = this.target(actor, ws, to);
+      if (!recipient) return;
+      if (recipient.role !== 'caller') return sendError(ws, 'forbidden', 'messages go to the staff or to one caller');
+    }
+    if (!this.allowChange(ws, connection, false)) return;
+    const message: ChatMessage = {
+      id: randomId(9),
+      from: actor.peerId,
+      ...(actor.name === undefined ? {} : { fromName: actor.name }),
+      fromRole: actor.role,
+      to,
+      text,
+      at: Date.now(),
+    };
+    this.storage.addChat(message, CHAT_KEPT);
+    this.toStaff({ type: 'chat', ...message });
+    const socket = recipient && this.connections.socketOf(recipient.peerId);
+    if (socket) send(socket, { type: 'chat', ...message });
+  }
+
+  /** What a page may read of the desk's messages: every one for staff, those to it for a caller. */
+  private chatFor(peer: PeerRecord): ChatMessage[] {
+    const all = this.storage.chat();
+    return isStaff(peer.role) ? all : all.filter((m) => m.to === peer.peerId);
+  }
+
+  /** Every caller muted by the studio at once (one change of the sender's budget). */
+  private muteAll(actor: PeerRecord, ws: WebSocket, connection: Connection): void {
+    if (!moderatesRole(actor.role, 'caller')) return sendError(ws, 'forbidden', `a ${actor.role} cannot mute callers`);
+    const callers = [...this.peers.values()].filter((p) => p.role === 'caller' && p.mutedBy !== 'moderator');
+    if (!this.allowChange(ws, connection, callers.length === 0)) return;
+    for (const caller of callers) this.update({ ...caller, muted: true, mutedBy: 'moderator' });
   }
 
   // ---- recording: takes, and who records which track ------------------------------------
@@ -787,7 +941,8 @@ export class Room extends DurableObject<Env> {
     const recording = this.room?.recording;
     const trackId = recording?.tracks[peer.peerId];
     if (!recording || !trackId) return;
-    const [takeId, onShow, at, recordings] = [recording.info.takeId, !peer.waiting && !peer.muted, Date.now(), this.recordings()];
+    const onShow = !peer.waiting && !peer.muted && !peer.talkingBack;
+    const [takeId, at, recordings] = [recording.info.takeId, Date.now(), this.recordings()];
     this.onShowCalls = this.onShowCalls
       .then(() => recordings.setOnShow(takeId, trackId, onShow, at))
       .catch((error) => console.error(`room ${this.room?.roomId}: cannot tell the recordings`, error));
@@ -842,7 +997,7 @@ export class Room extends DurableObject<Env> {
     if (!peer) return false;
     const dropped: PeerRecord = { ...peer, connected: false, disconnectedAt: Date.now() };
     this.savePeer(dropped);
-    this.fanOut(dropped, { type: 'participant-updated', participant: publicView(dropped) });
+    this.fanOutView(dropped, 'participant-updated');
     return true;
   }
 

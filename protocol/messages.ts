@@ -37,6 +37,12 @@ const IceCandidate = v.object({
 });
 export type IceCandidate = v.InferOutput<typeof IceCandidate>;
 
+/** A screener's note and a chat message: text only, at most this many characters. */
+export const NOTE_MAX = 1_000;
+export const CHAT_MAX = 500;
+/** Chat messages a room keeps (the oldest go first). */
+export const CHAT_KEPT = 200;
+
 // ---- client → server -------------------------------------------------------------
 
 export const ClientMessages = {
@@ -62,13 +68,30 @@ export const ClientMessages = {
   'stop-recording': v.object({ type: v.literal('stop-recording') }),
   /** Ask for the room's clock (answered with `clock`): recordings are aligned on it. */
   clock: v.object({ type: v.literal('clock'), sent: v.pipe(v.number(), v.finite()) }),
+  /**
+   * Staff: talk into one on-air participant's ears (`to`), or every on-air participant's
+   * (`to: null`), over the show; `on: false` lets go. Never heard in the program.
+   */
+  talkback: v.object({ type: v.literal('talkback'), to: v.nullable(PeerId), on: v.boolean() }),
+  /** Staff: take an on-air caller back into the waiting list (same connection, same seat). */
+  hold: v.object({ type: v.literal('hold'), peerId: PeerId }),
+  /** Staff: the screener's note on a caller, seen by staff only (empty clears it). */
+  'set-note': v.object({ type: v.literal('set-note'), peerId: PeerId, note: v.pipe(v.string(), v.maxLength(NOTE_MAX)) }),
+  /** Staff: a message to the staff (`to: "staff"`) or to one caller. Text only. */
+  chat: v.object({
+    type: v.literal('chat'),
+    to: v.union([v.literal('staff'), PeerId]),
+    text: v.pipe(v.string(), v.trim(), v.minLength(1), v.maxLength(CHAT_MAX)),
+  }),
+  /** Staff: every caller muted by the studio at once. */
+  'mute-all': v.object({ type: v.literal('mute-all') }),
 } as const;
 
 export type ClientMessageType = keyof typeof ClientMessages;
 export type ClientMessage = {
   [K in ClientMessageType]: v.InferOutput<(typeof ClientMessages)[K]>;
 }[ClientMessageType];
-export type RelayMessage = Extract<ClientMessage, { to: string }>;
+export type RelayMessage = Extract<ClientMessage, { type: 'offer' | 'answer' | 'ice-candidate' }>;
 
 export function isClientMessageType(type: unknown): type is ClientMessageType {
   return typeof type === 'string' && Object.hasOwn(ClientMessages, type);
@@ -86,6 +109,24 @@ export interface Participant {
   connected: boolean;
   /** Lobby rooms: a caller waiting to be admitted by a host or producer. */
   waiting: boolean;
+  /** Staff only see it: since when (room clock, epoch ms) this caller waits (its place in the queue). */
+  waitingSince?: number;
+  /**
+   * This staff member talks back now, as this viewer hears it: `to-you` (in your ears, over
+   * the show, never in the program) or `away` (to someone else: its voice is off the show).
+   */
+  talkback?: 'to-you' | 'away';
+}
+
+/** A message of the producer's desk: to the staff, or from the staff to one caller. */
+export interface ChatMessage {
+  id: string;
+  from: string;
+  fromName?: string;
+  fromRole: Role;
+  to: 'staff' | string;
+  text: string;
+  at: number;
 }
 
 export interface RoomInfo {
@@ -195,7 +236,8 @@ export const REFUSAL_CLOSE_CODES: Partial<Record<ErrorCode, number>> = {
   'rate-limited': CLOSE_CODES.tryAgainLater,
 };
 
-export type LeaveReason = 'left' | 'kicked' | 'timeout' | 'room-closed';
+/** `held`: an on-air caller put back on hold (only staff still see it, waiting). */
+export type LeaveReason = 'left' | 'kicked' | 'timeout' | 'room-closed' | 'held';
 
 export type ServerMessage =
   | {
@@ -217,6 +259,10 @@ export type ServerMessage =
       broadcast?: BroadcastInfo;
       /** Whether a take runs: told to everyone, waiting callers too (consent before admission). */
       recording: RecordingInfo;
+      /** Staff only: the screener's notes, by caller. */
+      notes?: Record<string, string>;
+      /** The desk's messages this page may read: all of them for staff, its own for a caller. */
+      chat: ChatMessage[];
     }
   | { type: 'peer-joined'; participant: Participant }
   | { type: 'peer-left'; peerId: string; reason: LeaveReason }
@@ -235,7 +281,12 @@ export type ServerMessage =
   /** This page records a track of the running take (its voice, or the program). */
   | ({ type: 'recording-track' } & TrackGrant)
   /** The room's clock (`now`, epoch ms) when it read the `clock` frame sent at `sent`. */
-  | { type: 'clock'; sent: number; now: number };
+  | { type: 'clock'; sent: number; now: number }
+  /** This caller was put back on hold: it waits again and sees only the staff. */
+  | { type: 'held'; participants: Participant[] }
+  /** Staff only. */
+  | { type: 'note-updated'; peerId: string; note: string }
+  | ({ type: 'chat' } & ChatMessage);
 
 // ---- HTTP bodies -------------------------------------------------------------------
 

@@ -31,7 +31,19 @@ export const ParticipantSchema: v.GenericSchema<unknown, Participant> = v.strict
   mutedBy: v.nullable(v.picklist(['self', 'moderator'])),
   connected: v.boolean(),
   waiting: v.boolean(),
+  waitingSince: v.optional(Count),
+  talkback: v.optional(v.picklist(['to-you', 'away'])),
 });
+
+const ChatFields = {
+  id: Id,
+  from: Id,
+  fromName: v.optional(Text),
+  fromRole: Role,
+  to: Id,
+  text: Text,
+  at: Count,
+};
 
 export const RoomInfoSchema: v.GenericSchema<unknown, RoomInfo> = v.strictObject({
   roomId: Id,
@@ -91,9 +103,11 @@ export const ServerMessageSchema: v.GenericSchema<unknown, ServerMessage> = v.va
     limits: v.strictObject({ messagesPerSecond: Count, messageBurst: Count, maxMessageBytes: Count }),
     broadcast: v.optional(BroadcastInfoSchema),
     recording: RecordingInfoSchema,
+    notes: v.optional(v.record(Id, Text)),
+    chat: v.array(v.strictObject(ChatFields)),
   }),
   v.strictObject({ type: v.literal('peer-joined'), participant: ParticipantSchema }),
-  v.strictObject({ type: v.literal('peer-left'), peerId: Id, reason: v.picklist(['left', 'kicked', 'timeout', 'room-closed']) }),
+  v.strictObject({ type: v.literal('peer-left'), peerId: Id, reason: v.picklist(['left', 'kicked', 'timeout', 'room-closed', 'held']) }),
   v.strictObject({ type: v.literal('participant-updated'), participant: ParticipantSchema }),
   v.strictObject({ type: v.literal('offer'), from: Id, sdp: Text }),
   v.strictObject({ type: v.literal('answer'), from: Id, sdp: Text }),
@@ -115,6 +129,9 @@ export const ServerMessageSchema: v.GenericSchema<unknown, ServerMessage> = v.va
     credential: v.pipe(v.string(), v.minLength(1), v.maxLength(2_000)),
   }),
   v.strictObject({ type: v.literal('clock'), sent: v.number(), now: Count }),
+  v.strictObject({ type: v.literal('held'), participants: v.array(ParticipantSchema) }),
+  v.strictObject({ type: v.literal('note-updated'), peerId: Id, note: Text }),
+  v.strictObject({ type: v.literal('chat'), ...ChatFields }),
 ]);
 
 export const FeedMessageSchema: v.GenericSchema<unknown, FeedMessage> = v.variant('type', [

@@ -204,3 +204,41 @@ describe('every combination of roles, states and private talks', () => {
     }
   });
 });
+
+describe('talkback', () => {
+  const talkingToMe = person('pat', { role: 'producer', talkback: 'to-you' });
+  const talkingAway = person('pat', { role: 'producer', talkback: 'away' });
+  const mutedTalkingToMe = person('pat', { role: 'producer', talkback: 'to-you', muted: true, mutedBy: 'self' });
+
+  it('a talkback to this page is in its ears, never in its program, also while the speaker is muted on air', () => {
+    for (const role of ROLES) {
+      for (const speaker of [talkingToMe, mutedTalkingToMe]) {
+        const r = voiceReach(input(role, [speaker, onAir]), 'pat');
+        expect(r).toMatchObject({ hears: true, onAir: false, inProgram: false });
+      }
+    }
+  });
+
+  it("a talkback to someone else takes the speaker's voice off the show at this page", () => {
+    for (const role of ROLES) expect(voiceReach(input(role, [talkingAway]), 'pat')).toMatchObject({ hears: false, inProgram: false });
+  });
+
+  it('while this staff page talks back, its voice goes to its listeners only and leaves its program', () => {
+    for (const role of STAFF) {
+      const toOne: ReachInput = { ...input(role, [onAir, producer, waiting]), talkback: 'on-air' };
+      expect(voiceReach(toOne, 'on-air').sendsTo).toBe(true);
+      expect(voiceReach(toOne, 'producer').sendsTo).toBe(false);
+      expect(voiceReach(toOne, 'waiting').sendsTo).toBe(false);
+      expect(ownVoiceInProgram(toOne)).toBe(false);
+      const toEveryone: ReachInput = { ...input(role, [onAir, producer, waiting]), talkback: null };
+      expect(voiceReach(toEveryone, 'on-air').sendsTo).toBe(true);
+      expect(voiceReach(toEveryone, 'producer').sendsTo).toBe(true);
+      expect(voiceReach(toEveryone, 'waiting').sendsTo).toBe(false);
+      expect(ownVoiceInProgram(toEveryone)).toBe(false);
+    }
+    // A caller's page never talks back, whatever it claims.
+    const caller: ReachInput = { ...input('caller', [onAir, producer]), talkback: 'on-air' };
+    expect(ownVoiceInProgram(caller)).toBe(true);
+    expect(voiceReach(caller, 'producer').sendsTo).toBe(true);
+  });
+});

@@ -88,6 +88,14 @@ function enterConsole(options: { roomId: string; token: string; name: string; in
   studio = new Studio({ ...options, microphone, mix, relay, uploads });
   byId('go-live').addEventListener('click', () => void studio?.toggleBroadcast());
   byId('record').addEventListener('click', () => studio?.toggleRecording());
+  byId('talkback-all').addEventListener('click', () => studio?.show.toggleTalkback(null));
+  byId('mute-all').addEventListener('click', () => studio?.show.muteAllCallers());
+  byId('staff-chat-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    const field = byId<HTMLInputElement>('staff-message');
+    studio?.show.sendMessage('staff', field.value);
+    field.value = '';
+  });
   byId('leave').addEventListener('click', () => studio?.leaveShow());
   byId('end-show').addEventListener('click', () => studio?.endShow());
   for (const role of ['producer', 'caller'] as const) {

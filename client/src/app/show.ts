@@ -4,7 +4,18 @@
 // reach comes from the library's reach rules, applied to the mix and the mesh on every
 // change. The console (studio.ts) renders it and listens to its events.
 import { AudioMesh, Broadcaster, RoomClock, StudioClient, TrackRecorder, loadCapture, ownVoiceInProgram, voiceReach } from '../lib';
-import type { BroadcastInfo, Channel, Participant, ProgramMix, ReachInput, RecordingInfo, TrackGrant, UploadQueue, Welcome } from '../lib';
+import type {
+  BroadcastInfo,
+  Channel,
+  ChatMessage,
+  Participant,
+  ProgramMix,
+  ReachInput,
+  RecordingInfo,
+  TrackGrant,
+  UploadQueue,
+  Welcome,
+} from '../lib';
 import type { Microphone } from './microphone';
 import { SENTENCES, sentenceForClose, sentenceForError } from './sentences';
 
@@ -42,6 +53,10 @@ export interface ShowEvents {
   program: void;
   /** A take started or stopped, or this page started recording a track. */
   recording: void;
+  /** A screener's note changed (staff). */
+  notes: void;
+  /** A desk message arrived (or the welcome brought them). */
+  chat: ChatMessage | null;
   /** A sentence for the page; null: what it said about the connection no longer holds. */
   notice: string | null;
   /** This page is out of the show (left, removed, ended, refused), with the sentence why. */
@@ -58,6 +73,12 @@ export class Show {
   people = new Map<string, Participant>();
   /** The waiting caller this (staff) page talks with privately. */
   privateTalk: string | null = null;
+  /** Whom this (staff) page talks back to: a participant, everyone on air (`null`), or nobody. */
+  talkback: string | null | undefined = undefined;
+  /** Staff: the screener's notes by caller. */
+  notes = new Map<string, string>();
+  /** The desk's messages this page may read, oldest first. */
+  chat: ChatMessage[] = [];
   broadcast: BroadcastInfo = { state: 'idle' };
   /** When the show went on air, while it is. */
   liveSince: number | null = null;
@@ -139,7 +160,7 @@ export class Show {
   // ---- what reaches whom ----------------------------------------------------------
 
   private get reachInput(): ReachInput {
-    return { people: this.people, role: this.me?.role, privateTalk: this.privateTalk };
+    return { people: this.people, role: this.me?.role, privateTalk: this.privateTalk, talkback: this.talkback };
   }
 
   /** Open or close what this page hears of `peerId`, and whether it is in the program. */
@@ -194,6 +215,12 @@ export class Show {
       if (!welcome.resumed && this.options.name) client.setName(this.options.name);
       this.setBroadcast(welcome.broadcast ?? { state: 'idle' }); // a waiting caller is told nothing
       this.setRecording(welcome.recording);
+      this.notes = new Map(Object.entries(welcome.notes ?? {}));
+      this.chat = welcome.chat;
+      // A talkback does not outlive the connection it was pressed on (the room ended it or keeps it: say it again).
+      if (this.talkback !== undefined) client.send({ type: 'talkback', to: this.talkback, on: true });
+      this.emit('notes', undefined);
+      this.emit('chat', null);
       // A few answers now; more over time, while the page is quieter than at its join.
       for (let i = 0; i < CLOCK_SAMPLES; i++) setTimeout(() => client.askClock(), i * CLOCK_SPACING_MS);
       this.clockTimer ??= setInterval(() => client.askClock(), CLOCK_REFRESH_MS);
@@ -216,11 +243,29 @@ export class Show {
     client.on('peer-left', ({ peerId }) => {
       this.people.delete(peerId);
       if (this.privateTalk === peerId) this.privateTalk = null;
+      if (this.talkback === peerId) this.endTalkback();
       this.applyAll();
       this.emit('change', undefined);
     });
     client.on('broadcast-updated', ({ broadcast }) => this.setBroadcast(broadcast));
     client.on('clock', ({ sent, now }) => this.clock.sample(sent, now));
+    client.on('held', ({ participants }) => {
+      // Back on hold: waiting again, seeing only the staff (as at a waiting welcome).
+      if (this.me) this.me = { ...this.me, waiting: true };
+      this.people = new Map(participants.map((p) => [p.peerId, p]));
+      this.setBroadcast({ state: 'idle' });
+      this.applyAll();
+      this.emit('change', undefined);
+    });
+    client.on('note-updated', ({ peerId, note }) => {
+      if (note) this.notes.set(peerId, note);
+      else this.notes.delete(peerId);
+      this.emit('notes', undefined);
+    });
+    client.on('chat', ({ type: _, ...message }) => {
+      this.chat.push(message);
+      this.emit('chat', message);
+    });
     client.on('recording-updated', ({ recording }) => this.setRecording(recording));
     client.on('recording-track', ({ type: _, ...grant }) => void this.recordTrack(grant));
     client.on('error', (error) => {
@@ -244,6 +289,8 @@ export class Show {
     const before = this.people.get(participant.peerId);
     this.people.set(participant.peerId, participant);
     if (before && before.waiting && !participant.waiting && this.privateTalk === participant.peerId) this.privateTalk = null;
+    // Put on hold: a talkback to it ends (the room ended it too).
+    if (participant.waiting && this.talkback === participant.peerId) this.endTalkback();
     this.applyAll();
     this.emit('change', undefined);
   }
@@ -253,11 +300,16 @@ export class Show {
     const wasWaiting = this.me.waiting;
     this.me = { ...this.me, waiting: participant.waiting };
     this.selfMuted = participant.muted;
-    // Honour every mute at the source too (receivers enforce it regardless).
-    this.options.microphone.setEnabled(!participant.muted);
+    // Honour every mute at the source too (receivers enforce it regardless); a talkback
+    // speaks while muted on air (its listeners hear it, nobody else does).
+    this.applyMicrophone();
     this.applyVoiceGate();
     this.emit('self', participant);
     if (wasWaiting !== participant.waiting) this.emit('change', undefined);
+  }
+
+  private applyMicrophone(): void {
+    this.options.microphone.setEnabled(!this.selfMuted || this.talkback !== undefined);
   }
 
   // ---- actions --------------------------------------------------------------------
@@ -285,6 +337,41 @@ export class Show {
     this.privateTalk = this.privateTalk === peerId ? null : peerId;
     this.applyAll();
     this.emit('change', undefined);
+  }
+
+  /**
+   * Talk back to `to` (a participant on the show, or everyone on air: `null`), or let go.
+   * Meanwhile this page's voice goes to its listeners only, and leaves the program.
+   */
+  toggleTalkback(to: string | null): void {
+    const on = this.talkback !== to;
+    this.talkback = on ? to : undefined;
+    this.client.send({ type: 'talkback', to, on });
+    this.applyMicrophone();
+    this.applyAll();
+    this.emit('change', undefined);
+  }
+
+  hold(peerId: string): void {
+    this.client.send({ type: 'hold', peerId });
+  }
+
+  setNote(peerId: string, note: string): void {
+    if ((this.notes.get(peerId) ?? '') !== note) this.client.send({ type: 'set-note', peerId, note });
+  }
+
+  /** A desk message: to the staff, or to one caller. */
+  sendMessage(to: 'staff' | string, text: string): void {
+    if (text.trim()) this.client.send({ type: 'chat', to, text });
+  }
+
+  muteAllCallers(): void {
+    this.client.send({ type: 'mute-all' });
+  }
+
+  private endTalkback(): void {
+    this.talkback = undefined;
+    this.applyMicrophone();
   }
 
   /** Host: close the room for everyone. */

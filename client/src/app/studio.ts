@@ -5,7 +5,7 @@ import { ROLE_TABLE, isStaff, moderatesRole } from '../../../protocol/roles';
 import { HttpError, revokeInvites } from '../lib';
 import type { Participant, RecordingInfo, Role } from '../lib';
 import { byId, h, meterElement, showLevel } from './dom';
-import { RecordingsPanel } from './recordings-panel';
+import { RecordingsPanel, clockText } from './recordings-panel';
 import { SENTENCES } from './sentences';
 import { Show } from './show';
 import type { ShowOptions } from './show';
@@ -24,13 +24,17 @@ interface Strip {
   detail: HTMLElement;
   meter: HTMLElement;
   fader?: HTMLInputElement;
+  /** Staff, on a caller's strip: the screener's note, and a message to the caller. */
+  note?: HTMLTextAreaElement;
+  message?: HTMLInputElement;
+  sendMessage?: HTMLButtonElement;
   actions: HTMLElement;
   /** The strip's buttons by what they do, kept while they apply: a press lands on the button it began on. */
   buttons: Map<StripAction, HTMLButtonElement>;
   state: RTCPeerConnectionState | 'new';
 }
 
-type StripAction = 'talk' | 'admit' | 'mute' | 'kick';
+type StripAction = 'talk' | 'admit' | 'talkback' | 'hold' | 'mute' | 'kick';
 
 export class Studio {
   readonly show: Show;
@@ -51,6 +55,8 @@ export class Studio {
     show.on('self', (participant) => this.renderSelf(participant));
     show.on('program', () => this.renderProgram());
     show.on('recording', () => this.renderRecording());
+    show.on('notes', () => this.renderAll());
+    show.on('chat', () => this.renderChat());
     show.on('notice', (text) => (text === null ? this.clearNotice() : this.notice(text)));
     show.on('ended', (sentence) => {
       clearInterval(this.meterTimer);
@@ -129,6 +135,13 @@ export class Studio {
     if (!me) return;
     const staff = isStaff(me.role);
     byId('program').hidden = !staff;
+    byId('desk').hidden = !staff;
+    byId('inbox').hidden = staff;
+    const everyone = byId('talkback-all');
+    everyone.setAttribute('aria-pressed', String(this.show.talkback === null));
+    // Who talks into this page's ears now.
+    const speakers = [...people.values()].filter((p) => p.talkback === 'to-you').map((p) => this.nameOf(p));
+    byId('talkback-status').textContent = speakers.length ? `${speakers.join(' and ')} talking to you` : '';
     if (staff && !this.recordings) {
       this.recordings = new RecordingsPanel(this.options.roomId, this.options.token, (text) => this.notice(text));
       this.recordings.start();
@@ -149,7 +162,10 @@ export class Studio {
       ? `Talking privately with ${this.nameOf(talk)}: the program and the callers on air do not hear you.`
       : '';
     // The most powerful first: host, producers, callers.
-    const sorted = [...people.values()].sort((a, b) => ROLE_TABLE[b.role].power - ROLE_TABLE[a.role].power);
+    // Waiting callers in order of arrival (the screening queue).
+    const sorted = [...people.values()].sort(
+      (a, b) => ROLE_TABLE[b.role].power - ROLE_TABLE[a.role].power || (a.waitingSince ?? 0) - (b.waitingSince ?? 0),
+    );
     const waitingList: HTMLElement[] = [];
     const onAirList: HTMLElement[] = [];
     for (const p of sorted) {
@@ -189,7 +205,11 @@ export class Studio {
     strip.title.textContent = name;
     const connection = !p.connected ? 'reconnecting' : strip.state;
     const mute = p.mutedBy === 'moderator' ? 'muted by the studio' : p.muted ? 'muted' : '';
-    strip.detail.textContent = [p.role, p.waiting ? 'waiting' : '', connection, mute].filter(Boolean).join(' · ');
+    const waited =
+      p.waiting && p.waitingSince !== undefined ? `waiting ${clockText(Date.now() - p.waitingSince)}` : p.waiting ? 'waiting' : '';
+    const talking = p.talkback === 'to-you' ? 'talking to you' : p.talkback === 'away' ? 'talking back' : '';
+    const detail = [p.role, waited, connection, mute, talking].filter(Boolean).join(' · ');
+    if (strip.detail.textContent !== detail) strip.detail.textContent = detail;
     strip.meter.setAttribute('aria-label', `${name} level`);
 
     const staff = isStaff(me.role);
@@ -222,6 +242,8 @@ export class Studio {
       wanted.push(['talk', talking ? `End talk with ${name}` : `Talk to ${name}`, String(talking)]);
       wanted.push(['admit', `Admit ${name}`]);
     }
+    if (staff && !p.waiting) wanted.push(['talkback', `Talk back to ${name}`, String(this.show.talkback === peerId)]);
+    if (ROLE_TABLE[me.role].admit && p.role === 'caller' && !p.waiting) wanted.push(['hold', `Hold ${name}`]);
     if (moderates && !p.waiting) wanted.push(['mute', p.muted ? `Unmute ${name}` : `Mute ${name}`]);
     if (moderates) wanted.push(['kick', `Kick ${name}`]);
     for (const [action, button] of strip.buttons) {
@@ -232,7 +254,8 @@ export class Studio {
     for (const [action, label, pressed] of wanted) {
       let button = strip.buttons.get(action);
       if (!button) {
-        button = h('button', { className: action === 'kick' ? 'danger' : undefined, onclick: () => this.act(action, peerId) });
+        const className = action === 'kick' ? 'danger' : action === 'talkback' ? 'talkback' : undefined;
+        button = h('button', { className, onclick: () => this.act(action, peerId) });
         strip.buttons.set(action, button);
       }
       if (button.textContent !== label) button.textContent = label;
@@ -241,11 +264,63 @@ export class Studio {
     // Order only when the set changed (appending moves an element; it is not replaced).
     const order = wanted.map(([action]) => strip.buttons.get(action)!);
     if (order.some((button, i) => strip.actions.children[i] !== button)) strip.actions.append(...order);
+    if (staff && p.role === 'caller') this.renderCallerDesk(strip, peerId, name);
+  }
+
+  /** Staff, on a caller's strip: the screener's note (saved on change) and a message to the caller. */
+  private renderCallerDesk(strip: Strip, peerId: string, name: string): void {
+    if (!strip.note) {
+      const note = h('textarea', { rows: 2, maxLength: 1000, onchange: () => this.show.setNote(peerId, note.value.trim()) });
+      const message = h('input', { maxLength: 500, autocomplete: 'off' });
+      const send = h('button', {
+        onclick: () => {
+          this.show.sendMessage(peerId, message.value);
+          message.value = '';
+        },
+      });
+      message.addEventListener('keydown', (event) => {
+        if (event.key === 'Enter') send.click();
+      });
+      strip.note = note;
+      strip.message = message;
+      strip.sendMessage = send;
+      strip.element.append(h('div', { className: 'note' }, note), h('div', { className: 'message' }, message, send));
+    }
+    strip.note.setAttribute('aria-label', `Note on ${name}`);
+    // Another staff member's edit shows, unless this one is typing in it.
+    const kept = this.show.notes.get(peerId) ?? '';
+    if (document.activeElement !== strip.note && strip.note.value !== kept) strip.note.value = kept;
+    strip.message!.setAttribute('aria-label', `Message to ${name}`);
+    const label = `Send to ${name}`;
+    if (strip.sendMessage!.textContent !== label) strip.sendMessage!.textContent = label;
+  }
+
+  /** The desk's messages: the staff chat (staff), or what the studio sent this caller. Text only, never markup. */
+  private renderChat(): void {
+    const me = this.show.me;
+    if (!me) return;
+    const staff = isStaff(me.role);
+    const log = byId(staff ? 'staff-chat' : 'studio-messages');
+    const shown = new Set([...log.children].map((child) => (child as HTMLElement).dataset.id));
+    for (const message of this.show.chat) {
+      if (shown.has(message.id)) continue;
+      const from = message.fromName ?? message.fromRole;
+      const to =
+        message.to === 'staff'
+          ? ''
+          : ` to ${this.nameOf(this.show.people.get(message.to) ?? ({ peerId: message.to, role: 'caller' } as Participant))}`;
+      const line = h('p', {}, h('strong', {}, staff ? `${from}${to}: ` : `${from}: `), message.text);
+      line.dataset.id = message.id;
+      log.append(line);
+      log.scrollTop = log.scrollHeight;
+    }
   }
 
   /** A strip's button pressed: acts on the participant's state at the moment of the click. */
   private act(action: StripAction, peerId: string): void {
     if (action === 'talk') return this.show.togglePrivateTalk(peerId);
+    if (action === 'talkback') return this.show.toggleTalkback(peerId);
+    if (action === 'hold') return this.show.hold(peerId);
     if (action === 'admit') return this.show.admit(peerId);
     if (action === 'kick') return this.show.kick(peerId);
     this.show.toggleMute(peerId);
@@ -353,6 +428,8 @@ export class Studio {
     if (++this.loudnessTick % 2 === 0) return;
     const lufs = mix.loudness.read();
     if (this.loudnessTick % 10 === 1) {
+      // The screening queue's waiting times (m:ss), twice a second.
+      for (const [peerId, person] of this.show.people) if (person.waiting) this.renderStrip(peerId);
       byId('loudness').textContent = Number.isFinite(lufs) && lufs > -70 ? `${lufs.toFixed(1)} LUFS short-term` : '— LUFS';
       this.renderClock();
     }

@@ -8,11 +8,11 @@ export { ProgramMix, Channel, LevelMeter, LoudnessMeter, METER_FLOOR_DB } from '
 export type { ChannelOptions } from './program-mix';
 export { Broadcaster } from './broadcaster';
 export type { BroadcasterOptions, BroadcasterState, BroadcasterStatus } from './broadcaster';
-export { reach, voiceReach, ownVoiceInProgram, privateTalkPartner } from './reach';
+export { reach, voiceReach, ownVoiceInProgram, ownTalkback, privateTalkPartner } from './reach';
 export type { ReachInput, VoiceReach } from './reach';
 export { HttpError, createRoom, deleteTake, listRecordings, mintInvite, recordingState, revokeInvites } from './http';
 export type { CreatedRoom, Invite, ReplacementInvite, HttpOptions } from './http';
-export type { Participant, BroadcastInfo, Role } from '../../../protocol/messages';
+export type { Participant, BroadcastInfo, ChatMessage, Role } from '../../../protocol/messages';
 export { UploadQueue } from './upload-queue';
 export type { QueuedChunk, UploadProgress } from './upload-queue';
 export { TrackRecorder, loadCapture } from './track-recorder';

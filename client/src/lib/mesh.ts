@@ -132,6 +132,11 @@ export class AudioMesh {
       this.present.delete(message.peerId);
       this.hangUp(message.peerId);
     });
+    // Put back on hold: only the staff are still there for us.
+    on('held', (message) => {
+      this.present = new Set(message.participants.map((p) => p.peerId));
+      for (const peerId of [...this.peers.keys()]) if (!this.present.has(peerId)) this.hangUp(peerId);
+    });
     on('kicked', () => this.close());
     on('room-closed', () => this.close());
     globalThis.addEventListener?.('online', this.onOnline);

@@ -13,6 +13,8 @@ export interface ReachInput {
   role: Role | undefined;
   /** The waiting caller this page talks with privately, if any. */
   privateTalk: string | null;
+  /** Whom this (staff) page talks back to: one on-air participant, everyone on air (`null`), or nobody (`undefined`). */
+  talkback?: string | null;
 }
 
 /** What one remote voice may reach at this page. */
@@ -47,24 +49,33 @@ export function voiceReach(input: ReachInput, peerId: string): VoiceReach {
   const partner = privateTalkPartner(input);
   const waiting = person?.waiting === true;
   const talkingWith = partner === peerId;
+  // A staff member talking back: in its listener's ears (even while muted on air), never in
+  // the program; everyone else does not hear it at all meanwhile.
+  const talkback = person?.talkback;
   // A waiting caller is heard only by the staff member talking with it; a muted voice by nobody.
-  const hears = person !== undefined && !person.muted && (!waiting || talkingWith);
-  const onAir = !waiting;
+  const hears = person !== undefined && (talkback === 'to-you' || (talkback === undefined && !person.muted && (!waiting || talkingWith)));
+  const onAir = !waiting && talkback === undefined;
+  const myTalkback = ownTalkback(input);
   return {
     hears,
     onAir,
     inProgram: hears && onAir,
-    // While talking privately, this page's voice goes to that caller only; otherwise to
-    // everyone but waiting callers.
-    sendsTo: waiting ? talkingWith : partner === null,
+    // While talking privately, this page's voice goes to that caller only; while talking
+    // back, to its listeners only; otherwise to everyone but waiting callers.
+    sendsTo: waiting ? talkingWith : myTalkback !== undefined ? myTalkback === null || myTalkback === peerId : partner === null,
     // A waiting caller holds only a public link: staff show it relay addresses, never their own.
     relayOnly: isStaff(input.role) && waiting,
   };
 }
 
-/** Whether this page's own voice is in its program: not while it talks privately. */
+/** Whom this page talks back to (only a staff page does): a peer, everyone (`null`), or nobody (`undefined`). */
+export function ownTalkback({ role, talkback }: ReachInput): string | null | undefined {
+  return isStaff(role) ? talkback : undefined;
+}
+
+/** Whether this page's own voice is in its program: not while it talks privately or talks back. */
 export function ownVoiceInProgram(input: ReachInput): boolean {
-  return privateTalkPartner(input) === null;
+  return privateTalkPartner(input) === null && ownTalkback(input) === undefined;
 }
 
 /** Every remote voice's reach, and whether this page's own voice is in its program. */

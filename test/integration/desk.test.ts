@@ -1,0 +1,139 @@
+// The producer's desk in real Chromium, the real page: talkback heard in its listener's ears
+// and nowhere else (the program judged at Icecast, a caller's ears by its meter), hold,
+// messages shown as text, and mute all. Each voice its own Chromium and tone.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createShow, cspViolations, expectMeterMoves, joinShow, launchBrowser, toneFile } from '../page-driver.mjs';
+import { bandLevel, expectMeterSilent, expectText, expectVisible, listen } from './studio-page';
+
+const workerUrl = () => inject('workerUrl');
+const TONES = { host: 440, producer: 660, ann: 880 } as const;
+const dir = mkdtempSync(join(tmpdir(), 'openstudio-desk-'));
+const browsers: Partial<Record<keyof typeof TONES, Browser>> = {};
+
+beforeAll(async () => {
+  for (const [who, hz] of Object.entries(TONES)) browsers[who as keyof typeof TONES] = await launchBrowser(toneFile(dir, hz));
+});
+
+afterAll(async () => {
+  for (const browser of Object.values(browsers)) await browser?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function expectConnected(page: Page, name: string): Promise<void> {
+  const strip = page.getByRole('group', { name, exact: true });
+  await expectVisible(strip, 20_000);
+  await expect.poll(() => strip.getAttribute('data-connection'), { timeout: 30_000, message: `connection to ${name}` }).toBe('connected');
+}
+
+/** Host Hanna (on air), producer Pat and caller Ann, all in studio mode (tones pass whole). */
+async function onAirShow() {
+  const { host, callerLink } = await createShow(browsers.host!, workerUrl(), { show: 'Desk', studioMode: true });
+  const producerLink = await host.getByRole('textbox', { name: 'Producer link' }).inputValue();
+  const pat = await joinShow(browsers.producer!, producerLink, 'Pat', { studioMode: true });
+  const ann = await joinShow(browsers.ann!, callerLink, 'Ann', { studioMode: true });
+  for (const [page, names] of [
+    [host, ['Pat', 'Ann']],
+    [pat, ['Hanna', 'Ann']],
+    [ann, ['Hanna', 'Pat']],
+  ] as const) {
+    for (const name of names) await expectConnected(page, name);
+  }
+  await host.getByRole('button', { name: 'Go live' }).click();
+  await expectText(host.getByRole('status', { name: 'On-air status' }), 'ON AIR', { contains: true, timeout: 30_000 });
+  const listenUrl = (await host.getByRole('link', { name: 'Listen link' }).getAttribute('href'))!;
+  return { host, pat, ann, listenUrl };
+}
+
+describe("the producer's desk", () => {
+  it(
+    'talkback to the host: in the host’s ears only; not in the program, not in a caller’s ears; the host stays on air',
+    { timeout: 180_000 },
+    async () => {
+      const { host, pat, ann, listenUrl } = await onAirShow();
+      const before = await listen(listenUrl, 4, 2);
+      expect(bandLevel(before, TONES.producer), 'Pat in the program before').toBeGreaterThan(-45);
+
+      const talk = pat.getByRole('button', { name: 'Talk back to Hanna', exact: true });
+      await talk.click();
+      await expect.poll(() => talk.getAttribute('aria-pressed')).toBe('true');
+      await expectText(host.getByRole('status', { name: 'Talkback status' }), 'Pat talking to you');
+      await expectMeterMoves(host, 'Pat level');
+      await expectMeterSilent(ann, 'Pat level');
+      const during = await listen(listenUrl, 5, 3);
+      const hostLevel = bandLevel(during, TONES.host);
+      expect(hostLevel, 'the host in the program during the talkback').toBeGreaterThan(-45);
+      expect(bandLevel(during, TONES.producer), 'Pat in the program during the talkback').toBeLessThan(hostLevel - 30);
+      // Ann's status says nothing: it is not her talkback.
+      await expectText(ann.getByRole('status', { name: 'Talkback status' }), '');
+
+      await talk.click();
+      await expectText(host.getByRole('status', { name: 'Talkback status' }), '');
+      await expectMeterMoves(ann, 'Pat level');
+      const after = await listen(listenUrl, 4, 2);
+      expect(bandLevel(after, TONES.producer), 'Pat back in the program').toBeGreaterThan(-45);
+      for (const page of [host, pat, ann]) await page.context().close();
+    },
+  );
+
+  it('talk back to everyone, hold and admit, a message shown as text, mute all callers', { timeout: 180_000 }, async () => {
+    const { host, pat, ann, listenUrl } = await onAirShow();
+    // Everyone on air hears Pat in their ears; the program does not.
+    await pat.getByRole('button', { name: 'Talk back to everyone', exact: true }).click();
+    for (const page of [host, ann]) await expectText(page.getByRole('status', { name: 'Talkback status' }), 'Pat talking to you');
+    await expectMeterMoves(ann, 'Pat level');
+    const during = await listen(listenUrl, 5, 3);
+    expect(bandLevel(during, TONES.producer), 'Pat in the program during talkback to everyone').toBeLessThan(
+      bandLevel(during, TONES.host) - 30,
+    );
+    await pat.getByRole('button', { name: 'Talk back to everyone', exact: true }).click();
+    await expectText(ann.getByRole('status', { name: 'Talkback status' }), '');
+
+    // Hold: Ann leaves the program and hears nothing of the show, without a reload; Admit brings her back.
+    await host.getByRole('button', { name: 'Hold Ann', exact: true }).click();
+    await expectText(ann.locator('#my-role'), 'You are waiting to be let into the show. Someone from the studio will talk with you first.');
+    await expectMeterSilent(pat, 'Ann level');
+    await expect.poll(() => ann.getByRole('group', { name: 'Hanna', exact: true }).count(), { timeout: 10_000 }).toBe(1);
+    await expectMeterSilent(ann, 'Hanna level');
+    await expectMeterSilent(ann, 'Pat level');
+    const held = await listen(listenUrl, 4, 2);
+    expect(bandLevel(held, TONES.ann), 'Ann in the program while held').toBeLessThan(bandLevel(held, TONES.host) - 30);
+    // The screening queue shows how long she waits.
+    await expectText(host.getByRole('group', { name: 'Ann', exact: true }).locator('.detail'), 'waiting 0:0', { contains: true });
+    await host.getByRole('button', { name: 'Admit Ann', exact: true }).click();
+    await expectText(ann.locator('#my-role'), 'You are in the show as caller.');
+    await expectMeterMoves(ann, 'Hanna level');
+    await expectMeterMoves(pat, 'Ann level');
+
+    // A message that looks like markup arrives as those characters; nothing runs.
+    const markup = '<img src=x onerror="document.title=\'pwned\'">';
+    await pat.getByRole('textbox', { name: 'Message to Ann', exact: true }).fill(markup);
+    await pat.getByRole('button', { name: 'Send to Ann', exact: true }).click();
+    await expectText(ann.getByRole('log', { name: 'Messages from the studio' }), `Pat: ${markup}`);
+    expect(await ann.getByRole('log', { name: 'Messages from the studio' }).locator('img').count()).toBe(0);
+    expect(await ann.title()).toBe('OpenStudio');
+    expect(cspViolations(ann)).toEqual([]);
+    // The staff chat and the note: staff only.
+    await host.getByRole('textbox', { name: 'Message to staff' }).fill('thirty seconds to the break');
+    await host.getByRole('button', { name: 'Send to staff' }).click();
+    await expectText(pat.getByRole('log', { name: 'Staff chat' }), 'thirty seconds to the break', { contains: true });
+    await pat.getByRole('textbox', { name: 'Note on Ann', exact: true }).fill('Ann from Dayton, the bridge');
+    await pat.getByRole('textbox', { name: 'Note on Ann', exact: true }).blur();
+    await expect
+      .poll(() => host.getByRole('textbox', { name: 'Note on Ann', exact: true }).inputValue(), { timeout: 10_000 })
+      .toBe('Ann from Dayton, the bridge');
+    expect(await ann.getByText('thirty seconds').count()).toBe(0);
+    expect(await ann.getByText('Dayton').count()).toBe(0);
+
+    // Mute all callers: silence from Ann in the program and at every receiver.
+    await host.getByRole('button', { name: 'Mute all callers' }).click();
+    await expectMeterSilent(pat, 'Ann level');
+    await expectMeterSilent(host, 'Ann level');
+    const muted = await listen(listenUrl, 4, 2);
+    expect(bandLevel(muted, TONES.ann), 'Ann in the program after mute all').toBeLessThan(bandLevel(muted, TONES.host) - 30);
+    for (const page of [host, pat, ann]) await page.context().close();
+  });
+});
