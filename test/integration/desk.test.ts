@@ -102,7 +102,16 @@ describe("the producer's desk", () => {
     const held = await listen(listenUrl, 4, 2);
     expect(bandLevel(held, TONES.ann), 'Ann in the program while held').toBeLessThan(bandLevel(held, TONES.host) - 30);
     // The screening queue shows how long she waits.
-    await expectText(host.getByRole('group', { name: 'Ann', exact: true }).locator('.detail'), 'waiting 0:0', { contains: true });
+    const detail = host.getByRole('group', { name: 'Ann', exact: true }).locator('.detail');
+    await expect.poll(() => detail.textContent(), { timeout: 5_000 }).toMatch(/waiting \d+:\d\d/);
+    // It counts: read again two seconds later, it says more.
+    const seconds = (text: string | null) => {
+      const [, m, s] = /waiting (\d+):(\d\d)/.exec(text ?? '') ?? [];
+      return Number(m) * 60 + Number(s);
+    };
+    const first = seconds(await detail.textContent());
+    await new Promise((r) => setTimeout(r, 2_000));
+    expect(seconds(await detail.textContent())).toBeGreaterThan(first);
     await host.getByRole('button', { name: 'Admit Ann', exact: true }).click();
     await expectText(ann.locator('#my-role'), 'You are in the show as caller.');
     await expectMeterMoves(ann, 'Hanna level');
