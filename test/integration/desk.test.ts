@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createShow, cspViolations, expectMeterMoves, joinShow, launchBrowser, toneFile } from '../page-driver.mjs';
-import { bandLevel, expectMeterSilent, expectText, expectVisible, listen } from './studio-page';
+import { takes, trackPcm } from './recordings';
+import { bandLevel, bandLevels, expectMeterSilent, expectText, expectVisible, listen } from './studio-page';
 
 const workerUrl = () => inject('workerUrl');
 const TONES = { host: 440, producer: 660, ann: 880 } as const;
@@ -54,11 +55,14 @@ describe("the producer's desk", () => {
     { timeout: 180_000 },
     async () => {
       const { host, pat, ann, listenUrl } = await onAirShow();
+      // Recorded too: the talkback must stay off every track.
+      await host.getByRole('button', { name: 'Start recording' }).click();
       const before = await listen(listenUrl, 4, 2);
       expect(bandLevel(before, TONES.producer), 'Pat in the program before').toBeGreaterThan(-45);
 
       const talk = pat.getByRole('button', { name: 'Talk back to Hanna', exact: true });
       await talk.click();
+      const talkFrom = Date.now();
       await expect.poll(() => talk.getAttribute('aria-pressed')).toBe('true');
       await expectText(host.getByRole('status', { name: 'Talkback status' }), 'Pat talking to you');
       await expectMeterMoves(host, 'Pat level');
@@ -70,11 +74,31 @@ describe("the producer's desk", () => {
       // Ann's status says nothing: it is not her talkback.
       await expectText(ann.getByRole('status', { name: 'Talkback status' }), '');
 
+      const talkTo = Date.now();
       await talk.click();
       await expectText(host.getByRole('status', { name: 'Talkback status' }), '');
       await expectMeterMoves(ann, 'Pat level');
       const after = await listen(listenUrl, 4, 2);
       expect(bandLevel(after, TONES.producer), 'Pat back in the program').toBeGreaterThan(-45);
+
+      // The tape: Pat's own track and the program hold no Pat while the talkback ran, and the host throughout.
+      await host.getByRole('button', { name: 'Stop recording' }).click();
+      for (const name of ['Hanna', 'Pat', 'Ann', 'Program']) {
+        await expectText(host.getByRole('status', { name: `${name} track status`, exact: true }), 'complete', { timeout: 30_000 });
+      }
+      const [take] = await takes(host);
+      const span = (levels: number[]) =>
+        levels.slice(Math.ceil((talkFrom + 500 - take!.startedAt) / 250), Math.floor((talkTo - take!.startedAt) / 250));
+      const program = await trackPcm(take!, 'Program');
+      const loudest = (levels: number[]) => Math.max(...levels);
+      expect(loudest(span(bandLevels(program, TONES.producer))), 'Pat in the program track during the talkback').toBeLessThan(-70);
+      expect(Math.min(...span(bandLevels(program, TONES.host))), 'the host in the program track during the talkback').toBeGreaterThan(-45);
+      expect(loudest(span(bandLevels(await trackPcm(take!, 'Pat'), TONES.producer))), "Pat's own track during the talkback").toBeLessThan(
+        -70,
+      );
+      for (const name of ['Hanna', 'Ann']) {
+        expect(loudest(span(bandLevels(await trackPcm(take!, name), TONES.producer))), `Pat in ${name}'s track`).toBeLessThan(-70);
+      }
       for (const page of [host, pat, ann]) await page.context().close();
     },
   );

@@ -8,10 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { TakeListing } from '../../protocol/recording';
 import { randomBytes } from 'node:crypto';
 import { createShow, joinShow, launchBrowser, toneFile } from '../page-driver.mjs';
 import { bandLevel, bandLevels, expectText, expectVisible } from './studio-page';
+import { fetchWav, samplesOf, takes } from './recordings';
 import { freePort, startWorker, type RunningWorker } from './worker';
 
 const workerUrl = () => inject('workerUrl');
@@ -27,38 +27,6 @@ afterAll(async () => {
   for (const browser of Object.values(browsers)) await browser?.close();
   rmSync(dir, { recursive: true, force: true });
 });
-
-/** The room and the host's token, from the host's own link (the page puts it in its address). */
-function hostLink(host: Page): { roomId: string; token: string } {
-  const params = new URLSearchParams(new URL(host.url()).hash.slice(1));
-  return { roomId: params.get('room')!, token: params.get('token')! };
-}
-
-async function takes(host: Page, base = workerUrl()): Promise<TakeListing[]> {
-  const { roomId, token } = hostLink(host);
-  const response = await fetch(`${base}/rooms/${roomId}/recordings`, { headers: { Authorization: `Bearer ${token}` } });
-  expect(response.status).toBe(200);
-  return ((await response.json()) as { takes: TakeListing[] }).takes;
-}
-
-/** A WAV as f32le mono 48 kHz, and its header's sample count. */
-function samplesOf(wav: Buffer): { pcm: Buffer; samples: number } {
-  expect(wav.subarray(0, 4).toString()).toBe('RIFF');
-  expect(wav.readUInt32LE(24), 'sample rate').toBe(48_000);
-  expect(wav.readUInt16LE(34), 'bits per sample').toBe(16);
-  const pcm = spawnSync('ffmpeg', ['-v', 'error', '-i', '-', '-f', 'f32le', '-ac', '1', '-ar', '48000', '-'], {
-    input: wav,
-    maxBuffer: 512 * 1024 * 1024,
-  }).stdout;
-  return { pcm, samples: pcm.length / 4 };
-}
-
-async function fetchWav(path: string, base = workerUrl()): Promise<Buffer> {
-  const response = await fetch(`${base}${path}`);
-  expect(response.status, path).toBe(200);
-  expect(response.headers.get('content-type')).toBe('audio/wav');
-  return Buffer.from(await response.arrayBuffer());
-}
 
 /** Start of the first 10 ms window (ms into the track) where `hz` comes within 20 dB of its loudest. */
 function onsetMs(pcm: Buffer, hz: number): number {
