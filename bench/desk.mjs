@@ -1,0 +1,202 @@
+#!/usr/bin/env node
+// The producer's desk's figures, by hand (results go to docs/benchmarks.md):
+//   1. talkback press → heard in the target's ears: producer Pat, muted on air, presses
+//      "Talk back to Hanna"; timed from the click on Pat's page to the host page's meter for
+//      Pat first reading above -40 dBFS (both pages' own clocks, on one machine);
+//   2. mouth-to-ear between two participants: caller Ann unmutes herself again and again
+//      during a take; each onset of her tone in her own track (her microphone, before the
+//      network) against the same onset in the program track the host's page records (her
+//      voice as the host's page hears it: network, jitter buffer and Web Audio, all but the
+//      speaker itself).
+// Real Chromium (one per voice, each its own tone), the real studio page, relay-only through
+// coturn. Needs a running stack:
+//   TURN_MIN_PORT=49720 TURN_MAX_PORT=49999 npm run stack
+//   node bench/desk.mjs [--url http://127.0.0.1:8787] [--presses 20] [--onsets 12]
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { joinShow, launchBrowser, toneFile } from '../test/page-driver.mjs';
+import { summarize } from './lib/stats.mjs';
+
+const { values: args } = parseArgs({
+  options: {
+    url: { type: 'string', default: 'http://127.0.0.1:8787' },
+    presses: { type: 'string', default: '20' },
+    onsets: { type: 'string', default: '12' },
+  },
+});
+const base = args.url;
+const dir = mkdtempSync(join(tmpdir(), 'openstudio-bench-desk-'));
+const browsers = [];
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const TONES = { host: 440, producer: 660, ann: 880 };
+
+/**
+ * Recorded in a page from its first script on, on the epoch clock (timeOrigin + now): when a
+ * button whose text starts with "Talk back" is clicked, and when the meter named `watch`
+ * first reads above -40 dBFS after `window.benchArm()`. Only listens; the page's own code is untouched.
+ */
+function recordDeskTimes(watch) {
+  const now = () => performance.timeOrigin + performance.now();
+  window.benchTimes = { clicks: [], heard: null };
+  window.benchArm = () => (window.benchTimes.heard = null);
+  document.addEventListener(
+    'click',
+    (event) => {
+      if (event.target instanceof Element && event.target.closest('button')?.textContent?.startsWith('Talk back'))
+        window.benchTimes.clicks.push(now());
+    },
+    { capture: true },
+  );
+  new MutationObserver((mutations) => {
+    for (const { target } of mutations) {
+      if (target.getAttribute('aria-label') === watch && Number(target.getAttribute('aria-valuenow')) > -40)
+        window.benchTimes.heard ??= now();
+    }
+  }).observe(document, { subtree: true, attributes: true, attributeFilter: ['aria-valuenow'] });
+}
+
+async function launch(hz) {
+  const browser = await launchBrowser(toneFile(dir, hz));
+  browsers.push(browser);
+  return browser;
+}
+
+async function connected(page, name) {
+  const strip = page.getByRole('group', { name, exact: true });
+  for (let t = 0; (await strip.getAttribute('data-connection').catch(() => null)) !== 'connected'; t++) {
+    if (t > 300) throw new Error(`${name} never connected`);
+    await sleep(100);
+  }
+}
+
+function pcmOf(wav) {
+  return spawnSync('ffmpeg', ['-v', 'error', '-i', '-', '-f', 'f32le', '-ac', '1', '-ar', '48000', '-'], { input: wav, maxBuffer: 1 << 29 })
+    .stdout;
+}
+
+/** Level (dB) of `hz` in every 5 ms window (three narrow bandpasses, as the tests' bandLevels). */
+function bandLevels(pcm, hz, windowSeconds = 0.005) {
+  const filtered = spawnSync(
+    'ffmpeg',
+    [
+      '-v',
+      'error',
+      '-f',
+      'f32le',
+      '-ar',
+      '48000',
+      '-ac',
+      '1',
+      '-i',
+      '-',
+      '-af',
+      Array(3).fill(`bandpass=f=${hz}:width_type=q:w=30`).join(','),
+      '-f',
+      'f32le',
+      '-',
+    ],
+    { input: pcm, maxBuffer: 1 << 29 },
+  ).stdout;
+  const size = Math.round(windowSeconds * 48_000);
+  const levels = [];
+  for (let start = 0; start + size <= filtered.length / 4; start += size) {
+    let sum = 0;
+    for (let i = start; i < start + size; i++) sum += filtered.readFloatLE(i * 4) ** 2;
+    levels.push(sum > 0 ? 10 * Math.log10(sum / size) : -Infinity);
+  }
+  return levels;
+}
+
+/** Times (ms into the track) where `hz` rises from silence to within 20 dB of its loudest. */
+function onsets(levels, windowMs = 5) {
+  const loudest = Math.max(...levels);
+  const found = [];
+  let silentFor = 0;
+  levels.forEach((level, i) => {
+    if (level > loudest - 20) {
+      if (silentFor * windowMs >= 300) found.push(i * windowMs);
+      silentFor = 0;
+    } else silentFor += 1;
+  });
+  return found;
+}
+
+const line = (label, s) =>
+  `${label}: p50 ${s.p50.toFixed(0)} ms, p90 ${s.p90.toFixed(0)} ms, p99 ${s.p99.toFixed(0)} ms, min ${s.min.toFixed(0)}, max ${s.max.toFixed(0)} (n = ${s.n})`;
+
+try {
+  console.log(`desk bench against ${base}, ${new Date().toISOString()}, load ${readFileSync('/proc/loadavg', 'utf8').trim()}`);
+  // The host creates the show from a page that records its times from its first script on.
+  const host = await (await (await launch(TONES.host)).newContext()).newPage();
+  await host.addInitScript(recordDeskTimes, 'Pat level');
+  await host.goto(`${base}/?relay`);
+  await host.getByRole('textbox', { name: 'Show name' }).fill('Desk bench');
+  await host.getByRole('textbox', { name: 'Your name' }).fill('Hanna');
+  await host.getByRole('checkbox', { name: 'Screen callers' }).uncheck();
+  await host.getByRole('button', { name: 'Create show' }).click();
+  await host.getByRole('checkbox', { name: 'Studio mode' }).check();
+  const callerLink = await host.getByRole('textbox', { name: 'Caller link' }).inputValue();
+  const producerLink = await host.getByRole('textbox', { name: 'Producer link' }).inputValue();
+  const { room: roomId, token } = Object.fromEntries(new URLSearchParams(new URL(host.url()).hash.slice(1)));
+  const pat = await joinShow(await launch(TONES.producer), producerLink, 'Pat', {
+    studioMode: true,
+    setup: (page) => page.addInitScript(recordDeskTimes, 'Hanna level'),
+  });
+  const ann = await joinShow(await launch(TONES.ann), callerLink, 'Ann', { studioMode: true });
+  for (const [page, names] of [
+    [host, ['Pat', 'Ann']],
+    [pat, ['Hanna', 'Ann']],
+  ]) {
+    for (const name of names) await connected(page, name);
+  }
+
+  // 1. Talkback press → heard.
+  await pat.getByRole('button', { name: 'Mute me' }).click();
+  await sleep(2_000);
+  const pressToHeard = [];
+  const talk = pat.getByRole('button', { name: 'Talk back to Hanna', exact: true });
+  for (let i = 0; i < Number(args.presses); i++) {
+    await host.evaluate(() => window.benchArm());
+    await talk.click();
+    for (let t = 0; !(await host.evaluate(() => window.benchTimes.heard)); t++) {
+      if (t > 100) throw new Error('the talkback was not heard in 5 s');
+      await sleep(50);
+    }
+    const clicked = (await pat.evaluate(() => window.benchTimes.clicks)).at(-1);
+    pressToHeard.push((await host.evaluate(() => window.benchTimes.heard)) - clicked);
+    await talk.click();
+    await sleep(1_500);
+  }
+  console.log(line('talkback press → heard in the target’s ears (meter read every 50 ms)', summarize(pressToHeard)));
+
+  // 2. Mouth-to-ear: Ann's unmutes during a take, her track against the program.
+  await host.getByRole('button', { name: 'Start recording' }).click();
+  await sleep(2_000);
+  for (let i = 0; i < Number(args.onsets); i++) {
+    await ann.getByRole('button', { name: 'Mute me' }).click();
+    await sleep(1_000);
+    await ann.getByRole('button', { name: 'Unmute me' }).click();
+    await sleep(1_000);
+  }
+  await host.getByRole('button', { name: 'Stop recording' }).click();
+  let take;
+  for (let t = 0; t < 200; t++) {
+    [take] = (await (await fetch(`${base}/rooms/${roomId}/recordings`, { headers: { Authorization: `Bearer ${token}` } })).json()).takes;
+    if (take?.stoppedAt && take.tracks.every((tr) => tr.state === 'complete')) break;
+    await sleep(100);
+  }
+  const wav = async (pick) =>
+    pcmOf(Buffer.from(await (await fetch(`${base}${take.links.tracks[take.tracks.find(pick).trackId].wav}`)).arrayBuffer()));
+  const own = onsets(bandLevels(await wav((t) => t.name === 'Ann'), TONES.ann));
+  const heard = onsets(bandLevels(await wav((t) => t.kind === 'program'), TONES.ann));
+  // Pair each onset in her track with the first one in the program after it (within 1 s).
+  const delays = own.map((at) => heard.find((h) => h >= at - 20 && h < at + 1_000)).map((h, i) => (h === undefined ? NaN : h - own[i]));
+  console.log(`onsets: ${own.length} in Ann's track, ${heard.length} in the program`);
+  console.log(line('mouth-to-ear, Ann’s microphone → the host page’s mix (5 ms windows)', summarize(delays)));
+} finally {
+  await Promise.all(browsers.map((b) => b.close()));
+  rmSync(dir, { recursive: true, force: true });
+}
