@@ -11,7 +11,9 @@
 // Real Chromium (one per voice, each its own tone), the real studio page, relay-only through
 // coturn. Needs a running stack:
 //   TURN_MIN_PORT=49720 TURN_MAX_PORT=49999 npm run stack
-//   node bench/desk.mjs [--url http://127.0.0.1:8787] [--presses 20] [--onsets 12]
+//   3. hold → the held caller out of the others' ears: the host presses "Hold Ann"; timed to
+//      producer Pat's meter for Ann first reading silent (-55 dBFS or below).
+//   node bench/desk.mjs [--url http://127.0.0.1:8787] [--presses 20] [--onsets 12] [--holds 10]
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -25,6 +27,7 @@ const { values: args } = parseArgs({
     url: { type: 'string', default: 'http://127.0.0.1:8787' },
     presses: { type: 'string', default: '20' },
     onsets: { type: 'string', default: '12' },
+    holds: { type: 'string', default: '10' },
   },
 });
 const base = args.url;
@@ -40,20 +43,23 @@ const TONES = { host: 440, producer: 660, ann: 880 };
  */
 function recordDeskTimes(watch) {
   const now = () => performance.timeOrigin + performance.now();
-  window.benchTimes = { clicks: [], heard: null };
+  window.benchTimes = { clicks: [], heard: null, silent: null, silentWatch: null };
   window.benchArm = () => (window.benchTimes.heard = null);
+  window.benchArmSilence = (name) => Object.assign(window.benchTimes, { silent: null, silentWatch: name });
   document.addEventListener(
     'click',
     (event) => {
-      if (event.target instanceof Element && event.target.closest('button')?.textContent?.startsWith('Talk back'))
-        window.benchTimes.clicks.push(now());
+      const text = event.target instanceof Element ? event.target.closest('button')?.textContent : '';
+      if (text?.startsWith('Talk back') || text?.startsWith('Hold ')) window.benchTimes.clicks.push(now());
     },
     { capture: true },
   );
   new MutationObserver((mutations) => {
     for (const { target } of mutations) {
-      if (target.getAttribute('aria-label') === watch && Number(target.getAttribute('aria-valuenow')) > -40)
-        window.benchTimes.heard ??= now();
+      const label = target.getAttribute('aria-label');
+      const level = Number(target.getAttribute('aria-valuenow'));
+      if (label === watch && level > -40) window.benchTimes.heard ??= now();
+      if (label === window.benchTimes.silentWatch && level <= -55) window.benchTimes.silent ??= now();
     }
   }).observe(document, { subtree: true, attributes: true, attributeFilter: ['aria-valuenow'] });
 }
@@ -196,6 +202,27 @@ try {
   const delays = own.map((at) => heard.find((h) => h >= at - 20 && h < at + 1_000)).map((h, i) => (h === undefined ? NaN : h - own[i]));
   console.log(`onsets: ${own.length} in Ann's track, ${heard.length} in the program`);
   console.log(line('mouth-to-ear, Ann’s microphone → the host page’s mix (5 ms windows)', summarize(delays)));
+
+  // 3. Hold → the held caller out of the others' ears: host presses Hold Ann; Pat's meter for Ann falls silent.
+  const holdToSilent = [];
+  for (let i = 0; i < Number(args.holds); i++) {
+    await pat.evaluate(() => window.benchArmSilence('Ann level'));
+    await host.getByRole('button', { name: 'Hold Ann', exact: true }).click();
+    for (let t = 0; !(await pat.evaluate(() => window.benchTimes.silent)); t++) {
+      if (t > 100) throw new Error('Ann was still heard 5 s after Hold');
+      await sleep(50);
+    }
+    const clicked = (await host.evaluate(() => window.benchTimes.clicks)).at(-1);
+    holdToSilent.push((await pat.evaluate(() => window.benchTimes.silent)) - clicked);
+    await host.getByRole('button', { name: 'Admit Ann', exact: true }).click();
+    await connected(pat, 'Ann');
+    for (let t = 0; Number(await pat.getByRole('meter', { name: 'Ann level', exact: true }).getAttribute('aria-valuenow')) <= -40; t++) {
+      if (t > 200) throw new Error('Ann not heard again after Admit');
+      await sleep(50);
+    }
+    await sleep(1_000);
+  }
+  console.log(line('hold → the held caller silent at another participant (meter read every 50 ms)', summarize(holdToSilent)));
 } finally {
   await Promise.all(browsers.map((b) => b.close()));
   rmSync(dir, { recursive: true, force: true });

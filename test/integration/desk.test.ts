@@ -105,7 +105,9 @@ describe("the producer's desk", () => {
 
   it('talk back to everyone, hold and admit, a message shown as text, mute all callers', { timeout: 180_000 }, async () => {
     const { host, pat, ann, listenUrl } = await onAirShow();
-    // Everyone on air hears Pat in their ears; the program does not.
+    // Everyone on air hears Pat in their ears, also while she is muted on air; the program does not.
+    await pat.getByRole('button', { name: 'Mute me' }).click();
+    await expectMeterSilent(ann, 'Pat level');
     await pat.getByRole('button', { name: 'Talk back to everyone', exact: true }).click();
     for (const page of [host, ann]) await expectText(page.getByRole('status', { name: 'Talkback status' }), 'Pat talking to you');
     await expectMeterMoves(ann, 'Pat level');
@@ -115,6 +117,8 @@ describe("the producer's desk", () => {
     );
     await pat.getByRole('button', { name: 'Talk back to everyone', exact: true }).click();
     await expectText(ann.getByRole('status', { name: 'Talkback status' }), '');
+    // Let go, she is muted on air again: nobody hears her.
+    await expectMeterSilent(ann, 'Pat level');
 
     // Hold: Ann leaves the program and hears nothing of the show, without a reload; Admit brings her back.
     await host.getByRole('button', { name: 'Hold Ann', exact: true }).click();
