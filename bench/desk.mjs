@@ -38,7 +38,7 @@ const TONES = { host: 440, producer: 660, ann: 880 };
 
 /**
  * Recorded in a page from its first script on, on the epoch clock (timeOrigin + now): when a
- * button whose text starts with "Talk back" is clicked, and when the meter named `watch`
+ * "Talk back" or "Hold" button is clicked, and when the meter named `watch`
  * first reads above -40 dBFS after `window.benchArm()`. Only listens; the page's own code is untouched.
  */
 function recordDeskTimes(watch) {
@@ -50,7 +50,7 @@ function recordDeskTimes(watch) {
     'click',
     (event) => {
       const text = event.target instanceof Element ? event.target.closest('button')?.textContent : '';
-      if (text?.startsWith('Talk back') || text?.startsWith('Hold ')) window.benchTimes.clicks.push(now());
+      if (text === 'Talk back' || text === 'Hold') window.benchTimes.clicks.push(now());
     },
     { capture: true },
   );

@@ -280,12 +280,13 @@ describe('what is not on the show is not on the tape', () => {
       // On the show: heard (the check that the silences below are not silence all along).
       expect(Math.min(...span(ann660, take!.startedAt + 500, at.muted!)), 'Ann before her mute').toBeGreaterThan(-60);
       expect(Math.min(...span(program660, at.unmuted! + 500, at.talk!)), 'Ann in the program after her unmute').toBeGreaterThan(-60);
-      // Muted by the studio: silence in her own track and in the program.
-      expect(loudest(span(ann660, at.muted!, at.unmuted!)), "Ann's track while muted").toBeLessThan(-80);
-      expect(loudest(span(program660, at.muted!, at.unmuted!)), 'Ann in the program while muted').toBeLessThan(-80);
+      // Muted by the studio: silence in her own track and in the program (her tone would be
+      // about -37 dB; below -70 leaves room for a gate's click or a skipped frame under load).
+      expect(loudest(span(ann660, at.muted!, at.unmuted!)), "Ann's track while muted").toBeLessThan(-70);
+      expect(loudest(span(program660, at.muted!, at.unmuted!)), 'Ann in the program while muted').toBeLessThan(-70);
       // The host talking privately with a waiting caller: not in the host's track, not in the program.
-      expect(loudest(span(hanna440, at.talk!, at.talkEnded!)), "the host's track during the private talk").toBeLessThan(-80);
-      expect(loudest(span(program440, at.talk!, at.talkEnded!)), 'the host in the program during the private talk').toBeLessThan(-80);
+      expect(loudest(span(hanna440, at.talk!, at.talkEnded!)), "the host's track during the private talk").toBeLessThan(-70);
+      expect(loudest(span(program440, at.talk!, at.talkEnded!)), 'the host in the program during the private talk').toBeLessThan(-70);
       expect(Math.min(...span(hanna440, at.talkEnded!, take!.stoppedAt!)), 'the host after the private talk').toBeGreaterThan(-60);
       // The waiting caller, talked with or not, is on no tape at all. His tone would be about
       // -37 dB for seconds on end; what the band shows is the clicks of gates opening and

@@ -236,29 +236,32 @@ export class Studio {
     // Which buttons apply, with their labels now. Existing buttons are updated in place,
     // never replaced: a caller renaming itself many times a second must not pull a button
     // away between a press and its release.
-    const wanted: [StripAction, string, string?][] = [];
+    // Each button shows what it does and is named with whom (the strip's title shows the
+    // name): a caller renaming itself changes no button's width, so none moves under a press.
+    const wanted: [StripAction, string, string, string?][] = [];
     if (staff && p.waiting) {
       const talking = this.show.privateTalk === peerId;
-      wanted.push(['talk', talking ? `End talk with ${name}` : `Talk to ${name}`, String(talking)]);
-      wanted.push(['admit', `Admit ${name}`]);
+      wanted.push(['talk', talking ? 'End talk' : 'Talk', talking ? `End talk with ${name}` : `Talk to ${name}`, String(talking)]);
+      wanted.push(['admit', 'Admit', `Admit ${name}`]);
     }
-    if (staff && !p.waiting) wanted.push(['talkback', `Talk back to ${name}`, String(this.show.talkback === peerId)]);
-    if (ROLE_TABLE[me.role].admit && p.role === 'caller' && !p.waiting) wanted.push(['hold', `Hold ${name}`]);
-    if (moderates && !p.waiting) wanted.push(['mute', p.muted ? `Unmute ${name}` : `Mute ${name}`]);
-    if (moderates) wanted.push(['kick', `Kick ${name}`]);
+    if (staff && !p.waiting) wanted.push(['talkback', 'Talk back', `Talk back to ${name}`, String(this.show.talkback === peerId)]);
+    if (ROLE_TABLE[me.role].admit && p.role === 'caller' && !p.waiting) wanted.push(['hold', 'Hold', `Hold ${name}`]);
+    if (moderates && !p.waiting) wanted.push(p.muted ? ['mute', 'Unmute', `Unmute ${name}`] : ['mute', 'Mute', `Mute ${name}`]);
+    if (moderates) wanted.push(['kick', 'Kick', `Kick ${name}`]);
     for (const [action, button] of strip.buttons) {
       if (wanted.some(([a]) => a === action)) continue;
       button.remove();
       strip.buttons.delete(action);
     }
-    for (const [action, label, pressed] of wanted) {
+    for (const [action, text, label, pressed] of wanted) {
       let button = strip.buttons.get(action);
       if (!button) {
         const className = action === 'kick' ? 'danger' : action === 'talkback' ? 'talkback' : undefined;
         button = h('button', { className, onclick: () => this.act(action, peerId) });
         strip.buttons.set(action, button);
       }
-      if (button.textContent !== label) button.textContent = label;
+      if (button.textContent !== text) button.textContent = text;
+      if (button.getAttribute('aria-label') !== label) button.setAttribute('aria-label', label);
       if (pressed !== undefined && button.getAttribute('aria-pressed') !== pressed) button.setAttribute('aria-pressed', pressed);
     }
     // Order only when the set changed (appending moves an element; it is not replaced).
@@ -291,8 +294,8 @@ export class Studio {
     const kept = this.show.notes.get(peerId) ?? '';
     if (document.activeElement !== strip.note && strip.note.value !== kept) strip.note.value = kept;
     strip.message!.setAttribute('aria-label', `Message to ${name}`);
-    const label = `Send to ${name}`;
-    if (strip.sendMessage!.textContent !== label) strip.sendMessage!.textContent = label;
+    strip.sendMessage!.textContent = 'Send';
+    strip.sendMessage!.setAttribute('aria-label', `Send to ${name}`);
   }
 
   /** The desk's messages: the staff chat (staff), or what the studio sent this caller. Text only, never markup. */
