@@ -415,6 +415,8 @@ export class Show {
   private async recordTrack(grant: TrackGrant): Promise<void> {
     if (this.recorders.has(grant.trackId) || this.ended) return;
     keepGrant(this.options.roomId, grant);
+    // The clock again as the take begins: a quieter moment than the join, when the mesh was being made.
+    for (let i = 0; i < CLOCK_SAMPLES; i++) setTimeout(() => this.client.askClock(), i * CLOCK_SPACING_MS);
     await loadCapture(this.mix.context);
     const source = grant.kind === 'program' ? this.mix.bus : this.voiceSource;
     // No microphone yet: its track starts when it opens.
