@@ -19,6 +19,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { bandLevels } from '../test/bands.mjs';
 import { joinShow, launchBrowser, toneFile } from '../test/page-driver.mjs';
 import { summarize } from './lib/stats.mjs';
 
@@ -81,39 +82,6 @@ async function connected(page, name) {
 function pcmOf(wav) {
   return spawnSync('ffmpeg', ['-v', 'error', '-i', '-', '-f', 'f32le', '-ac', '1', '-ar', '48000', '-'], { input: wav, maxBuffer: 1 << 29 })
     .stdout;
-}
-
-/** Level (dB) of `hz` in every 5 ms window (three narrow bandpasses, as the tests' bandLevels). */
-function bandLevels(pcm, hz, windowSeconds = 0.005) {
-  const filtered = spawnSync(
-    'ffmpeg',
-    [
-      '-v',
-      'error',
-      '-f',
-      'f32le',
-      '-ar',
-      '48000',
-      '-ac',
-      '1',
-      '-i',
-      '-',
-      '-af',
-      Array(3).fill(`bandpass=f=${hz}:width_type=q:w=30`).join(','),
-      '-f',
-      'f32le',
-      '-',
-    ],
-    { input: pcm, maxBuffer: 1 << 29 },
-  ).stdout;
-  const size = Math.round(windowSeconds * 48_000);
-  const levels = [];
-  for (let start = 0; start + size <= filtered.length / 4; start += size) {
-    let sum = 0;
-    for (let i = start; i < start + size; i++) sum += filtered.readFloatLE(i * 4) ** 2;
-    levels.push(sum > 0 ? 10 * Math.log10(sum / size) : -Infinity);
-  }
-  return levels;
 }
 
 /** Times (ms into the track) where `hz` rises from silence to within 20 dB of its loudest. */
@@ -196,8 +164,8 @@ try {
   }
   const wav = async (pick) =>
     pcmOf(Buffer.from(await (await fetch(`${base}${take.links.tracks[take.tracks.find(pick).trackId].wav}`)).arrayBuffer()));
-  const own = onsets(bandLevels(await wav((t) => t.name === 'Ann'), TONES.ann));
-  const heard = onsets(bandLevels(await wav((t) => t.kind === 'program'), TONES.ann));
+  const own = onsets(bandLevels(await wav((t) => t.name === 'Ann'), TONES.ann, 0.005));
+  const heard = onsets(bandLevels(await wav((t) => t.kind === 'program'), TONES.ann, 0.005));
   // Pair each onset in her track with the first one in the program after it (within 1 s).
   const delays = own.map((at) => heard.find((h) => h >= at - 20 && h < at + 1_000)).map((h, i) => (h === undefined ? NaN : h - own[i]));
   console.log(`onsets: ${own.length} in Ann's track, ${heard.length} in the program`);

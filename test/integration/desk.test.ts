@@ -1,34 +1,14 @@
 // The producer's desk in real Chromium, the real page: talkback heard in its listener's ears
 // and nowhere else (the program judged at Icecast, a caller's ears by its meter), hold,
 // messages shown as text, and mute all. Each voice its own Chromium and tone.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createShow, cspViolations, expectMeterMoves, joinShow, launchBrowser, toneFile } from '../page-driver.mjs';
+import { describe, expect, inject, it } from 'vitest';
+import { createShow, cspViolations, expectMeterMoves, joinShow } from '../page-driver.mjs';
 import { takes, trackPcm } from './recordings';
-import { bandLevel, bandLevels, expectMeterSilent, expectText, expectVisible, listen } from './studio-page';
+import { bandLevel, bandLevels, expectConnected, expectMeterSilent, expectText, listen, toneBrowsers } from './studio-page';
 
 const workerUrl = () => inject('workerUrl');
 const TONES = { host: 440, producer: 660, ann: 880 } as const;
-const dir = mkdtempSync(join(tmpdir(), 'openstudio-desk-'));
-const browsers: Partial<Record<keyof typeof TONES, Browser>> = {};
-
-beforeAll(async () => {
-  for (const [who, hz] of Object.entries(TONES)) browsers[who as keyof typeof TONES] = await launchBrowser(toneFile(dir, hz));
-});
-
-afterAll(async () => {
-  for (const browser of Object.values(browsers)) await browser?.close();
-  rmSync(dir, { recursive: true, force: true });
-});
-
-async function expectConnected(page: Page, name: string): Promise<void> {
-  const strip = page.getByRole('group', { name, exact: true });
-  await expectVisible(strip, 20_000);
-  await expect.poll(() => strip.getAttribute('data-connection'), { timeout: 30_000, message: `connection to ${name}` }).toBe('connected');
-}
+const { browsers } = toneBrowsers(TONES);
 
 /** Host Hanna (on air), producer Pat and caller Ann, all in studio mode (tones pass whole). */
 async function onAirShow() {

@@ -11,7 +11,7 @@ import type { Browser, Page, WebSocketRoute } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import WebSocket from 'ws';
 import { createShow as createShowFrom, expectMeterMoves, joinShow, launchBrowser, toneFile } from '../page-driver.mjs';
-import { expectText, expectVisible } from './studio-page';
+import { expectConnected, expectText, expectVisible } from './studio-page';
 import { startWorker, type RunningWorker } from './worker';
 
 const workerUrl = () => inject('workerUrl');
@@ -30,14 +30,6 @@ const createShow = (base = workerUrl()) => createShowFrom(browser, base, { show:
 const join = (link: string, name: string, setup?: (page: Page) => Promise<void>) => joinShow(browser, link, name, { setup });
 
 const strip = (page: Page, name: string) => page.getByRole('group', { name, exact: true });
-
-/** Waits until `page`'s connection to `name` is connected (the strip's RTCPeerConnection state). */
-async function expectConnected(page: Page, name: string): Promise<void> {
-  await expectVisible(strip(page, name), 20_000);
-  await expect
-    .poll(() => strip(page, name).getAttribute('data-connection'), { timeout: 30_000, message: `connection to ${name}` })
-    .toBe('connected');
-}
 
 /** What the page holds open: peer connections and voices in its mix (its own included). */
 async function held(page: Page): Promise<{ connections: number; voices: number }> {

@@ -3,30 +3,20 @@
 // and Stop recording; the tracks are judged by listening to the WAV files the Recordings
 // panel hands out: whose tone is in which track, how long, and where in time.
 import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { randomBytes } from 'node:crypto';
-import { createShow, joinShow, launchBrowser, toneFile } from '../page-driver.mjs';
-import { bandLevel, bandLevels, expectText, expectVisible } from './studio-page';
+import type { Page } from 'playwright-core';
+import { describe, expect, inject, it } from 'vitest';
+import { createShow, joinShow } from '../page-driver.mjs';
+import { bandLevel, bandLevels, expectConnected, expectText, expectVisible, toneBrowsers } from './studio-page';
 import { fetchWav, samplesOf, takes } from './recordings';
 import { freePort, startWorker, type RunningWorker } from './worker';
 
 const workerUrl = () => inject('workerUrl');
 const TONES = { host: 440, ann: 660, bob: 880 } as const;
-const dir = mkdtempSync(join(tmpdir(), 'openstudio-recording-'));
-const browsers: Partial<Record<keyof typeof TONES, Browser>> = {};
-
-beforeAll(async () => {
-  for (const [who, hz] of Object.entries(TONES)) browsers[who as keyof typeof TONES] = await launchBrowser(toneFile(dir, hz));
-});
-
-afterAll(async () => {
-  for (const browser of Object.values(browsers)) await browser?.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+const { browsers } = toneBrowsers(TONES);
 
 /** Start of the first 10 ms window (ms into the track) where `hz` comes within 20 dB of its loudest. */
 function onsetMs(pcm: Buffer, hz: number): number {
@@ -34,13 +24,6 @@ function onsetMs(pcm: Buffer, hz: number): number {
   const loudest = Math.max(...levels);
   const index = levels.findIndex((level) => level > loudest - 20);
   return index * 10;
-}
-
-/** The strip of `name` on `page` is connected (its RTCPeerConnection state). */
-async function expectConnected(page: Page, name: string): Promise<void> {
-  const strip = page.getByRole('group', { name, exact: true });
-  await expectVisible(strip, 20_000);
-  await expect.poll(() => strip.getAttribute('data-connection'), { timeout: 30_000, message: `connection to ${name}` }).toBe('connected');
 }
 
 const trackStatus = (page: Page, name: string) => page.getByRole('status', { name: `${name} track status`, exact: true });

@@ -2,11 +2,12 @@
 // shared with the benches): meters silent, text and visibility, and the program heard as a
 // listener hears it (Icecast) and measured per tone.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Locator, Page } from 'playwright-core';
-import { expect } from 'vitest';
-import { describePage, meterReading } from '../page-driver.mjs';
+import type { Browser, Locator, Page } from 'playwright-core';
+import { afterAll, beforeAll, expect } from 'vitest';
+import { describePage, launchBrowser, meterReading, toneFile } from '../page-driver.mjs';
 
 /**
  * The meter goes silent and stays so for `ms`. Its held peak (1.5 s) is read every 0.5 s,
@@ -112,43 +113,8 @@ export function bandLevel(pcm: Buffer, hz: number): number {
   return match[1] === '-inf' ? -Infinity : Number(match[1]);
 }
 
-/**
- * Level (dB) of `pcm` (f32le mono 48 kHz) around `hz` (the same filters as `bandLevel`) in
- * every window of `windowSeconds`: a leak as short as one window shows, where a mean over
- * seconds would hide it.
- */
-export function bandLevels(pcm: Buffer, hz: number, windowSeconds = 0.25): number[] {
-  const filtered = spawnSync(
-    'ffmpeg',
-    [
-      '-v',
-      'error',
-      '-f',
-      'f32le',
-      '-ar',
-      '48000',
-      '-ac',
-      '1',
-      '-i',
-      '-',
-      '-af',
-      Array(3).fill(`bandpass=f=${hz}:width_type=q:w=30`).join(','),
-      '-f',
-      'f32le',
-      '-',
-    ],
-    { input: pcm, maxBuffer: 256 * 1024 * 1024 },
-  ).stdout;
-  const count = Math.floor(filtered.length / 4);
-  const size = Math.round(windowSeconds * 48_000);
-  const levels: number[] = [];
-  for (let start = 0; start + size <= count; start += size) {
-    let sum = 0;
-    for (let i = start; i < start + size; i++) sum += filtered.readFloatLE(i * 4) ** 2;
-    levels.push(sum > 0 ? 10 * Math.log10(sum / size) : -Infinity);
-  }
-  return levels;
-}
+/** Band levels window by window: shared with the benches (plain JavaScript there). */
+export { bandLevels } from '../bands.mjs';
 
 /** Decode an Ogg/WebM recording (or its first part) to f32le mono 48 kHz. */
 export function decode(recording: Buffer): Buffer {
@@ -180,4 +146,28 @@ export async function expectText(locator: Locator, text: string, options: { cont
 /** Waits until the element is shown (clicking it would work). */
 export async function expectVisible(locator: Locator, timeout = 10_000): Promise<void> {
   await expect.poll(() => locator.isVisible(), { timeout, interval: 100, message: `${locator} should be visible` }).toBe(true);
+}
+
+/** Waits until `page`'s connection to `name` is connected (the strip's RTCPeerConnection state). */
+export async function expectConnected(page: Page, name: string): Promise<void> {
+  const strip = page.getByRole('group', { name, exact: true });
+  await expectVisible(strip, 20_000);
+  await expect.poll(() => strip.getAttribute('data-connection'), { timeout: 30_000, message: `connection to ${name}` }).toBe('connected');
+}
+
+/**
+ * One Chromium per voice, each with its own tone as microphone (`tones`: who → Hz), for a
+ * test file: launched in its `beforeAll`, closed (and their tone files removed) in `afterAll`.
+ */
+export function toneBrowsers<K extends string>(tones: Record<K, number>): { browsers: Partial<Record<K, Browser>> } {
+  const dir = mkdtempSync(join(tmpdir(), 'openstudio-tones-'));
+  const browsers: Partial<Record<K, Browser>> = {};
+  beforeAll(async () => {
+    for (const [who, hz] of Object.entries(tones) as [K, number][]) browsers[who] = await launchBrowser(toneFile(dir, hz));
+  });
+  afterAll(async () => {
+    for (const browser of Object.values(browsers) as Browser[]) await browser.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return { browsers };
 }
