@@ -104,12 +104,12 @@ describe('recording a take', () => {
       const annShift = onsetMs(tracks.Program.pcm, TONES.ann) - onsetMs(tracks.Ann.pcm, TONES.ann);
       expect(Math.abs(hostShift), `host onset: program − own track = ${hostShift} ms`).toBeLessThanOrEqual(40);
       // Ann reaches the program over the mesh: later by its one-way delay, never earlier. The
-      // delay is 65–90 ms on a quiet loopback (bench/desk.mjs); under this suite's load on two
-      // cores the jitter buffer grows, and 70–270 ms was seen. A misplaced chunk or clock
-      // would be off by far more (a chunk is 5 s), or early.
+      // delay is 65–125 ms on a quiet loopback (bench/desk.mjs); with this file's three
+      // Chromiums on two cores the jitter buffer grows, and 70–340 ms was seen. A misplaced
+      // chunk or segment would be off by seconds (a chunk is 5 s), or early.
       console.log(`recording: onsets in the program after the own track: host ${hostShift} ms, Ann ${annShift} ms`);
       expect(annShift, `Ann onset: program − own track = ${annShift} ms`).toBeGreaterThanOrEqual(-40);
-      expect(annShift, `Ann onset: program − own track = ${annShift} ms`).toBeLessThanOrEqual(400);
+      expect(annShift, `Ann onset: program − own track = ${annShift} ms`).toBeLessThanOrEqual(1_000);
       // And where: the unmutes came about 3 s and 5 s into the take.
       expect(onsetMs(tracks.Hanna.pcm, TONES.host)).toBeGreaterThan(2_000);
       expect(onsetMs(tracks.Ann.pcm, TONES.ann)).toBeGreaterThan(onsetMs(tracks.Hanna.pcm, TONES.host) + 1_000);
