@@ -808,11 +808,12 @@ export class Room extends DurableObject<Env> {
 
   // ---- recording: takes, and who records which track ------------------------------------
 
-  /** RPC for the join page (`GET /rooms/:roomId/recording`) and every welcome. */
+  /** RPC for the join page (`GET /rooms/:roomId/recording`). */
   async recordingInfo(): Promise<RecordingInfo> {
-    return this.room?.recording?.info ?? { state: 'idle' };
+    return this.recordingInfoNow();
   }
 
+  /** Whether a take runs: every welcome and every `recording-updated` says it. */
   private recordingInfoNow(): RecordingInfo {
     return this.room?.recording?.info ?? { state: 'idle' };
   }

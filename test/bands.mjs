@@ -10,26 +10,13 @@ import { spawnSync } from 'node:child_process';
  * @param {number} hz
  * @returns {number[]}
  */
+/** The ffmpeg filter that keeps the band around `hz`: three narrow bandpasses in a row. @param {number} hz */
+export const bandFilter = (hz) => Array(3).fill(`bandpass=f=${hz}:width_type=q:w=30`).join(',');
+
 export function bandLevels(pcm, hz, windowSeconds = 0.25) {
   const filtered = spawnSync(
     'ffmpeg',
-    [
-      '-v',
-      'error',
-      '-f',
-      'f32le',
-      '-ar',
-      '48000',
-      '-ac',
-      '1',
-      '-i',
-      '-',
-      '-af',
-      Array(3).fill(`bandpass=f=${hz}:width_type=q:w=30`).join(','),
-      '-f',
-      'f32le',
-      '-',
-    ],
+    ['-v', 'error', '-f', 'f32le', '-ar', '48000', '-ac', '1', '-i', '-', '-af', bandFilter(hz), '-f', 'f32le', '-'],
     { input: pcm, maxBuffer: 256 * 1024 * 1024 },
   ).stdout;
   const count = Math.floor(filtered.length / 4);

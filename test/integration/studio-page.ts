@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Locator, Page } from 'playwright-core';
 import { afterAll, beforeAll, expect } from 'vitest';
+import { bandFilter } from '../bands.mjs';
 import { describePage, launchBrowser, meterReading, toneFile } from '../page-driver.mjs';
 
 /**
@@ -89,23 +90,7 @@ export async function listen(url: string, seconds = 5, keepSeconds = 2): Promise
 export function bandLevel(pcm: Buffer, hz: number): number {
   const out = spawnSync(
     'ffmpeg',
-    [
-      '-v',
-      'info',
-      '-f',
-      'f32le',
-      '-ar',
-      '48000',
-      '-ac',
-      '1',
-      '-i',
-      '-',
-      '-af',
-      `${Array(3).fill(`bandpass=f=${hz}:width_type=q:w=30`).join(',')},volumedetect`,
-      '-f',
-      'null',
-      '-',
-    ],
+    ['-v', 'info', '-f', 'f32le', '-ar', '48000', '-ac', '1', '-i', '-', '-af', `${bandFilter(hz)},volumedetect`, '-f', 'null', '-'],
     { input: pcm, encoding: 'buffer' },
   );
   const match = /mean_volume: (-?[\d.]+|-inf) dB/.exec(out.stderr.toString());
