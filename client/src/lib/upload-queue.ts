@@ -33,6 +33,7 @@ const DB_NAME = 'openstudio-recordings';
  */
 export const segmentLock = (segment: string) => `openstudio-recording:${segment}`;
 const DRAFT_CHECK_MS = 2_000;
+const DRAFT_ABANDONED_MS = 5_000;
 const PARALLEL = 2;
 const MAX_BACKOFF_MS = 10_000;
 
@@ -87,7 +88,8 @@ export class UploadQueue {
     const drafts = tx.objectStore('drafts');
     for (const segment of await drafts.getAllKeys()) {
       const draft = await drafts.get(segment);
-      if (!draft || held.has(segmentLock(segment))) continue;
+      // Both: nobody holds its lock, and nobody saved it for a while (a live page saves every second).
+      if (!draft || held.has(segmentLock(segment)) || Date.now() - draft.savedAt < DRAFT_ABANDONED_MS) continue;
       await tx.objectStore('chunks').add({ ...draft.chunk, final: true });
       await drafts.delete(segment);
     }
