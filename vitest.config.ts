@@ -44,6 +44,7 @@ function workersProject(name: string, files: { include: string[]; exclude?: stri
 //   per-connection token bucket in a project of its own with a slow refill (one token a
 //   second), so a burst is a burst however slowly a loaded machine delivers it;
 // - client: the client library's pure parts (reach rules, HTTP calls) in Node, beside them;
+// - unit: signal and file-format code against ffmpeg, in Node, beside them too;
 // - integration: real coturn, Icecast and Chromium processes on loopback, driven from Node.
 export default defineConfig({
   test: {
@@ -56,6 +57,11 @@ export default defineConfig({
       ),
       {
         test: { name: 'client', include: ['test/client/**/*.test.ts'], environment: 'node', sequence: { groupOrder: 0 } },
+      },
+      // Pure signal and file-format code (the program's loudness processor, the sound checks)
+      // in Node, judged against ffmpeg on files ffmpeg makes.
+      {
+        test: { name: 'unit', include: ['test/unit/**/*.test.ts'], environment: 'node', testTimeout: 60_000, sequence: { groupOrder: 0 } },
       },
       {
         test: {

@@ -17,12 +17,13 @@ process.chdir(root);
 await (await import('../scripts/build-client.mjs')).buildClient();
 
 // The integration project runs real coturn, Icecast, ffmpeg and Chromium: bring them first
-// (as root), or stop with the exact command to run. `--project workers` alone needs none.
+// (as root), or stop with the exact command to run; the unit project needs ffmpeg only.
+// `--project workers` alone needs none.
 const args = process.argv.slice(2);
 const projects = args.flatMap((arg, i) => (arg === '--project' ? [args[i + 1]] : arg.startsWith('--project=') ? [arg.slice(10)] : []));
-if (projects.length === 0 || projects.includes('integration')) {
+if (projects.length === 0 || projects.includes('integration') || projects.includes('unit')) {
   try {
-    ensureSystemPackages(SYSTEM_PACKAGES.integration);
+    ensureSystemPackages(projects.length === 0 || projects.includes('integration') ? SYSTEM_PACKAGES.integration : ['ffmpeg']);
     // The Compose stack's images build FROM debian:bookworm-slim: with podman, made here from
     // Debian packages the first time (about a minute), then kept in podman's image store.
     prepareBaseImage();
