@@ -23,10 +23,11 @@ const args = process.argv.slice(2);
 const projects = args.flatMap((arg, i) => (arg === '--project' ? [args[i + 1]] : arg.startsWith('--project=') ? [arg.slice(10)] : []));
 if (projects.length === 0 || projects.includes('integration') || projects.includes('unit')) {
   try {
-    ensureSystemPackages(projects.length === 0 || projects.includes('integration') ? SYSTEM_PACKAGES.integration : ['ffmpeg']);
+    const integration = projects.length === 0 || projects.includes('integration');
+    ensureSystemPackages(integration ? SYSTEM_PACKAGES.integration : ['ffmpeg']);
     // The Compose stack's images build FROM debian:bookworm-slim: with podman, made here from
     // Debian packages the first time (about a minute), then kept in podman's image store.
-    prepareBaseImage();
+    if (integration) prepareBaseImage();
   } catch (error) {
     if (!(error instanceof SystemPackagesError || error instanceof InfraError)) throw error;
     console.error(error.message);
