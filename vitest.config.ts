@@ -28,6 +28,8 @@ function workersProject(name: string, files: { include: string[]; exclude?: stri
             PEER_SILENCE_SECONDS: '3',
             RESUME_QUEUE_MAX: '20',
             ICECAST_URL: 'http://127.0.0.1:9',
+            // Small enough that a test sends one byte more than it.
+            SOUND_MAX_BYTES: '300000',
             ...bindings,
           },
         },

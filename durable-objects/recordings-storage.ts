@@ -204,19 +204,34 @@ export class RecordingsStorage {
       .toArray();
   }
 
-  /** Whether a row exists for this chunk: held, or on its way. */
-  hasChunk(id: ChunkId): boolean {
-    return (
-      this.sql
-        .exec(
-          'SELECT 1 FROM chunks WHERE take_id = ? AND track_id = ? AND segment = ? AND seq = ?',
-          id.takeId,
-          id.trackId,
-          id.segment,
-          id.seq,
-        )
-        .toArray().length > 0
-    );
+  /** This chunk's row, if there is one (held, or on its way). */
+  chunkRow(id: ChunkId): { bytes: number; final: boolean } | null {
+    const row = this.sql
+      .exec<{ bytes: number; final: number }>(
+        'SELECT bytes, final FROM chunks WHERE take_id = ? AND track_id = ? AND segment = ? AND seq = ?',
+        id.takeId,
+        id.trackId,
+        id.segment,
+        id.seq,
+      )
+      .toArray()[0];
+    return row ? { bytes: row.bytes, final: row.final === 1 } : null;
+  }
+
+  /** A held chunk replaced by a longer upload of it (already in R2). False when its row went meanwhile. */
+  replaceChunk(id: ChunkId, chunk: { start: number; bytes: number; final: boolean }, oldBytes: number): boolean {
+    const written = this.sql.exec(
+      'UPDATE chunks SET start = ?, bytes = ?, final = ? WHERE take_id = ? AND track_id = ? AND segment = ? AND seq = ?',
+      chunk.start,
+      chunk.bytes,
+      chunk.final ? 1 : 0,
+      id.takeId,
+      id.trackId,
+      id.segment,
+      id.seq,
+    ).rowsWritten;
+    if (written > 0) this.addBytes(chunk.bytes - oldBytes);
+    return written > 0;
   }
 
   /** A chunk on its way to R2: its row (pending) and its bytes in the quota. */

@@ -132,19 +132,24 @@ export class Recordings extends DurableObject<Env> {
     }
     const id = { takeId: chunk.takeId, trackId: chunk.trackId, segment: chunk.segment, seq: chunk.seq };
     const key = chunkKey(take.roomId, chunk.takeId, chunk.trackId, chunk.segment, chunk.seq);
-    if (this.storage.hasChunk(id)) {
-      const running = this.inflight.get(key);
-      if (!running) return { ok: true, stored: false };
+    const held = this.storage.chunkRow(id);
+    const running = this.inflight.get(key);
+    if (running) {
       // The same chunk is on its way: its fate is this one's (stored, or gone and to be put again).
       await running.catch(() => {});
       return this.storeChunk(chunk);
     }
+    // Held already: the same upload again changes nothing. But a short final piece of a
+    // chunk (a page's draft, sent when the page seemed gone) gives way to a longer upload
+    // of it: whatever a page recorded, the longest copy is kept.
+    if (held && !(held.final && bytes > held.bytes)) return { ok: true, stored: false };
     if (this.phase(take, Date.now()) === 'closed') {
       return refuse('recording-closed', `this take stopped more than ${UPLOAD_GRACE_SECONDS} s ago`);
     }
-    if (this.storage.bytes() + bytes > this.maxBytesPerRoom) {
+    if (this.storage.bytes() + bytes - (held?.bytes ?? 0) > this.maxBytesPerRoom) {
       return refuse('quota-exceeded', `this room's recordings would exceed ${this.maxBytesPerRoom} bytes; delete old takes`);
     }
+    if (held) return this.replaceChunk(id, key, chunk, held.bytes);
 
     // The row first, synchronously: an identical upload arriving during the put finds it.
     this.storage.reserveChunk(id, { start: chunk.start, bytes, final: chunk.final });
@@ -160,6 +165,27 @@ export class Recordings extends DurableObject<Env> {
     }
     if (!this.storage.settleChunk(id)) {
       // The take was deleted while the chunk was on its way: it must not outlive it.
+      await this.env.RECORDINGS_BUCKET.delete(key);
+      return refuse('recording-closed', 'this take was deleted');
+    }
+    return { ok: true, stored: true };
+  }
+
+  /** Put the longer copy over the held one, then its row (R2 replaces an object whole). */
+  private async replaceChunk(
+    id: { takeId: string; trackId: string; segment: string; seq: number },
+    key: string,
+    chunk: { start: number; final: boolean; body: ArrayBuffer },
+    oldBytes: number,
+  ): Promise<StoreChunkResult> {
+    const put = this.env.RECORDINGS_BUCKET.put(key, chunk.body);
+    this.inflight.set(key, put);
+    try {
+      await put;
+    } finally {
+      this.inflight.delete(key);
+    }
+    if (!this.storage.replaceChunk(id, { start: chunk.start, bytes: chunk.body.byteLength, final: chunk.final }, oldBytes)) {
       await this.env.RECORDINGS_BUCKET.delete(key);
       return refuse('recording-closed', 'this take was deleted');
     }

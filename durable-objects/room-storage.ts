@@ -1,10 +1,12 @@
 /**
  * The room's rows in its Durable Object's SQLite storage: the room itself, its peers, the
- * invites a kick barred, and the relayed frames held for peers that are reconnecting. The
+ * invites a kick barred, the relayed frames held for peers that are reconnecting, the desk's
+ * messages and the soundboard's pads. The
  * state machine (room.ts) decides; this keeps, and rebuilds everything after a restart.
  */
 import type { BroadcastInfo, ChatMessage, Participant, Role, RoomInfo } from '../protocol/messages';
 import type { RecordingInfo } from '../protocol/recording';
+import type { SoundInfo } from '../protocol/sounds';
 import { utf8Length } from '../server/websocket';
 
 export interface RoomState extends RoomInfo {
@@ -53,6 +55,7 @@ const SCHEMA = `
   CREATE INDEX IF NOT EXISTS outbox_peer ON outbox (peer_id, seq);
   CREATE TABLE IF NOT EXISTS kicked (token_id TEXT PRIMARY KEY) WITHOUT ROWID;
   CREATE TABLE IF NOT EXISTS chat (seq INTEGER PRIMARY KEY AUTOINCREMENT, data TEXT NOT NULL);
+  CREATE TABLE IF NOT EXISTS sounds (seq INTEGER PRIMARY KEY AUTOINCREMENT, sound_id TEXT NOT NULL UNIQUE, data TEXT NOT NULL);
 `;
 
 export class RoomStorage {
@@ -126,6 +129,24 @@ export class RoomStorage {
   addChat(message: ChatMessage, kept: number): void {
     this.sql.exec('INSERT INTO chat (data) VALUES (?)', JSON.stringify(message));
     this.sql.exec('DELETE FROM chat WHERE seq <= (SELECT MAX(seq) FROM chat) - ?', kept);
+  }
+
+  /** The soundboard's pads, in the order they were added. */
+  sounds(): SoundInfo[] {
+    return [...this.sql.exec<{ data: string }>('SELECT data FROM sounds ORDER BY seq')].map(({ data }) => JSON.parse(data) as SoundInfo);
+  }
+
+  /** Add a pad, or change one (it keeps its place). */
+  saveSound(sound: SoundInfo): void {
+    this.sql.exec(
+      'INSERT INTO sounds (sound_id, data) VALUES (?, ?) ON CONFLICT (sound_id) DO UPDATE SET data = excluded.data',
+      sound.soundId,
+      JSON.stringify(sound),
+    );
+  }
+
+  deleteSound(soundId: string): void {
+    this.sql.exec('DELETE FROM sounds WHERE sound_id = ?', soundId);
   }
 
   /** The desk's messages, oldest first. */

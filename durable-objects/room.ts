@@ -30,6 +30,7 @@ import {
   type AuthorizeResult,
   type BeginBroadcastResult,
   type CreateRoomSettings,
+  type Refusal,
   type TokenActor,
 } from '../protocol/handoff';
 import { isRole, isStaff, moderatesRole, ROLE_TABLE } from '../protocol/roles';
@@ -41,6 +42,9 @@ import { Connections, type Connection } from './room-connections';
 import type { RecordingInfo, TrackKind } from '../protocol/recording';
 import { signUpload } from '../server/credentials';
 import { RoomStorage, type PeerRecord, type RoomState } from './room-storage';
+import { Soundboard, type SoundChange } from './soundboard';
+import type { SoundInfo } from '../protocol/sounds';
+import { deleteSoundFiles } from '../server/sound-files';
 
 /** Name and mute changes a connection may make: a burst (a "Mute all"), then a steady few a second. */
 export const STATE_CHANGE_BURST = 20;
@@ -86,6 +90,7 @@ export class Room extends DurableObject<Env> {
   private readonly storage: RoomStorage;
   private readonly connections: Connections;
   private readonly alarmSchedule: AlarmSchedule;
+  private readonly soundboard: Soundboard;
   private room: RoomState | null = null;
   private readonly peers = new Map<string, PeerRecord>();
   /**
@@ -111,6 +116,7 @@ export class Room extends DurableObject<Env> {
       seenRefreshMs: Math.min(10_000, (this.config.peerSilenceSeconds * 1000) / 4),
     });
     this.alarmSchedule = new AlarmSchedule(ctx.storage);
+    this.soundboard = new Soundboard(this.storage);
     // Answered by the runtime without waking the object.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair('{"type":"ping"}', '{"type":"pong"}'));
     this.load();
@@ -123,6 +129,7 @@ export class Room extends DurableObject<Env> {
     this.peers.clear();
     for (const peer of peers) this.peers.set(peer.peerId, peer);
     this.connections.rebuild((peerId) => this.peers.has(peerId));
+    this.soundboard.load();
   }
 
   // ---- persistence ----------------------------------------------------------------
@@ -323,6 +330,7 @@ export class Room extends DurableObject<Env> {
       recording: this.recordingInfoNow(),
       ...(isStaff(peer.role) ? { notes: this.notes() } : {}),
       chat: this.chatFor(peer),
+      ...(peer.waiting ? {} : { sounds: this.soundboard.list() }),
     });
   }
 
@@ -417,7 +425,7 @@ export class Room extends DurableObject<Env> {
   private allowChange(ws: WebSocket, connection: Connection, unchanged: boolean): boolean {
     if (unchanged) return false;
     if (connection.changes.take()) return true;
-    if (connection.changes.strike() === 1) sendError(ws, 'rate-limited', 'too many name or mute changes; slow down');
+    if (connection.changes.strike() === 1) sendError(ws, 'rate-limited', 'too many changes (names, mutes, notes, sound levels); slow down');
     return false;
   }
 
@@ -464,6 +472,10 @@ export class Room extends DurableObject<Env> {
         return this.chat(peer, ws, message.to, message.text, connection);
       case 'mute-all':
         return this.muteAll(peer, ws, connection);
+      case 'play-sound':
+      case 'stop-sound':
+      case 'set-sound':
+        return this.soundControl(peer, ws, message, connection);
       case 'leave':
         this.removePeer(peer, 'left');
         close(ws, CLOSE_CODES.normal, 'left');
@@ -551,7 +563,12 @@ export class Room extends DurableObject<Env> {
       const viewer = this.peers.get(viewerId);
       if (!viewer) continue;
       if (viewerId === admitted.peerId) {
-        send(socket, { type: 'admitted', participants: this.visibleTo(admitted), broadcast: this.broadcastInfo() });
+        send(socket, {
+          type: 'admitted',
+          participants: this.visibleTo(admitted),
+          broadcast: this.broadcastInfo(),
+          sounds: this.soundboard.list(),
+        });
       } else if (canSee(viewer, target)) {
         sendRaw(socket, updated); // staff saw it waiting
       } else if (canSee(viewer, admitted)) {
@@ -573,6 +590,7 @@ export class Room extends DurableObject<Env> {
     }
     for (const peerId of [...this.peers.keys()]) this.deletePeer(peerId);
     this.saveRoom({ ...this.room!, closed: true, activeAt: Date.now() });
+    await this.deleteSounds();
     return this.scheduleAlarm();
   }
 
@@ -806,6 +824,77 @@ export class Room extends DurableObject<Env> {
     for (const caller of callers) this.update({ ...caller, muted: true, mutedBy: 'moderator' });
   }
 
+  // ---- the soundboard ---------------------------------------------------------------
+
+  /** RPC (`POST /rooms/:roomId/sounds`, its file already in R2): a new pad, for everyone on the show. */
+  async addSound(actor: TokenActor, sound: Omit<SoundInfo, 'level' | 'loop' | 'playing'>): Promise<SoundChange> {
+    const check = await this.mayUseSounds(actor);
+    if (!check.ok) return check;
+    const result = this.soundboard.add(sound);
+    if (result.ok) this.announceSounds();
+    return result;
+  }
+
+  /** RPC (`DELETE /rooms/:roomId/sounds/:soundId`): the pad goes (stopping it); the Worker deletes its file. */
+  async removeSound(actor: TokenActor, soundId: string): Promise<AuthorizeResult> {
+    const check = await this.mayUseSounds(actor);
+    if (!check.ok) return check;
+    if (!this.soundboard.remove(soundId)) return { ok: false, code: 'sound-not-found', message: 'no such sound' };
+    this.announceSounds();
+    return { ok: true };
+  }
+
+  /** RPC (`GET /rooms/:roomId/sounds`). */
+  async soundList(actor: TokenActor): Promise<{ ok: true; sounds: SoundInfo[] } | Refusal> {
+    const check = await this.mayUseSounds(actor);
+    return check.ok ? { ok: true, sounds: this.soundboard.list() } : check;
+  }
+
+  private async mayUseSounds(actor: TokenActor): Promise<AuthorizeResult> {
+    const check = await this.authorize(actor);
+    if (!check.ok) return check;
+    if (!ROLE_TABLE[actor.role].sounds) return { ok: false, code: 'forbidden', message: `a ${actor.role} cannot manage the sounds` };
+    return { ok: true };
+  }
+
+  private soundControl(
+    actor: PeerRecord,
+    ws: WebSocket,
+    message: Extract<ClientMessage, { type: 'play-sound' | 'stop-sound' | 'set-sound' }>,
+    connection: Connection,
+  ): void {
+    if (!ROLE_TABLE[actor.role].sounds) return sendError(ws, 'forbidden', `a ${actor.role} cannot play sounds`);
+    // A level slider moving is a stream of changes: it spends the change budget, not the frame budget only.
+    if (message.type === 'set-sound' && !this.allowChange(ws, connection, false)) return;
+    const result =
+      message.type === 'play-sound'
+        ? this.soundboard.play(message.soundId)
+        : message.type === 'stop-sound'
+          ? this.soundboard.stop(message.soundId)
+          : this.soundboard.set(message.soundId, {
+              ...(message.level === undefined ? {} : { level: message.level }),
+              ...(message.loop === undefined ? {} : { loop: message.loop }),
+            });
+    if (!result.ok) return sendError(ws, result.code, result.message);
+    this.announceSounds();
+  }
+
+  /** Every pad, to everyone on the show (never a waiting caller: it hears no sound). */
+  private announceSounds(): void {
+    const frame = JSON.stringify({ type: 'sounds', sounds: this.soundboard.list() } satisfies ServerMessage);
+    for (const [peerId, ws] of this.connections.entries()) {
+      const peer = this.peers.get(peerId);
+      if (peer && !peer.waiting) sendRaw(ws, frame);
+    }
+  }
+
+  /** The show is over: its sounds go with it (files and pads). */
+  private async deleteSounds(): Promise<void> {
+    if (!this.room) return;
+    for (const soundId of this.soundboard.clear()) this.storage.deleteSound(soundId);
+    await deleteSoundFiles(this.env.RECORDINGS_BUCKET, this.room.roomId);
+  }
+
   // ---- recording: takes, and who records which track ------------------------------------
 
   /** RPC for the join page (`GET /rooms/:roomId/recording`). */
@@ -1025,6 +1114,7 @@ export class Room extends DurableObject<Env> {
     const idle = room && this.peers.size === 0 && !isRunning(room.broadcast?.info);
     if (idle && room.activeAt + this.config.roomIdleSeconds * 1000 <= now) {
       // Idle long enough: forget the room entirely; its tokens now find no room.
+      await this.deleteSounds();
       await this.ctx.storage.deleteAll();
       this.load();
       return;

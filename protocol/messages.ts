@@ -5,6 +5,7 @@
  */
 import * as v from 'valibot';
 import type { RecordingInfo, TrackGrant } from './recording';
+import { SOUND_LEVEL_MAX, SoundId, type SoundInfo } from './sounds';
 
 export const PROTOCOL_VERSION = 1;
 /** Offered by clients in `Sec-WebSocket-Protocol` (next to the token) and echoed by the server. */
@@ -85,6 +86,16 @@ export const ClientMessages = {
   }),
   /** Staff: every caller muted by the studio at once. */
   'mute-all': v.object({ type: v.literal('mute-all') }),
+  /** Staff: play a pad from its start (again, if it plays), for everyone on the show. */
+  'play-sound': v.object({ type: v.literal('play-sound'), soundId: SoundId }),
+  'stop-sound': v.object({ type: v.literal('stop-sound'), soundId: SoundId }),
+  /** Staff: a pad's level (0–2) and whether it loops, for everyone who hears it. */
+  'set-sound': v.object({
+    type: v.literal('set-sound'),
+    soundId: SoundId,
+    level: v.optional(v.pipe(v.number(), v.finite(), v.minValue(0), v.maxValue(SOUND_LEVEL_MAX))),
+    loop: v.optional(v.boolean()),
+  }),
 } as const;
 
 export type ClientMessageType = keyof typeof ClientMessages;
@@ -193,6 +204,10 @@ export const ERROR_CODES = [
   'broadcast-ended',
   /** HTTP: a request that is not what the endpoint takes (docs/recording.md). */
   'invalid-request',
+  /** A sound upload that is not a whole MP3, WAV, Ogg or FLAC file (docs/soundboard.md). */
+  'invalid-sound',
+  /** A pad the room does not hold (deleted meanwhile). */
+  'sound-not-found',
   /** A chunk for a take that stopped longer than the upload grace ago, or was deleted. */
   'recording-closed',
   /** The running take cannot be deleted. */
@@ -263,6 +278,8 @@ export type ServerMessage =
       notes?: Record<string, string>;
       /** The desk's messages this page may read: all of them for staff, its own for a caller. */
       chat: ChatMessage[];
+      /** The soundboard's pads; absent for a caller waiting in the lobby (it hears no sound). */
+      sounds?: SoundInfo[];
     }
   | { type: 'peer-joined'; participant: Participant }
   | { type: 'peer-left'; peerId: string; reason: LeaveReason }
@@ -272,7 +289,8 @@ export type ServerMessage =
   | { type: 'ice-candidate'; from: string; candidate: IceCandidate | null }
   | { type: 'error'; code: ErrorCode; message: string; ref?: string; retryAfterSeconds?: number }
   | { type: 'kicked' }
-  | { type: 'admitted'; participants: Participant[]; broadcast: BroadcastInfo }
+  /** The soundboard's pads come with it: on the show now, the caller hears them. */
+  | { type: 'admitted'; participants: Participant[]; broadcast: BroadcastInfo; sounds: SoundInfo[] }
   | { type: 'room-closed' }
   | { type: 'broadcast-updated'; broadcast: BroadcastInfo }
   | { type: 'ice-servers'; iceServers: IceServersInfo['iceServers']; iceExpiresAt: number }
@@ -286,7 +304,9 @@ export type ServerMessage =
   | { type: 'held'; participants: Participant[] }
   /** Staff only. */
   | { type: 'note-updated'; peerId: string; note: string }
-  | ({ type: 'chat' } & ChatMessage);
+  | ({ type: 'chat' } & ChatMessage)
+  /** The soundboard changed (a pad added, played, stopped, set or deleted): every pad, to everyone on the show. */
+  | { type: 'sounds'; sounds: SoundInfo[] };
 
 // ---- HTTP bodies -------------------------------------------------------------------
 

@@ -18,6 +18,8 @@ export interface RolePermissions {
   broadcast: boolean;
   /** Start and stop takes, list, download and delete recordings. */
   record: boolean;
+  /** Add, play, stop, set and delete the soundboard's sounds. */
+  sounds: boolean;
 }
 
 export const ROLE_TABLE: Readonly<Record<Role, RolePermissions>> = {
@@ -30,6 +32,7 @@ export const ROLE_TABLE: Readonly<Record<Role, RolePermissions>> = {
     manageInvites: true,
     broadcast: true,
     record: true,
+    sounds: true,
   },
   producer: {
     staff: true,
@@ -40,8 +43,19 @@ export const ROLE_TABLE: Readonly<Record<Role, RolePermissions>> = {
     manageInvites: false,
     broadcast: true,
     record: true,
+    sounds: true,
   },
-  caller: { staff: false, power: 0, moderates: [], admit: false, closeRoom: false, manageInvites: false, broadcast: false, record: false },
+  caller: {
+    staff: false,
+    power: 0,
+    moderates: [],
+    admit: false,
+    closeRoom: false,
+    manageInvites: false,
+    broadcast: false,
+    record: false,
+    sounds: false,
+  },
 };
 
 export const isRole = (role: unknown): role is Role => typeof role === 'string' && Object.hasOwn(ROLE_TABLE, role);

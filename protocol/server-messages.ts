@@ -18,6 +18,7 @@ import {
   type ServerMessage,
 } from './messages';
 import type { RecordingInfo } from './recording';
+import type { SoundInfo } from './sounds';
 
 const Text = v.string();
 const Id = v.pipe(v.string(), v.minLength(1), v.maxLength(64));
@@ -67,6 +68,17 @@ export const RecordingInfoSchema: v.GenericSchema<unknown, RecordingInfo> = v.va
   v.strictObject({ state: v.literal('recording'), takeId: Id, title: Text, startedAt: Count, by: Role }),
 ]);
 
+export const SoundInfoSchema: v.GenericSchema<unknown, SoundInfo> = v.strictObject({
+  soundId: Id,
+  name: Text,
+  format: v.picklist(['mp3', 'wav', 'ogg', 'flac']),
+  bytes: Count,
+  duration: v.nullable(v.pipe(v.number(), v.minValue(0))),
+  level: v.pipe(v.number(), v.minValue(0), v.maxValue(2)),
+  loop: v.boolean(),
+  playing: v.nullable(v.strictObject({ playId: Id, startedAt: Count })),
+});
+
 const IceServers: v.GenericSchema<unknown, IceServersInfo['iceServers']> = v.array(
   v.strictObject({ urls: v.array(Text), username: v.optional(Text), credential: v.optional(Text) }),
 );
@@ -105,6 +117,7 @@ export const ServerMessageSchema: v.GenericSchema<unknown, ServerMessage> = v.va
     recording: RecordingInfoSchema,
     notes: v.optional(v.record(Id, Text)),
     chat: v.array(v.strictObject(ChatFields)),
+    sounds: v.optional(v.array(SoundInfoSchema)),
   }),
   v.strictObject({ type: v.literal('peer-joined'), participant: ParticipantSchema }),
   v.strictObject({ type: v.literal('peer-left'), peerId: Id, reason: v.picklist(['left', 'kicked', 'timeout', 'room-closed', 'held']) }),
@@ -114,7 +127,12 @@ export const ServerMessageSchema: v.GenericSchema<unknown, ServerMessage> = v.va
   v.strictObject({ type: v.literal('ice-candidate'), from: Id, candidate: v.nullable(IceCandidateSchema) }),
   ErrorSchema,
   v.strictObject({ type: v.literal('kicked') }),
-  v.strictObject({ type: v.literal('admitted'), participants: v.array(ParticipantSchema), broadcast: BroadcastInfoSchema }),
+  v.strictObject({
+    type: v.literal('admitted'),
+    participants: v.array(ParticipantSchema),
+    broadcast: BroadcastInfoSchema,
+    sounds: v.array(SoundInfoSchema),
+  }),
   v.strictObject({ type: v.literal('room-closed') }),
   v.strictObject({ type: v.literal('broadcast-updated'), broadcast: BroadcastInfoSchema }),
   v.strictObject({ type: v.literal('ice-servers'), iceServers: IceServers, iceExpiresAt: Count }),
@@ -132,6 +150,7 @@ export const ServerMessageSchema: v.GenericSchema<unknown, ServerMessage> = v.va
   v.strictObject({ type: v.literal('held'), participants: v.array(ParticipantSchema) }),
   v.strictObject({ type: v.literal('note-updated'), peerId: Id, note: Text }),
   v.strictObject({ type: v.literal('chat'), ...ChatFields }),
+  v.strictObject({ type: v.literal('sounds'), sounds: v.array(SoundInfoSchema) }),
 ]);
 
 export const FeedMessageSchema: v.GenericSchema<unknown, FeedMessage> = v.variant('type', [

@@ -31,6 +31,8 @@ export interface Config {
   recordingRetentionDays: number;
   /** What one room's recordings may hold in R2, in bytes; an upload past it is refused. */
   recordingMaxBytesPerRoom: number;
+  /** The largest sound file the soundboard takes, in bytes. */
+  soundMaxBytes: number;
 }
 
 export const DEFAULTS: Config = {
@@ -54,6 +56,7 @@ export const DEFAULTS: Config = {
   icecastPublicUrl: '',
   recordingRetentionDays: 30,
   recordingMaxBytesPerRoom: 5 * 1024 ** 3,
+  soundMaxBytes: 20_000_000,
 };
 
 type Vars = Partial<Record<string, unknown>>;
@@ -126,6 +129,7 @@ export function readConfig(env: object): Config {
     icecastPublicUrl: '',
     recordingRetentionDays: positiveInt(vars, 'RECORDING_RETENTION_DAYS', DEFAULTS.recordingRetentionDays),
     recordingMaxBytesPerRoom: positiveInt(vars, 'RECORDING_MAX_BYTES_PER_ROOM', DEFAULTS.recordingMaxBytesPerRoom),
+    soundMaxBytes: positiveInt(vars, 'SOUND_MAX_BYTES', DEFAULTS.soundMaxBytes),
   };
   // Every show has its own mount now: a setting naming one program mount would be ignored,
   // and a station relying on it would be surprised. Refuse it.

@@ -4,6 +4,7 @@
  */
 import { cors } from 'itty-router';
 import { CHUNK_HEADERS } from '../protocol/recording';
+import { SOUND_NAME_HEADER } from '../protocol/sounds';
 import type { Config } from '../server/config';
 import { HttpError } from './http';
 
@@ -69,8 +70,8 @@ export function corsFor(config: Config): ReturnType<typeof cors> {
     pair = cors({
       origin: (origin: string) => (allowed.includes('*') || allowed.includes(origin) ? origin : undefined),
       allowMethods: ['GET', 'POST', 'PUT', 'DELETE', 'OPTIONS'],
-      // The recordings' chunk uploads say where a chunk sits in headers of their own.
-      allowHeaders: ['Authorization', 'Content-Type', CHUNK_HEADERS.start, CHUNK_HEADERS.final],
+      // The recordings' chunk uploads say where a chunk sits in headers of their own; a sound upload names its pad.
+      allowHeaders: ['Authorization', 'Content-Type', CHUNK_HEADERS.start, CHUNK_HEADERS.final, SOUND_NAME_HEADER],
       maxAge: 600,
     });
     corsCache.set(config, pair);

@@ -27,6 +27,8 @@ const STATUS_OF: Partial<Record<ErrorCode, number>> = {
   'recording-closed': 409,
   'recording-active': 409,
   'quota-exceeded': 507,
+  'invalid-sound': 415,
+  'sound-not-found': 404,
 };
 
 /** A Durable Object's refusal as the HTTP error the edge answers with. */

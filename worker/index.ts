@@ -1,7 +1,8 @@
 /**
  * The Worker: routes, then edge guards, then the room's Durable Object. Route handlers
  * live in rooms.ts (HTTP API), upgrade.ts (signaling WebSocket), broadcast.ts (program
- * feed) and recordings.ts (uploads and downloads of takes); guards in guards.ts.
+ * feed), recordings.ts (uploads and downloads of takes) and sounds.ts (the soundboard's
+ * files); guards in guards.ts.
  */
 import { Router, type IRequest } from 'itty-router';
 import { PROTOCOL_VERSION } from '../protocol/messages';
@@ -11,6 +12,7 @@ import { errorResponse, HttpError, json } from './http';
 import { createRoom, iceServers, mintInvite, revokeInvites } from './rooms';
 import { broadcastFeed } from './broadcast';
 import { deleteRecording, downloadManifest, downloadTrack, listRecordings, putChunk, recordingState } from './recordings';
+import { addSound, deleteSound, getSound, listSounds } from './sounds';
 import { upgrade } from './upgrade';
 
 export { Feed } from '../durable-objects/feed';
@@ -59,6 +61,10 @@ router
   .get('/rooms/:roomId/recordings/:takeId/manifest.json', downloadManifest)
   .get('/rooms/:roomId/recordings/:takeId/tracks/:file', downloadTrack)
   .delete('/rooms/:roomId/recordings/:takeId', deleteRecording)
+  .post('/rooms/:roomId/sounds', addSound)
+  .get('/rooms/:roomId/sounds', listSounds)
+  .get('/rooms/:roomId/sounds/:soundId', getSound)
+  .delete('/rooms/:roomId/sounds/:soundId', deleteSound)
   .all('*', () => errorResponse(404, 'not-found', 'no such endpoint'));
 
 export default {

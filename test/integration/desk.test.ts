@@ -3,7 +3,7 @@
 // messages shown as text, and mute all. Each voice its own Chromium and tone.
 import { describe, expect, inject, it } from 'vitest';
 import { createShow, cspViolations, expectMeterMoves, joinShow } from '../page-driver.mjs';
-import { takes, trackPcm } from './recordings';
+import { takes, trackPcm, trackStatus } from './recordings';
 import { bandLevel, bandLevels, expectConnected, expectMeterSilent, expectText, listen, toneBrowsers } from './studio-page';
 
 const workerUrl = () => inject('workerUrl');
@@ -64,7 +64,7 @@ describe("the producer's desk", () => {
       // The tape: Pat's own track and the program hold no Pat while the talkback ran, and the host throughout.
       await host.getByRole('button', { name: 'Stop recording' }).click();
       for (const name of ['Hanna', 'Pat', 'Ann', 'Program']) {
-        await expectText(host.getByRole('status', { name: `${name} track status`, exact: true }), 'complete', { timeout: 30_000 });
+        await expectText(trackStatus(host, name), 'complete', { timeout: 30_000 });
       }
       const [take] = await takes(host);
       const span = (levels: number[]) =>

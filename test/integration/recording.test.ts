@@ -11,7 +11,7 @@ import type { Page } from 'playwright-core';
 import { describe, expect, inject, it } from 'vitest';
 import { createShow, joinShow } from '../page-driver.mjs';
 import { bandLevel, bandLevels, expectConnected, expectText, expectVisible, toneBrowsers } from './studio-page';
-import { fetchWav, samplesOf, takes } from './recordings';
+import { fetchWav, samplesOf, takes, trackStatus } from './recordings';
 import { freePort, startWorker, type RunningWorker } from './worker';
 
 const workerUrl = () => inject('workerUrl');
@@ -25,8 +25,6 @@ function onsetMs(pcm: Buffer, hz: number): number {
   const index = levels.findIndex((level) => level > loudest - 20);
   return index * 10;
 }
-
-const trackStatus = (page: Page, name: string) => page.getByRole('status', { name: `${name} track status`, exact: true });
 
 describe('recording a take', () => {
   it(

@@ -13,6 +13,9 @@ export function hostLink(host: Page): { roomId: string; token: string } {
   return { roomId: params.get('room')!, token: params.get('token')! };
 }
 
+/** A track's state on the Recordings panel (`Program` for the program). */
+export const trackStatus = (page: Page, name: string) => page.getByRole('status', { name: `${name} track status`, exact: true });
+
 export async function takes(host: Page, base = workerUrl()): Promise<TakeListing[]> {
   const { roomId, token } = hostLink(host);
   const response = await fetch(`${base}/rooms/${roomId}/recordings`, { headers: { Authorization: `Bearer ${token}` } });

@@ -46,6 +46,7 @@ describe('the role table', () => {
         manageInvites: true,
         broadcast: true,
         record: true,
+        sounds: true,
       },
       producer: {
         staff: true,
@@ -56,6 +57,7 @@ describe('the role table', () => {
         manageInvites: false,
         broadcast: true,
         record: true,
+        sounds: true,
       },
       caller: {
         staff: false,
@@ -66,6 +68,7 @@ describe('the role table', () => {
         manageInvites: false,
         broadcast: false,
         record: false,
+        sounds: false,
       },
     });
   });

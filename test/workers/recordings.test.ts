@@ -131,6 +131,18 @@ describe('chunk uploads', () => {
     expect((await trackOf(take))!.bytes).toBe(2 * CHUNK_BYTES);
   });
 
+  it('keeps the longest copy of a chunk: a short final piece (a draft) gives way to the whole chunk, never the reverse', async () => {
+    const take = await openTake();
+    await stored(take, { seq: 0, at: 0, final: true, body: pcm(SAMPLE_RATE, 7) }); // 1 s of the chunk, sent as its end
+    await stored(take, { seq: 0, at: 0, body: pcm(CHUNK_SAMPLES, 9) }); // then the whole 5 s
+    const again = await upload(take, { seq: 0, at: 0, final: true, body: pcm(SAMPLE_RATE, 7) });
+    expect(await again.json()).toEqual({ stored: false });
+    expect((await trackOf(take))!.bytes).toBe(CHUNK_BYTES);
+    const object = await env.RECORDINGS_BUCKET.get(`${takePrefix(take.roomId, take.takeId)}alice/a/0`);
+    const held = new Int16Array(await object!.arrayBuffer());
+    expect([held.length, held[0], held[CHUNK_SAMPLES - 1]]).toEqual([CHUNK_SAMPLES, 9, 9]);
+  });
+
   it('places chunks uploaded out of order', async () => {
     const take = await openTake();
     await stored(take, { seq: 2, at: 11_000, final: true, body: pcm(SAMPLE_RATE, 3) });

@@ -3,7 +3,20 @@
 // the program feed, and the actions (mute, kick, admit, talk, go live). What each voice may
 // reach comes from the library's reach rules, applied to the mix and the mesh on every
 // change. The console (studio.ts) renders it and listens to its events.
-import { AudioMesh, Broadcaster, RoomClock, StudioClient, TrackRecorder, loadCapture, ownVoiceInProgram, voiceReach } from '../lib';
+import {
+  AudioMesh,
+  Broadcaster,
+  RoomClock,
+  SoundPlayer,
+  StudioClient,
+  TrackRecorder,
+  deleteSound,
+  fetchSound,
+  loadCapture,
+  ownVoiceInProgram,
+  uploadSound,
+  voiceReach,
+} from '../lib';
 import type {
   BroadcastInfo,
   Channel,
@@ -12,10 +25,12 @@ import type {
   ProgramMix,
   ReachInput,
   RecordingInfo,
+  SoundInfo,
   TrackGrant,
   UploadQueue,
   Welcome,
 } from '../lib';
+import { soundNameFromFile } from '../../../protocol/sounds';
 import type { Microphone } from './microphone';
 import { SENTENCES, sentenceForClose, sentenceForError } from './sentences';
 
@@ -37,6 +52,9 @@ export interface ShowOptions {
   uploads: UploadQueue;
 }
 
+/** The soundboard's channel in the page's mix (peer ids never take this name: they are random). */
+const SOUNDS_CHANNEL = 'sounds';
+
 /** Clock round trips asked for at each welcome (the shortest one counts). */
 const CLOCK_SAMPLES = 5;
 const CLOCK_SPACING_MS = 150;
@@ -57,6 +75,8 @@ export interface ShowEvents {
   notes: void;
   /** A desk message arrived (or the welcome brought them). */
   chat: ChatMessage | null;
+  /** The soundboard's pads changed, or one started or stopped sounding here. */
+  sounds: void;
   /** A sentence for the page; null: what it said about the connection no longer holds. */
   notice: string | null;
   /** This page is out of the show (left, removed, ended, refused), with the sentence why. */
@@ -90,9 +110,14 @@ export class Show {
   /** The tracks this page records for the running take, by track id. */
   readonly recorders = new Map<string, TrackRecorder>();
   readonly clock = new RoomClock();
+  /** The soundboard's pads, as the room says (empty while this page waits in the lobby). */
+  sounds: SoundInfo[] = [];
+  /** Plays the pads on this page: its speakers and its program (the `Sounds` channel). */
+  readonly soundPlayer: SoundPlayer;
+  readonly soundsChannel: Channel;
   private clockTimer: ReturnType<typeof setInterval> | undefined;
   /** The microphone as the recorder hears it (in the mix's context). */
-  private voiceSource: MediaStreamAudioSourceNode | null = null;
+  private voiceSource: AudioNode | null = null;
   private pendingVoice: TrackGrant | null = null;
   private selfMuted = false;
   private ended = false;
@@ -103,6 +128,13 @@ export class Show {
   constructor(private options: ShowOptions) {
     const { roomId, token } = options;
     this.mix = options.mix;
+    this.soundPlayer = new SoundPlayer({
+      context: this.mix.context,
+      fetchFile: (soundId) => fetchSound(roomId, token, soundId),
+      now: () => RoomClock.local() + this.clock.offset,
+      onChange: () => this.emit('sounds', undefined),
+    });
+    this.soundsChannel = this.mix.addChannel(SOUNDS_CHANNEL, this.soundPlayer.output, { monitor: true });
     // A reloaded page takes up the tracks it recorded (docs/recording.md).
     const url = new URL(`${location.origin.replace(/^http/, 'ws')}/rooms/${encodeURIComponent(roomId)}/ws`);
     for (const grant of keptGrants(roomId)) url.searchParams.append('track', grant.credential);
@@ -186,8 +218,8 @@ export class Show {
     this.ownVoice.setOnAir(ownVoiceInProgram(this.reachInput));
     // The very node the program hears this voice from: one source, so the track and the
     // program line up to the sample (two sources of one stream are each buffered their own way).
-    this.voiceSource = this.ownVoice.source;
-    for (const recorder of this.recorders.values()) if (recorder.grant.kind === 'voice') recorder.setSource(this.voiceSource);
+    const voiceSource = (this.voiceSource = this.ownVoice.source);
+    for (const recorder of this.recorders.values()) if (recorder.grant.kind === 'voice') recorder.setSource(voiceSource);
     if (this.pendingVoice) void this.recordTrack(this.pendingVoice);
     this.pendingVoice = null;
   }
@@ -217,6 +249,7 @@ export class Show {
       this.setRecording(welcome.recording);
       this.notes = new Map(Object.entries(welcome.notes ?? {}));
       this.chat = welcome.chat;
+      this.setSounds(welcome.waiting ? [] : (welcome.sounds ?? []));
       // A talkback does not outlive the connection it was pressed on (the room ended it or keeps it: say it again).
       if (this.talkback !== undefined) client.send({ type: 'talkback', to: this.talkback, on: true });
       this.emit('notes', undefined);
@@ -232,6 +265,7 @@ export class Show {
       if (this.me) this.me = { ...this.me, waiting: false };
       for (const p of message.participants) this.people.set(p.peerId, p);
       this.setBroadcast(message.broadcast);
+      this.setSounds(message.sounds);
       this.applyAll();
       this.emit('change', undefined);
     });
@@ -254,6 +288,7 @@ export class Show {
       if (this.me) this.me = { ...this.me, waiting: true };
       this.people = new Map(participants.map((p) => [p.peerId, p]));
       this.setBroadcast({ state: 'idle' });
+      this.setSounds([]); // a waiting caller hears no sound
       this.applyAll();
       this.emit('change', undefined);
     });
@@ -267,6 +302,7 @@ export class Show {
       this.emit('chat', message);
     });
     client.on('recording-updated', ({ recording }) => this.setRecording(recording));
+    client.on('sounds', ({ sounds }) => this.setSounds(sounds));
     client.on('recording-track', ({ type: _, ...grant }) => void this.recordTrack(grant));
     client.on('error', (error) => {
       const sentence = sentenceForError(error);
@@ -374,6 +410,37 @@ export class Show {
     this.applyMicrophone();
   }
 
+  // ---- the soundboard -------------------------------------------------------------
+
+  private setSounds(sounds: SoundInfo[]): void {
+    this.sounds = sounds;
+    this.soundPlayer.update(sounds);
+    this.emit('sounds', undefined);
+  }
+
+  /** Staff: a new pad from a file (refused with an HttpError saying why). */
+  async addSound(file: File, name = soundNameFromFile(file.name)): Promise<SoundInfo> {
+    return (await uploadSound(this.options.roomId, this.options.token, file, name)).sound;
+  }
+
+  deleteSound(soundId: string): Promise<void> {
+    return deleteSound(this.options.roomId, this.options.token, soundId);
+  }
+
+  playSound(soundId: string): void {
+    void this.mix.context.resume();
+    this.client.send({ type: 'play-sound', soundId });
+  }
+
+  stopSound(soundId: string): void {
+    this.client.send({ type: 'stop-sound', soundId });
+  }
+
+  /** A pad's level (0–2) or loop, for everyone who hears it. */
+  setSound(soundId: string, change: { level?: number; loop?: boolean }): void {
+    this.client.send({ type: 'set-sound', soundId, ...change });
+  }
+
   /** Host: close the room for everyone. */
   endShow(): void {
     this.client.closeRoom();
@@ -387,6 +454,7 @@ export class Show {
     void this.stopRecorders(); // what was recorded still uploads
     this.client.leave();
     this.mesh.close();
+    this.soundPlayer.close();
     this.mix.close();
     this.options.microphone.close();
     this.emit('ended', sentence);

@@ -7,6 +7,7 @@ import type { Participant, RecordingInfo, Role } from '../lib';
 import { byId, h, meterElement, showLevel } from './dom';
 import { RecordingsPanel, clockText } from './recordings-panel';
 import { SENTENCES } from './sentences';
+import { SoundboardPanel } from './soundboard-panel';
 import { Show } from './show';
 import type { ShowOptions } from './show';
 
@@ -42,6 +43,7 @@ export class Studio {
   private meterTimer: ReturnType<typeof setInterval>;
   /** Staff only: the takes of this show. */
   private recordings: RecordingsPanel | null = null;
+  private soundboard: SoundboardPanel;
   /** The last notice this console showed. */
   private shownNotice = '';
 
@@ -57,6 +59,7 @@ export class Studio {
     show.on('recording', () => this.renderRecording());
     show.on('notes', () => this.renderAll());
     show.on('chat', () => this.renderChat());
+    this.soundboard = new SoundboardPanel(show);
     show.on('notice', (text) => (text === null ? this.clearNotice() : this.notice(text)));
     show.on('ended', (sentence) => {
       clearInterval(this.meterTimer);
@@ -136,6 +139,7 @@ export class Studio {
     const staff = isStaff(me.role);
     byId('program').hidden = !staff;
     byId('desk').hidden = !staff;
+    byId('soundboard').hidden = !ROLE_TABLE[me.role].sounds;
     byId('inbox').hidden = staff;
     const everyone = byId('talkback-all');
     everyone.setAttribute('aria-pressed', String(this.show.talkback === null));
@@ -172,6 +176,10 @@ export class Studio {
       this.renderStrip(p.peerId);
       (p.waiting ? waitingList : onAirList).push(this.strips.get(p.peerId)!.element);
     }
+    // The soundboard's strip, last: everyone on the show hears the sounds; staff ride their program level.
+    byId('sounds-strip').hidden = me.waiting;
+    byId('sounds-fader-label').hidden = !staff;
+    onAirList.push(byId('sounds-strip'));
     // Strips move only when their place changes (a strip under the pointer stays put).
     for (const [list, elements] of [
       [byId('waiting-list'), waitingList],
@@ -420,11 +428,13 @@ export class Studio {
     held.peerConnections = String(mesh.peers.size);
     held.mixVoices = String(mix.size);
     held.broadcaster = this.show.broadcaster?.status.state ?? 'none';
+    held.soundsSounding = String(this.show.soundPlayer.sounding);
     const own = this.show.ownVoice;
     if (own) {
       const reading = own.meter.read(now);
       showLevel(byId('my-level'), reading.level, reading.peak);
     }
+    this.soundboard.updateMeter(now);
     const program = mix.meter.read(now);
     showLevel(byId('program-level'), program.level, program.peak);
     // Loudness takes a block every 100 ms (its 3 s window is 30 blocks); text updates twice a second.

@@ -1,8 +1,9 @@
 // The studio's HTTP API (docs/protocol.md, "HTTP API"): create a room, mint and revoke
-// invites. Every refusal the Worker answers is `{"error": {code, message}}`; here it becomes
+// invites, the recordings, the soundboard's files. Every refusal the Worker answers is `{"error": {code, message}}`; here it becomes
 // an `HttpError`. A studio that cannot be reached rejects with fetch's own error.
 import type { CreateRoomBody, ErrorCode, MintTokenBody, Role, RoomInfo } from '../../../protocol/messages';
 import type { RecordingInfo, TakeListing } from '../../../protocol/recording';
+import { SOUND_NAME_HEADER, type SoundInfo } from '../../../protocol/sounds';
 
 /** A refusal by the studio: the HTTP status, and the error's code and message when it sent them. */
 export class HttpError extends Error {
@@ -56,6 +57,10 @@ async function call<T>(
   const headers: Record<string, string> = body === undefined ? {} : { 'Content-Type': 'application/json' };
   if (authorization) headers.Authorization = `Bearer ${authorization}`;
   const response = await fetch(`${base}${path}`, { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+  return answerOf<T>(response);
+}
+
+async function answerOf<T>(response: Response): Promise<T> {
   if (response.status === 204) return undefined as T;
   const answer = await response.json().catch(() => null);
   if (response.ok && answer !== null) return answer as T;
@@ -92,4 +97,34 @@ export function listRecordings(roomId: string, token: string, options: HttpOptio
 /** `DELETE /rooms/:roomId/recordings/:takeId` with a staff token: the take and its files go. */
 export function deleteTake(roomId: string, token: string, takeId: string, options: HttpOptions = {}): Promise<void> {
   return call('DELETE', `/rooms/${encodeURIComponent(roomId)}/recordings/${encodeURIComponent(takeId)}`, undefined, token, options);
+}
+
+/** `POST /rooms/:roomId/sounds` with a staff token: a new pad named `name`, for everyone on the show. */
+export async function uploadSound(
+  roomId: string,
+  token: string,
+  file: Blob,
+  name: string,
+  { base = '' }: HttpOptions = {},
+): Promise<{ sound: SoundInfo }> {
+  const response = await fetch(`${base}/rooms/${encodeURIComponent(roomId)}/sounds`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/octet-stream', [SOUND_NAME_HEADER]: encodeURIComponent(name) },
+    body: file,
+  });
+  return answerOf(response);
+}
+
+/** `GET /rooms/:roomId/sounds/:soundId` with any token of the room: the sound's file. */
+export async function fetchSound(roomId: string, token: string, soundId: string, { base = '' }: HttpOptions = {}): Promise<ArrayBuffer> {
+  const response = await fetch(`${base}/rooms/${encodeURIComponent(roomId)}/sounds/${encodeURIComponent(soundId)}`, {
+    headers: { Authorization: `Bearer ${token}` },
+  });
+  if (!response.ok) return answerOf(response);
+  return response.arrayBuffer();
+}
+
+/** `DELETE /rooms/:roomId/sounds/:soundId` with a staff token: the pad and its file go. */
+export function deleteSound(roomId: string, token: string, soundId: string, options: HttpOptions = {}): Promise<void> {
+  return call('DELETE', `/rooms/${encodeURIComponent(roomId)}/sounds/${encodeURIComponent(soundId)}`, undefined, token, options);
 }

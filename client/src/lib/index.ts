@@ -10,7 +10,18 @@ export { Broadcaster } from './broadcaster';
 export type { BroadcasterOptions, BroadcasterState, BroadcasterStatus } from './broadcaster';
 export { reach, voiceReach, ownVoiceInProgram, ownTalkback, privateTalkPartner } from './reach';
 export type { ReachInput, VoiceReach } from './reach';
-export { HttpError, createRoom, deleteTake, listRecordings, mintInvite, recordingState, revokeInvites } from './http';
+export {
+  HttpError,
+  createRoom,
+  deleteSound,
+  deleteTake,
+  fetchSound,
+  listRecordings,
+  mintInvite,
+  recordingState,
+  revokeInvites,
+  uploadSound,
+} from './http';
 export type { CreatedRoom, Invite, ReplacementInvite, HttpOptions } from './http';
 export type { Participant, BroadcastInfo, ChatMessage, Role } from '../../../protocol/messages';
 export { UploadQueue } from './upload-queue';
@@ -18,4 +29,7 @@ export type { QueuedChunk, UploadProgress } from './upload-queue';
 export { TrackRecorder, loadCapture } from './track-recorder';
 export type { TrackRecorderOptions } from './track-recorder';
 export { RoomClock } from './room-clock';
+export { SoundPlayer } from './sound-player';
+export type { SoundPlayerOptions } from './sound-player';
+export type { SoundInfo } from '../../../protocol/sounds';
 export type { RecordingInfo, TrackGrant, TakeListing, TrackSummary } from '../../../protocol/recording';

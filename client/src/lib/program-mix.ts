@@ -80,11 +80,11 @@ export interface ChannelOptions {
   monitor?: boolean;
 }
 
-/** One voice in the page's audio. */
+/** One voice in the page's audio (or the soundboard's sounds, a node of this context). */
 export class Channel {
   readonly meter: LevelMeter;
   /** The voice as it enters this page's audio: a recorder taps it here, in step with the program. */
-  readonly source: MediaStreamAudioSourceNode;
+  readonly source: AudioNode;
   private gate: GainNode;
   private fader: GainNode;
   private speakers: GainNode | null = null;
@@ -95,11 +95,12 @@ export class Channel {
 
   constructor(
     private mix: ProgramMix,
-    readonly stream: MediaStream,
+    input: MediaStream | AudioNode,
     options: ChannelOptions,
   ) {
     const { context } = mix;
-    this.source = context.createMediaStreamSource(stream);
+    const stream = input instanceof MediaStream ? input : null;
+    this.source = stream ? context.createMediaStreamSource(stream) : (input as AudioNode);
     this.gate = new GainNode(context, { gain: 1 });
     // 1024 samples: a ~21 ms window, for meters read every 50 ms.
     const analyser = new AnalyserNode(context, { fftSize: 1024 });
@@ -110,7 +111,7 @@ export class Channel {
     if (options.monitor) {
       this.speakers = new GainNode(context, { gain: 1 });
       this.gate.connect(this.speakers).connect(context.destination);
-      if (typeof Audio !== 'undefined') {
+      if (stream && typeof Audio !== 'undefined') {
         this.element = new Audio();
         this.element.muted = true; // sound goes through the gate only
         this.element.srcObject = stream;
@@ -176,8 +177,8 @@ export class ProgramMix {
     this.loudness = new LoudnessMeter(context, this.bus);
   }
 
-  /** Add (or replace) the voice `id`. */
-  addChannel(id: string, stream: MediaStream, options: ChannelOptions = {}): Channel {
+  /** Add (or replace) the voice `id` (a stream, or a node of this context). */
+  addChannel(id: string, stream: MediaStream | AudioNode, options: ChannelOptions = {}): Channel {
     const previous = this.channels.get(id);
     const channel = new Channel(this, stream, options);
     if (previous) {
