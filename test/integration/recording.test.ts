@@ -7,7 +7,6 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Page } from 'playwright-core';
 import { describe, expect, inject, it } from 'vitest';
 import { createShow, joinShow } from '../page-driver.mjs';
 import { bandLevel, bandLevels, expectConnected, expectText, expectVisible, toneBrowsers } from './studio-page';

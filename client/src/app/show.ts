@@ -413,8 +413,9 @@ export class Show {
   // ---- the soundboard -------------------------------------------------------------
 
   private setSounds(sounds: SoundInfo[]): void {
-    this.sounds = sounds;
-    this.soundPlayer.update(sounds);
+    // A waiting caller hears no sound, whatever reaches it (the room sends it none).
+    this.sounds = this.me?.waiting ? [] : sounds;
+    this.soundPlayer.update(this.sounds);
     this.emit('sounds', undefined);
   }
 
