@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 // Builds the studio into client/dist/, the Worker's static assets: the studio app
-// (studio.js), the recorder's audio worklet (pcm-capture.js), the client library as one ES module (lib/openstudio.js) for anyone building
-// another studio, and the files of client/public/. wrangler.toml's [build] runs this for
-// `wrangler dev` (again on every change) and `wrangler deploy`; `npm test` runs it too.
+// (studio.js), the recorder's audio worklet (pcm-capture.js), the program's loudness
+// processor, an audio worklet too (program-processor.js), the client library as one ES module
+// (lib/openstudio.js) for anyone building another studio, and the files of client/public/.
+// wrangler.toml's [build] runs this for `wrangler dev` (again on every change) and
+// `wrangler deploy`; `npm test` runs it too.
 import { build } from 'esbuild';
 import { cpSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -25,6 +27,13 @@ export async function buildClient() {
     format: 'iife',
     entryPoints: [join(client, 'src/worklets/pcm-capture.ts')],
     outfile: join(dist, 'pcm-capture.js'),
+  });
+  // The program's loudness processor (leveler, true-peak limiter, meter): an AudioWorklet too.
+  await build({
+    ...common,
+    format: 'iife',
+    entryPoints: [join(client, 'src/worklets/program-processor.ts')],
+    outfile: join(dist, 'program-processor.js'),
   });
 }
 
