@@ -20,7 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { bandLevels } from '../test/bands.mjs';
-import { joinShow, launchBrowser, toneFile } from '../test/page-driver.mjs';
+import { joinShow, launchBrowser, toneFile, waitConnected } from '../test/page-driver.mjs';
 import { summarize } from './lib/stats.mjs';
 
 const { values: args } = parseArgs({
@@ -71,14 +71,6 @@ async function launch(hz) {
   return browser;
 }
 
-async function connected(page, name) {
-  const strip = page.getByRole('group', { name, exact: true });
-  for (let t = 0; (await strip.getAttribute('data-connection').catch(() => null)) !== 'connected'; t++) {
-    if (t > 300) throw new Error(`${name} never connected`);
-    await sleep(100);
-  }
-}
-
 function pcmOf(wav) {
   return spawnSync('ffmpeg', ['-v', 'error', '-i', '-', '-f', 'f32le', '-ac', '1', '-ar', '48000', '-'], { input: wav, maxBuffer: 1 << 29 })
     .stdout;
@@ -124,7 +116,7 @@ try {
     [host, ['Pat', 'Ann']],
     [pat, ['Hanna', 'Ann']],
   ]) {
-    for (const name of names) await connected(page, name);
+    for (const name of names) await waitConnected(page, name);
   }
 
   // 1. Talkback press → heard.
@@ -183,7 +175,7 @@ try {
     const clicked = (await host.evaluate(() => window.benchTimes.clicks)).at(-1);
     holdToSilent.push((await pat.evaluate(() => window.benchTimes.silent)) - clicked);
     await host.getByRole('button', { name: 'Admit Ann', exact: true }).click();
-    await connected(pat, 'Ann');
+    await waitConnected(pat, 'Ann');
     for (let t = 0; Number(await pat.getByRole('meter', { name: 'Ann level', exact: true }).getAttribute('aria-valuenow')) <= -40; t++) {
       if (t > 200) throw new Error('Ann not heard again after Admit');
       await sleep(50);

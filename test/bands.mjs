@@ -1,5 +1,6 @@
-// Level of one tone's band, window by window, in decoded audio: the browser tests (through
-// test/integration/studio-page.ts) and the studio benches judge what was heard with it.
+// What was heard, measured: the level of one tone's band window by window in decoded audio,
+// and a recording's loudness as ffmpeg's ebur128 reads it. The browser tests (through
+// test/integration/studio-page.ts) and the studio benches judge with these.
 import { spawnSync } from 'node:child_process';
 
 /**
@@ -28,4 +29,33 @@ export function bandLevels(pcm, hz, windowSeconds = 0.25) {
     levels.push(sum > 0 ? 10 * Math.log10(sum / size) : -Infinity);
   }
   return levels;
+}
+
+/**
+ * Loudness of a recording as ffmpeg's `ebur128` filter measures it (ITU-R BS.1770 / EBU R 128):
+ * integrated (LUFS), loudness range (LU) and true peak (dBTP), skipping the first `skipSeconds`.
+ * `dualMono`: a mono file counts as both channels of a stereo one (so a mono program track
+ * reads as the stereo program it was cut from).
+ * @param {Buffer} file
+ * @returns {{ integrated: number; range: number; truePeak: number }}
+ */
+export function loudnessOf(file, { skipSeconds = 0, dualMono = false } = {}) {
+  const out = spawnSync(
+    'ffmpeg',
+    ['-nostats', '-ss', String(skipSeconds), '-i', '-', '-af', `ebur128=peak=true${dualMono ? ':dualmono=true' : ''}`, '-f', 'null', '-'],
+    { input: file, maxBuffer: 64 * 1024 * 1024 },
+  );
+  const text = out.stderr.toString();
+  const summary = text.slice(text.lastIndexOf('Summary:'));
+  /** @param {RegExp} pattern */
+  const number = (pattern) => {
+    const match = pattern.exec(summary);
+    if (!match) throw new Error(`ebur128 summary without ${pattern}: ${summary.slice(0, 500)}`);
+    return match[1] === '-inf' ? -Infinity : Number(match[1]);
+  };
+  return {
+    integrated: number(/I:\s+(-?[\d.]+|-inf) LUFS/),
+    range: number(/LRA:\s+(-?[\d.]+) LU/),
+    truePeak: number(/True peak:\s+Peak:\s+(-?[\d.]+|-inf) dBFS/),
+  };
 }

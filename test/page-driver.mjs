@@ -42,23 +42,35 @@ export function launchChromium(extraArgs = [], { askForMicrophone = false } = {}
   return chromium.launch({ executablePath: '/usr/bin/chromium', args: [...args, ...extraArgs] });
 }
 
-/** A 20 s sine (the fake capture loops it) as a WAV file in `dir`. */
-export function toneFile(dir, hz) {
-  const file = join(dir, `tone-${hz}.wav`);
-  const made = spawnSync('ffmpeg', [
-    '-v',
-    'error',
-    '-y',
-    '-f',
-    'lavfi',
-    '-i',
-    `sine=frequency=${hz}:sample_rate=48000:duration=20`,
-    '-ac',
-    '1',
-    file,
-  ]);
+/**
+ * An audio file made by ffmpeg from a lavfi source (`sine=…`, `aevalsrc=…`, `anullsrc`),
+ * mono, with `outputArgs` (a codec, a length) before the file name.
+ * @param {string} file
+ * @param {string} source
+ * @param {string[]} [outputArgs]
+ */
+export function makeAudioFile(file, source, outputArgs = []) {
+  const made = spawnSync('ffmpeg', ['-v', 'error', '-y', '-f', 'lavfi', '-i', source, '-ac', '1', ...outputArgs, file]);
   if (made.status !== 0) throw new Error(`ffmpeg: ${made.stderr}`);
   return file;
+}
+
+/** A 20 s sine (the fake capture loops it) as a WAV file in `dir`. */
+export function toneFile(dir, hz) {
+  return makeAudioFile(join(dir, `tone-${hz}.wav`), `sine=frequency=${hz}:sample_rate=48000:duration=20`);
+}
+
+/**
+ * Waits until `page`'s connection to `name` is connected (the strip's RTCPeerConnection
+ * state), for the benches; the tests use studio-page.ts's `expectConnected`.
+ */
+export async function waitConnected(page, name, timeoutMs = 30_000) {
+  const strip = page.getByRole('group', { name, exact: true });
+  const end = Date.now() + timeoutMs;
+  while ((await strip.getAttribute('data-connection', { timeout: 1_000 }).catch(() => null)) !== 'connected') {
+    if (Date.now() > end) throw new Error(`${name} never connected`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 /**

@@ -6,7 +6,7 @@ export function summarize(samples) {
   if (n === 0) return { n: 0 };
   const at = (p) => xs[Math.min(n - 1, Math.max(0, Math.ceil((p / 100) * n) - 1))];
   const mean = xs.reduce((s, x) => s + x, 0) / n;
-  return { n, p50: at(50), p90: at(90), p99: at(99), max: xs[n - 1], min: xs[0], mean };
+  return { n, p50: at(50), p90: at(90), p95: at(95), p99: at(99), max: xs[n - 1], min: xs[0], mean };
 }
 
 /** The median (mean of the middle two for an even count); for per-round figures. */

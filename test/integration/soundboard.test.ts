@@ -3,13 +3,12 @@
 // waiting caller; the producer's own mute and fader do not touch it, nor her own track;
 // Stop on another page stops it everywhere; the program track carries it. Each voice its
 // own Chromium and tone; each sound its own tone.
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { createShow, cspViolations, expectMeterMoves, joinShow } from '../page-driver.mjs';
+import { createShow, cspViolations, expectMeterMoves, joinShow, makeAudioFile } from '../page-driver.mjs';
 import { takes, trackPcm, trackStatus } from './recordings';
 import { bandLevel, bandLevels, expectConnected, expectMeterSilent, expectText, expectVisible, listen, toneBrowsers } from './studio-page';
 
@@ -23,26 +22,8 @@ const dir = mkdtempSync(join(tmpdir(), 'openstudio-sounds-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** A sound file made by ffmpeg: `seconds` of a sine at `hz` (0.5 of full scale). */
-function soundFile(name: string, hz: number, seconds: number, codec: string[]): string {
-  const file = join(dir, name);
-  const made = spawnSync('ffmpeg', [
-    '-v',
-    'error',
-    '-y',
-    '-f',
-    'lavfi',
-    '-i',
-    `sine=frequency=${hz}:sample_rate=48000:duration=${seconds}`,
-    '-af',
-    'volume=4',
-    '-ac',
-    '1',
-    ...codec,
-    file,
-  ]);
-  if (made.status !== 0) throw new Error(`ffmpeg: ${made.stderr}`);
-  return file;
-}
+const soundFile = (name: string, hz: number, seconds: number, codec: string[]) =>
+  makeAudioFile(join(dir, name), `sine=frequency=${hz}:sample_rate=48000:duration=${seconds}`, ['-af', 'volume=4', ...codec]);
 
 const sounding = (page: Page) => page.locator('#console').getAttribute('data-sounds-sounding');
 

@@ -30,10 +30,10 @@ export async function expectMeterSilent(page: Page, name: string, ms = 2_000, db
 /** Where a WebM stream (re)starts: the EBML header a fresh recorder writes first. */
 const EBML_MAGIC = Buffer.from([0x1a, 0x45, 0xdf, 0xa3]);
 
-/** Record the listen URL for `seconds` once Icecast answers. */
-async function record(url: string, seconds: number): Promise<Buffer> {
+/** Record the listen URL for `seconds` once Icecast answers (the stream as it comes: Ogg/Opus). */
+export async function record(url: string, seconds: number): Promise<Buffer> {
   const stop = new AbortController();
-  const signal = AbortSignal.any([stop.signal, AbortSignal.timeout(20_000)]);
+  const signal = AbortSignal.any([stop.signal, AbortSignal.timeout(20_000 + seconds * 1000)]);
   // As a listener's player does: connect again when Icecast closes the connection before
   // answering (it does while a show's source is being replaced). Any answer but 200 fails.
   let response: Response | undefined;
@@ -98,8 +98,8 @@ export function bandLevel(pcm: Buffer, hz: number): number {
   return match[1] === '-inf' ? -Infinity : Number(match[1]);
 }
 
-/** Band levels window by window: shared with the benches (plain JavaScript there). */
-export { bandLevels } from '../bands.mjs';
+/** Band levels window by window, and ffmpeg's loudness of a recording: shared with the benches (plain JavaScript there). */
+export { bandLevels, loudnessOf } from '../bands.mjs';
 
 /** Decode an Ogg/WebM recording (or its first part) to f32le mono 48 kHz. */
 export function decode(recording: Buffer): Buffer {

@@ -486,8 +486,9 @@ export class Show {
     keepGrant(this.options.roomId, grant);
     // The clock again as the take begins: a quieter moment than the join, when the mesh was being made.
     for (let i = 0; i < CLOCK_SAMPLES; i++) setTimeout(() => this.client.askClock(), i * CLOCK_SPACING_MS);
-    await loadCapture(this.mix.context);
-    const source = grant.kind === 'program' ? this.mix.bus : this.voiceSource;
+    await Promise.all([loadCapture(this.mix.context), this.mix.ready]);
+    // The program as it goes to air: after the loudness processor, sounds and all.
+    const source = grant.kind === 'program' ? this.mix.program : this.voiceSource;
     // No microphone yet: its track starts when it opens.
     if (!source && grant.kind === 'voice') this.pendingVoice = grant;
     if (!source || this.recorders.has(grant.trackId) || this.recording.state !== 'recording' || this.recording.takeId !== grant.takeId)
@@ -558,6 +559,7 @@ export class Show {
     this.broadcast = { ...this.broadcast, state: 'connecting' };
     this.emit('program', undefined);
     await this.mix.context.resume();
+    this.mix.resetLoudness(); // the integrated loudness of this show's air
     await mine.start(this.mix.stream).catch(() => {}); // the status says why
   }
 

@@ -2,7 +2,7 @@
 // (show.ts: the people, their state, the actions, and what each voice may reach) and keeps
 // the DOM: strips with their buttons updated in place, the program panel, the meters.
 import { ROLE_TABLE, isStaff, moderatesRole } from '../../../protocol/roles';
-import { HttpError, revokeInvites } from '../lib';
+import { DEFAULT_LOUDNESS_TARGET, HttpError, LOUDNESS_TARGETS, revokeInvites } from '../lib';
 import type { Participant, RecordingInfo, Role } from '../lib';
 import { byId, h, meterElement, showLevel } from './dom';
 import { RecordingsPanel, clockText } from './recordings-panel';
@@ -10,6 +10,18 @@ import { SENTENCES } from './sentences';
 import { SoundboardPanel } from './soundboard-panel';
 import { Show } from './show';
 import type { ShowOptions } from './show';
+
+const LOUDNESS_USES: Partial<Record<number, string>> = {
+  [-16]: ' (podcast)',
+  [-18]: ' (speech streams, AES TD1008)',
+  [-23]: ' (EBU R 128)',
+};
+/** The program's loudness targets, as the console offers them (their LUFS number first: automation picks by it). */
+const LOUDNESS_CHOICES = [
+  ...LOUDNESS_TARGETS.map((lufs) => ({ value: String(lufs), label: `${lufs} LUFS${LOUDNESS_USES[lufs] ?? ''}` })),
+  { value: 'off', label: 'Off' },
+];
+const LOUDNESS_KEY = 'openstudio:loudness-target';
 
 /** Meters refresh 20 times a second: a mute shows as silence within one refresh or two. */
 const METER_INTERVAL_MS = 50;
@@ -60,6 +72,7 @@ export class Studio {
     show.on('notes', () => this.renderAll());
     show.on('chat', () => this.renderChat());
     this.soundboard = new SoundboardPanel(show);
+    this.setUpLoudnessTarget();
     show.on('notice', (text) => (text === null ? this.clearNotice() : this.notice(text)));
     show.on('ended', (sentence) => {
       clearInterval(this.meterTimer);
@@ -410,7 +423,7 @@ export class Studio {
     clock.textContent = `${hh}:${mm}:${ss}`;
   }
 
-  private loudnessTick = 0;
+  private slowTick = 0;
 
   private updateMeters(): void {
     const { mix, mesh } = this.show;
@@ -437,15 +450,45 @@ export class Studio {
     this.soundboard.updateMeter(now);
     const program = mix.meter.read(now);
     showLevel(byId('program-level'), program.level, program.peak);
-    // Loudness takes a block every 100 ms (its 3 s window is 30 blocks); text updates twice a second.
-    if (++this.loudnessTick % 2 === 0) return;
-    const lufs = mix.loudness.read();
-    if (this.loudnessTick % 10 === 1) {
-      // The screening queue's waiting times (m:ss), twice a second.
-      for (const [peerId, person] of this.show.people) if (person.waiting) this.renderStrip(peerId);
-      byId('loudness').textContent = Number.isFinite(lufs) && lufs > -70 ? `${lufs.toFixed(1)} LUFS short-term` : '— LUFS';
-      this.renderClock();
-    }
+    // Twice a second: the loudness (the processor measures every 100 ms), the screening queue's waiting times (m:ss), the clock.
+    if (++this.slowTick % 10 !== 1) return;
+    for (const [peerId, person] of this.show.people) if (person.waiting) this.renderStrip(peerId);
+    this.renderLoudness();
+    this.renderClock();
+  }
+
+  /** Momentary, short-term and integrated loudness of what goes to air; the integrated one is the meter's value. */
+  private renderLoudness(): void {
+    const { loudness, processorError } = this.show.mix;
+    const meter = byId('loudness');
+    const lufs = (value: number | null | undefined) => (value === null || value === undefined ? '—' : value.toFixed(1));
+    const text = processorError
+      ? 'loudness processor unavailable'
+      : `M ${lufs(loudness?.momentary)} · S ${lufs(loudness?.shortTerm)} · I ${lufs(loudness?.integrated)} LUFS`;
+    if (meter.textContent === text) return;
+    meter.textContent = text;
+    const integrated = loudness?.integrated ?? null;
+    meter.setAttribute('aria-valuenow', integrated === null ? '-60' : integrated.toFixed(1));
+    meter.setAttribute(
+      'aria-valuetext',
+      integrated === null
+        ? 'nothing measured yet'
+        : `integrated ${lufs(integrated)} LUFS, short-term ${lufs(loudness?.shortTerm)} LUFS, momentary ${lufs(loudness?.momentary)} LUFS`,
+    );
+  }
+
+  /** The loudness target's choices; this page's choice is kept for its next show. */
+  private setUpLoudnessTarget(): void {
+    const select = byId<HTMLSelectElement>('loudness-target');
+    for (const choice of LOUDNESS_CHOICES) select.append(h('option', { value: choice.value }, choice.label));
+    const kept = localStorage.getItem(LOUDNESS_KEY);
+    select.value = LOUDNESS_CHOICES.some((c) => c.value === kept) ? kept! : String(DEFAULT_LOUDNESS_TARGET);
+    const apply = () => this.show.mix.setLoudnessTarget(select.value === 'off' ? null : Number(select.value));
+    select.addEventListener('change', () => {
+      localStorage.setItem(LOUDNESS_KEY, select.value);
+      apply();
+    });
+    apply();
   }
 }
 

@@ -109,7 +109,11 @@ export async function uploadSound(
 ): Promise<{ sound: SoundInfo }> {
   const response = await fetch(`${base}/rooms/${encodeURIComponent(roomId)}/sounds`, {
     method: 'POST',
-    headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/octet-stream', [SOUND_NAME_HEADER]: encodeURIComponent(name) },
+    headers: {
+      Authorization: `Bearer ${token}`,
+      'Content-Type': 'application/octet-stream',
+      [SOUND_NAME_HEADER]: encodeURIComponent(name),
+    },
     body: file,
   });
   return answerOf(response);

@@ -3,10 +3,13 @@
 // after the gate (what this page really hears), a program fader onto the program bus, and
 // for remote voices a path to the speakers. The program bus is what gets broadcast.
 //
-//   stream → gate → meter ┬→ fader (× on-air) → program bus → program stream (+ meter, loudness)
+//   stream → gate → meter ┬→ fader (× on-air) → program bus → loudness processor → program stream (+ meter)
 //                         └→ speakers (remote voices only)
+//
+// The soundboard's sounds are one more channel (`sounds`), fed by a node instead of a stream.
 
 import { SAMPLE_RATE } from '../../../protocol/recording';
+import { DEFAULT_TARGET } from '../worklets/program-dsp';
 
 /** Silence as the meters report it (dBFS); meters range from here to 0. */
 export const METER_FLOOR_DB = -60;
@@ -41,37 +44,6 @@ export class LevelMeter {
       this.heldAt = now;
     }
     return { level, peak: this.held };
-  }
-}
-
-/**
- * Short-term loudness (EBU R 128 / ITU-R BS.1770, 3 s window) of a mono signal: K-weighting
- * with two biquads, mean square over blocks read by `read()` (call it about every 100 ms).
- * An approximation (Web Audio's high shelf has a fixed slope; blocks are sampled, not
- * contiguous), close enough for riding levels.
- */
-export class LoudnessMeter {
-  private analyser: AnalyserNode;
-  private samples: Float32Array<ArrayBuffer>;
-  private blocks: number[] = [];
-
-  constructor(context: BaseAudioContext, input: AudioNode) {
-    const shelf = new BiquadFilterNode(context, { type: 'highshelf', frequency: 1681.97, gain: 4 });
-    const highpass = new BiquadFilterNode(context, { type: 'highpass', frequency: 38.13, Q: 0.5 });
-    this.analyser = new AnalyserNode(context, { fftSize: 4096 });
-    input.connect(shelf).connect(highpass).connect(this.analyser);
-    this.samples = new Float32Array(this.analyser.fftSize);
-  }
-
-  /** LUFS over the last 3 s of blocks, or -Infinity for silence. */
-  read(): number {
-    this.analyser.getFloatTimeDomainData(this.samples);
-    let sum = 0;
-    for (const sample of this.samples) sum += sample * sample;
-    this.blocks.push(sum / this.samples.length);
-    if (this.blocks.length > 30) this.blocks.shift();
-    const mean = this.blocks.reduce((a, b) => a + b, 0) / this.blocks.length;
-    return mean > 0 ? -0.691 + 10 * Math.log10(mean) : -Infinity;
   }
 }
 
@@ -157,12 +129,41 @@ export class Channel {
   }
 }
 
+/** The program's loudness as the processor measures what goes to air (LUFS; null: nothing to measure yet). */
+export interface ProgramLoudness {
+  momentary: number | null;
+  shortTerm: number | null;
+  /** Since the last `resetLoudness()` (the console resets it when the show goes on air). */
+  integrated: number | null;
+  /** The leveler's gain now (dB) and the limiter's reduction (dB, 0 or more). */
+  gain: number;
+  reduction: number;
+}
+
+/** The loudness processor's AudioWorklet, served from the page's own origin (the CSP allows no other). */
+const PROCESSOR_URL = '/program-processor.js';
+export { DEFAULT_TARGET as DEFAULT_LOUDNESS_TARGET, LOUDNESS_TARGETS } from '../worklets/program-dsp';
+
 export class ProgramMix {
   readonly context: AudioContext;
+  /** Every voice's fader (and the sounds') sums here: the mix. */
   readonly bus: GainNode;
   readonly output: MediaStreamAudioDestinationNode;
+  /** The program as it goes to air (after the processor). */
   readonly meter: LevelMeter;
-  readonly loudness: LoudnessMeter;
+  /**
+   * The program as it goes to air: the loudness processor's output once it is loaded (the
+   * mix until then, and for good where it cannot load). A program recording taps it here.
+   */
+  program: AudioNode;
+  /** Settles once the processor is in place, or could not be (`processorError` says why). */
+  readonly ready: Promise<void>;
+  processorError: string | null = null;
+  /** The latest reading of the program's loudness (null before the processor's first). */
+  loudness: ProgramLoudness | null = null;
+  private analyser: AnalyserNode;
+  private processor: AudioWorkletNode | null = null;
+  private target: number | null = DEFAULT_TARGET;
   private channels = new Map<string, Channel>();
 
   // At the recordings' rate: a page's tracks are captured in this context, sample-exact.
@@ -170,11 +171,57 @@ export class ProgramMix {
     this.context = context;
     this.bus = new GainNode(context, { gain: 1 });
     this.output = context.createMediaStreamDestination();
-    const analyser = new AnalyserNode(context, { fftSize: 1024 });
+    this.analyser = new AnalyserNode(context, { fftSize: 1024 });
     this.bus.connect(this.output);
-    this.bus.connect(analyser);
-    this.meter = new LevelMeter(analyser);
-    this.loudness = new LoudnessMeter(context, this.bus);
+    this.bus.connect(this.analyser);
+    this.program = this.bus;
+    this.meter = new LevelMeter(this.analyser);
+    this.ready = this.loadProcessor();
+  }
+
+  /**
+   * bus → processor (leveler, true-peak limiter, meter) → program stream and meter. The
+   * processor is for the program only: what each page hears of the voices never passes it.
+   */
+  private async loadProcessor(): Promise<void> {
+    try {
+      await this.context.audioWorklet.addModule(PROCESSOR_URL);
+      const node = new AudioWorkletNode(this.context, 'program-processor', {
+        numberOfInputs: 1,
+        numberOfOutputs: 1,
+        outputChannelCount: [2],
+        channelCount: 2,
+        channelCountMode: 'explicit',
+        channelInterpretation: 'speakers',
+      });
+      node.port.onmessage = ({ data }: MessageEvent<{ type: string } & ProgramLoudness>) => {
+        if (data.type === 'loudness') this.loudness = data;
+      };
+      node.port.postMessage({ type: 'target', lufs: this.target });
+      this.bus.disconnect();
+      this.bus.connect(node);
+      node.connect(this.output);
+      node.connect(this.analyser);
+      this.processor = node;
+      this.program = node;
+    } catch (error) {
+      this.processorError = error instanceof Error ? error.message : String(error);
+    }
+  }
+
+  /** The loudness the program is levelled to (LUFS), or null: off, the program is the mix untouched. */
+  setLoudnessTarget(lufs: number | null): void {
+    this.target = lufs;
+    this.processor?.port.postMessage({ type: 'target', lufs });
+  }
+
+  get loudnessTarget(): number | null {
+    return this.target;
+  }
+
+  /** Start the integrated loudness again (momentary and short-term go on). */
+  resetLoudness(): void {
+    this.processor?.port.postMessage({ type: 'reset' });
   }
 
   /** Add (or replace) the voice `id` (a stream, or a node of this context). */
@@ -219,6 +266,7 @@ export class ProgramMix {
 
   close(): void {
     for (const id of [...this.channels.keys()]) this.removeChannel(id);
+    this.processor?.port.close();
     void this.context.close();
   }
 }
