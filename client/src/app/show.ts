@@ -30,6 +30,7 @@ import type {
   UploadQueue,
   Welcome,
 } from '../lib';
+import { isStaff } from '../../../protocol/roles';
 import { soundNameFromFile } from '../../../protocol/sounds';
 import type { Microphone } from './microphone';
 import { SENTENCES, sentenceForClose, sentenceForError } from './sentences';
@@ -239,6 +240,8 @@ export class Show {
     const client = this.client;
     client.on('welcome', (welcome) => {
       this.me = welcome;
+      // Staff mix the program (to air, to the tape): through the loudness processor, ready before either starts.
+      if (isStaff(welcome.role)) void this.mix.startProcessor();
       // A resumed welcome: whoever left while we were away is gone here too.
       this.people = new Map(welcome.participants.map((p) => [p.peerId, p]));
       // Private talk ends if that caller left or was let in meanwhile.
@@ -486,7 +489,7 @@ export class Show {
     keepGrant(this.options.roomId, grant);
     // The clock again as the take begins: a quieter moment than the join, when the mesh was being made.
     for (let i = 0; i < CLOCK_SAMPLES; i++) setTimeout(() => this.client.askClock(), i * CLOCK_SPACING_MS);
-    await Promise.all([loadCapture(this.mix.context), this.mix.ready]);
+    await Promise.all([loadCapture(this.mix.context), this.mix.startProcessor()]);
     // The program as it goes to air: after the loudness processor, sounds and all.
     const source = grant.kind === 'program' ? this.mix.program : this.voiceSource;
     // No microphone yet: its track starts when it opens.
@@ -559,6 +562,7 @@ export class Show {
     this.broadcast = { ...this.broadcast, state: 'connecting' };
     this.emit('program', undefined);
     await this.mix.context.resume();
+    await this.mix.startProcessor();
     this.mix.resetLoudness(); // the integrated loudness of this show's air
     await mine.start(this.mix.stream).catch(() => {}); // the status says why
   }

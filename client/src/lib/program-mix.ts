@@ -152,13 +152,12 @@ export class ProgramMix {
   /** The program as it goes to air (after the processor). */
   readonly meter: LevelMeter;
   /**
-   * The program as it goes to air: the loudness processor's output once it is loaded (the
+   * The program as it goes to air: the loudness processor's output once it is in place (the
    * mix until then, and for good where it cannot load). A program recording taps it here.
    */
   program: AudioNode;
-  /** Settles once the processor is in place, or could not be (`processorError` says why). */
-  readonly ready: Promise<void>;
   processorError: string | null = null;
+  private processing: Promise<void> | null = null;
   /** The latest reading of the program's loudness (null before the processor's first). */
   loudness: ProgramLoudness | null = null;
   private analyser: AnalyserNode;
@@ -176,13 +175,19 @@ export class ProgramMix {
     this.bus.connect(this.analyser);
     this.program = this.bus;
     this.meter = new LevelMeter(this.analyser);
-    this.ready = this.loadProcessor();
   }
 
   /**
-   * bus → processor (leveler, true-peak limiter, meter) → program stream and meter. The
+   * bus → processor (leveler, true-peak limiter, meter) → program stream and meter, for a
+   * page that may send or record the program (a caller's page never needs it). Settles once
+   * it is in place, or could not be (`processorError` says why); call it again at will. The
    * processor is for the program only: what each page hears of the voices never passes it.
    */
+  startProcessor(): Promise<void> {
+    this.processing ??= this.loadProcessor();
+    return this.processing;
+  }
+
   private async loadProcessor(): Promise<void> {
     try {
       await this.context.audioWorklet.addModule(PROCESSOR_URL);
