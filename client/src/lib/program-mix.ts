@@ -57,6 +57,8 @@ export class Channel {
   readonly meter: LevelMeter;
   /** The voice as it enters this page's audio: a recorder taps it here, in step with the program. */
   readonly source: AudioNode;
+  /** A voice (a stream), not a node of the page's own (the soundboard's sounds). */
+  readonly isVoice: boolean;
   private gate: GainNode;
   private fader: GainNode;
   private speakers: GainNode | null = null;
@@ -72,6 +74,7 @@ export class Channel {
   ) {
     const { context } = mix;
     const stream = input instanceof MediaStream ? input : null;
+    this.isVoice = stream !== null;
     this.source = stream ? context.createMediaStreamSource(stream) : (input as AudioNode);
     this.gate = new GainNode(context, { gain: 1 });
     // 1024 samples: a ~21 ms window, for meters read every 50 ms.
@@ -245,9 +248,9 @@ export class ProgramMix {
     return this.channels.get(id);
   }
 
-  /** How many voices the mix holds (this page's own included). */
+  /** How many voices the mix holds (this page's own included; the sounds' channel is no voice). */
   get size(): number {
-    return this.channels.size;
+    return [...this.channels.values()].filter((channel) => channel.isVoice).length;
   }
 
   removeChannel(id: string): void {
