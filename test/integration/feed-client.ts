@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { inject } from 'vitest';
 import WebSocket from 'ws';
 import { checkFrame, FeedMessageSchema, ServerMessageSchema } from '../../protocol/server-messages';
+import { bandFilter } from '../bands.mjs';
 
 export const workerHttp = () => inject('workerUrl');
 export const workerWs = () => workerHttp().replace(/^http/, 'ws');
@@ -217,11 +218,15 @@ export function decodes(recording: Buffer): boolean {
   return recording.length > 0 && decode.status === 0 && decode.stderr === '';
 }
 
-/** Mean level (dB) of a narrow band around `frequency` in the decoded stream; ≈ −40 present, < −60 absent. */
+/**
+ * Mean level (dB) of a narrow band around `frequency` in the decoded stream (three bandpasses
+ * in a row, as bands.mjs: the show's tone does not read as the station fill's 110 Hz away);
+ * ≈ −40 present, < −60 absent.
+ */
 export function toneLevel(recording: Buffer, frequency: number): number {
   const out = spawnSync(
     'ffmpeg',
-    ['-v', 'info', '-nostats', '-i', '-', '-af', `bandpass=f=${frequency}:width_type=q:w=30,volumedetect`, '-f', 'null', '-'],
+    ['-v', 'info', '-nostats', '-i', '-', '-af', `${bandFilter(frequency)},volumedetect`, '-f', 'null', '-'],
     { input: recording, encoding: 'utf8' },
   );
   const match = /mean_volume: (-?[\d.]+|-inf) dB/.exec(out.stderr);
