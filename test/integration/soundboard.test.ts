@@ -142,6 +142,10 @@ describe('the soundboard', () => {
       await expectVisible(walt.getByRole('group', { name: 'Sounds', exact: true }), 20_000);
       await pat.getByRole('button', { name: 'Play jingle', exact: true }).click();
       await expectMeterMoves(walt, 'Sounds level', -30);
+      // Put back on hold while it plays: it stops for him at once, and only for him.
+      await host.getByRole('button', { name: 'Hold Walt', exact: true }).click();
+      await expect.poll(() => sounding(walt), { timeout: 5_000, message: 'the jingle on the held caller’s page' }).toBe('0');
+      expect(await sounding(ann)).toBe('1');
       await pat.getByRole('button', { name: 'Stop jingle', exact: true }).click();
 
       for (const page of [host, pat, ann, walt]) expect(cspViolations(page)).toEqual([]);
