@@ -418,8 +418,7 @@ export class Show {
   private setSounds(sounds: SoundInfo[]): void {
     // A waiting caller hears no sound, whatever reaches it (the room sends it none).
     this.sounds = this.me?.waiting ? [] : sounds;
-    this.soundPlayer.update(this.sounds);
-    this.emit('sounds', undefined);
+    this.soundPlayer.update(this.sounds); // its onChange tells the console
   }
 
   /** Staff: a new pad from a file (refused with an HttpError saying why). */
